@@ -1,0 +1,33 @@
+# `make run` and `make test` work on a fresh machine: they create the virtualenv they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+SAMPLE ?= samples/hourly_week.xml
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/espi summary $(SAMPLE)
+	$(BIN)/espi validate $(SAMPLE)
+	@echo
+	@echo "Try: $(BIN)/espi --help   (export, summary, validate on any Green Button file)"
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check espi tests bench tools
+	$(BIN)/ruff format --check espi
+	$(BIN)/mypy
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/bench_reader.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
