@@ -1,0 +1,30 @@
+"""espi: Green Button / ESPI (NAESB REQ.21) data in Python.
+
+    import espi
+    feed = espi.parse("usage.xml")               # the whole document, linked
+    for r in espi.iter_readings("bulk.xml"):     # every reading, streamed in flat memory
+        print(r.start_datetime, r.quantity, r.unit, r.cost_amount)
+"""
+
+from . import codes, model
+from .codes import *  # noqa: F403 - the code lists are part of the public API
+from .errors import EspiError, EspiWarning, ParseError, Quirk, SchemaError, SchemaProblem
+from .model import *  # noqa: F403 - the model classes are part of the public API
+from .reader import ParseOptions, ReadingStream, iter_readings, parse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EspiError",
+    "EspiWarning",
+    "ParseError",
+    "ParseOptions",
+    "Quirk",
+    "ReadingStream",
+    "SchemaError",
+    "SchemaProblem",
+    "codes",
+    "iter_readings",
+    "model",
+    "parse",
+]

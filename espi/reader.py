@@ -1,0 +1,913 @@
+"""Streaming reader: Green Button (ESPI Atom) XML -> :mod:`espi.model`.
+
+One engine serves both doors. It walks the document with lxml's ``iterparse``, handles each Atom
+``entry`` when it ends and then frees it, so memory is bounded by the largest IntervalBlock, not
+by the file. :func:`parse` keeps every resource and returns a :class:`~espi.model.Feed`;
+:func:`iter_readings` yields readings as their blocks complete and keeps only the small
+resources (usage points, meter readings, reading types) needed to say what a reading is.
+
+Safe by default: no DTD, no entities, no network, lxml's size guards on; a document that
+declares a DTD is refused. Real files deviate from the standard in known ways (prefixes, legacy
+element names, missing links, bare dates...): those are tolerated on purpose and reported as
+:class:`~espi.errors.Quirk` records and one :class:`~espi.errors.EspiWarning` per kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import typing
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import IO, Any, Union
+from urllib.parse import unquote, urlsplit
+
+from lxml import etree
+
+from . import model as m
+from .codes import Code, QualityOfReading
+from .errors import EspiWarning, ParseError, Quirk
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
+
+ATOM = "{%s}" % m.ATOM_NS
+ESPI = "{%s}" % m.ESPI_NS
+CUST = "{%s}" % m.CUSTOMER_NS
+
+#: Readings held back while their reading type is not known yet (files often put the
+#: ReadingType entry after the IntervalBlocks). Past this, they are released without it.
+HOLD_BACK_READINGS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class ParseOptions:
+    """How the reader treats its input.
+
+    strict: raise :class:`ParseError` on the first deviation instead of tolerating it.
+    warn: issue an :class:`EspiWarning` the first time each kind of deviation is seen.
+    max_bytes: refuse documents larger than this (``None``: no limit).
+    progress: called with the number of bytes read so far, as reading advances.
+    """
+
+    strict: bool = False
+    warn: bool = True
+    max_bytes: int | None = None
+    progress: Callable[[int], None] | None = None
+
+
+# --------------------------------------------------------------------------- model mapping
+
+#: Resource element name -> model class (both namespaces; the namespace is checked apart).
+RESOURCES: dict[str, type[Any]] = {
+    "UsagePoint": m.UsagePoint,
+    "MeterReading": m.MeterReading,
+    "ReadingType": m.ReadingType,
+    "IntervalBlock": m.IntervalBlock,
+    "UsageSummary": m.UsageSummary,
+    "ElectricPowerUsageSummary": m.UsageSummary,
+    "ElectricPowerQualitySummary": m.ElectricPowerQualitySummary,
+    "LocalTimeParameters": m.LocalTimeParameters,
+    "TimeConfiguration": m.LocalTimeParameters,
+    "ApplicationInformation": m.ApplicationInformation,
+    "Authorization": m.Authorization,
+    "ProgramIdMappings": m.ProgramIdMappings,
+    "ServiceStatus": m.ServiceStatus,
+    "BatchList": m.BatchList,
+    "Customer": m.Customer,
+    "CustomerAccount": m.CustomerAccount,
+    "CustomerAgreement": m.CustomerAgreement,
+    "ServiceLocation": m.ServiceLocation,
+    "Meter": m.Meter,
+    "ServiceSupplier": m.ServiceSupplier,
+    "Statement": m.Statement,
+}
+
+#: Element names used by older schemas and real files, by class: legacy name -> current name.
+LEGACY_NAMES: dict[type[Any], dict[str, str]] = {
+    m.UsagePoint: {"ServiceDeliveryPoint": "serviceDeliveryPoint"},
+}
+
+
+def xml_name(f: dataclasses.Field[Any]) -> str | None:
+    """The XML element name of a model field, or None when it is not XML content."""
+    name = f.metadata.get("xml")
+    if name is None:
+        return None
+    if name == "":
+        head, *rest = f.name.split("_")
+        return head + "".join(p[:1].upper() + p[1:] for p in rest)
+    return str(name)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    attr: str
+    kind: type[Any]  # int, str, bool, float, a Code subclass or a model dataclass
+    is_list: bool
+    item: str | None
+
+
+@cache
+def field_specs(cls: type[Any]) -> dict[str, FieldSpec]:
+    """XML element name -> how to read it, for a model class (computed once per class)."""
+    hints = typing.get_type_hints(cls)
+    specs: dict[str, FieldSpec] = {}
+    for f in dataclasses.fields(cls):
+        name = xml_name(f)
+        if name is None:
+            continue
+        hint = hints[f.name]
+        is_list = typing.get_origin(hint) is list
+        if is_list:
+            (kind,) = typing.get_args(hint)
+        else:
+            kind = next(a for a in typing.get_args(hint) if a is not type(None))
+        specs[name] = FieldSpec(f.name, kind, is_list, f.metadata.get("item"))
+    return specs
+
+
+def local(tag: str) -> str:
+    return tag[tag.rfind("}") + 1 :]
+
+
+def norm_href(href: str) -> str:
+    """A link target reduced to what identifies it: the path below ``.../resource/``."""
+    path = unquote(urlsplit(href.strip()).path)
+    i = path.rfind("/resource/")
+    if i >= 0:
+        path = path[i + len("/resource/") :]
+    return path.strip("/")
+
+
+# --------------------------------------------------------------------------- input
+
+
+class _Input(io.RawIOBase):
+    """A binary stream that counts what lxml reads: size limit and progress."""
+
+    def __init__(self, raw: IO[bytes], name: str, opts: ParseOptions) -> None:
+        self.raw = raw
+        self.name = name
+        self.opts = opts
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.count += len(data)
+        if self.opts.max_bytes is not None and self.count > self.opts.max_bytes:
+            raise ParseError(
+                f"document larger than the limit of {self.opts.max_bytes} bytes", file=self.name
+            )
+        if self.opts.progress is not None:
+            self.opts.progress(self.count)
+        return data
+
+
+def open_source(source: Source) -> tuple[IO[bytes], str, bool]:
+    """(binary stream, display name, whether we opened it and must close it)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(bytes(source)), "<bytes>", True
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        try:
+            return open(path, "rb"), path, True  # noqa: SIM115 - closed by the caller
+        except OSError as err:
+            raise ParseError(f"cannot open: {err.strerror}", file=path) from err
+    if hasattr(source, "read"):
+        return source, str(getattr(source, "name", "<stream>")), False
+    raise TypeError(f"source must be a path, bytes or a binary file, not {type(source).__name__}")
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+class _Engine:
+    """Reads one document; yields each resource as its entry completes."""
+
+    def __init__(self, source: Source, opts: ParseOptions) -> None:
+        self.opts = opts
+        self.source = source
+        self.file = "<input>"
+        self.quirks: dict[str, Quirk] = {}
+        self.entry_no = 0
+        self.header: dict[str, Any] = {"links": []}
+        self.linker = _Linker(self)
+        self.root_kind: str | None = None
+
+    # ---- reporting
+
+    def quirk(self, code: str, message: str, el: Any = None) -> None:
+        q = self.quirks.get(code)
+        if q is not None:
+            q.count += 1
+            return
+        line = el.sourceline if el is not None else None
+        path = self.path(el) if el is not None else None
+        if self.opts.strict:
+            raise ParseError(message, file=self.file, line=line, element=path)
+        q = Quirk(code, message, self.file, line, path)
+        self.quirks[code] = q
+        if self.opts.warn:
+            warnings.warn(EspiWarning(str(q)), stacklevel=4)
+
+    def path(self, el: Any) -> str:
+        names = []
+        while el is not None:
+            name = local(el.tag) if isinstance(el.tag, str) else "?"
+            if name == "entry" and self.entry_no:
+                name = f"entry[{self.entry_no}]"
+            names.append(name)
+            el = el.getparent()
+        return "/" + "/".join(reversed(names))
+
+    # ---- the walk
+
+    def run(self) -> Iterator[Any]:
+        raw, self.file, close = open_source(self.source)
+        stream = _Input(raw, self.file, self.opts)
+        try:
+            yield from self._walk(stream)
+        except etree.XMLSyntaxError as err:
+            line, column = err.position if err.position else (err.lineno, err.offset)
+            raise ParseError(
+                f"not well-formed XML: {err.msg}", file=self.file, line=line, column=column
+            ) from err
+        finally:
+            if close:
+                raw.close()
+
+    def _walk(self, stream: _Input) -> Iterator[Any]:
+        events = etree.iterparse(
+            stream,
+            events=("end",),
+            tag=("{*}entry",),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        checked = False
+        for _, el in events:
+            if not checked:
+                self._refuse_dtd(el)
+                checked = True
+            parent = el.getparent()
+            if parent is not None:
+                self._header(parent, el)
+            self.entry_no += 1
+            yield from self._entry(el)
+            el.clear(keep_tail=False)
+            if parent is not None:
+                while el.getprevious() is not None:
+                    del parent[0]
+        root = events.root
+        if root is None:
+            raise ParseError("empty document", file=self.file)
+        if not checked:
+            self._refuse_dtd(root)
+        tag = local(root.tag)
+        self.root_kind = tag
+        if tag == "feed":
+            self._header(root, None)
+            if root.tag != ATOM + "feed":
+                self.quirk("atom-namespace", "feed element outside the Atom namespace", root)
+        elif tag != "entry":
+            found = self._resource(root)
+            if not found:
+                raise ParseError(
+                    f"not a Green Button document: root element <{tag}>",
+                    file=self.file,
+                    line=root.sourceline,
+                )
+            yield from found
+        self.linker.finish()
+
+    def _refuse_dtd(self, root: Any) -> None:
+        docinfo = root.getroottree().docinfo
+        if docinfo.doctype or docinfo.internalDTD is not None:
+            raise ParseError(
+                "document type declarations (DTD) and entities are refused "
+                "(Green Button files never need them; they enable entity-expansion attacks)",
+                file=self.file,
+                line=1,
+            )
+
+    def _header(self, feed: Any, until: Any) -> None:
+        """Read the feed's own id/title/updated/links from the children before ``until``."""
+        for child in feed:
+            if child is until:
+                break
+            tag = child.tag
+            if tail := (child.tail or "").strip():
+                self.quirk(
+                    "stray-text", f"character data between elements ({tail[:20]!r}) ignored", child
+                )
+            if tag == ATOM + "entry" or local(tag) == "entry":
+                continue
+            name = local(tag)
+            if name == "link":
+                self.header["links"].append(self._link(child))
+            elif name in ("id", "title"):
+                self.header[name] = (child.text or "").strip() or None
+            elif name == "updated":
+                self.header["updated"] = self._datetime(child)
+
+    # ---- entries and resources
+
+    def _entry(self, el: Any) -> list[Any]:
+        if el.tag != ATOM + "entry":
+            self.quirk("atom-namespace", "entry element outside the Atom namespace", el)
+        meta: dict[str, Any] = {"links": [], "source_line": el.sourceline}
+        content = None
+        for child in el:
+            name = local(child.tag)
+            if name == "content":
+                content = child
+            elif name == "link":
+                meta["links"].append(self._link(child))
+            elif name in ("id", "title"):
+                meta[name] = (child.text or "").strip() or None
+            elif name in ("published", "updated"):
+                meta[name] = self._datetime(child)
+        if content is None:
+            self.quirk("entry-without-content", "entry without content skipped", el)
+            return []
+        found = []
+        for child in content:
+            name = local(child.tag)
+            if name in RESOURCES:
+                found.append(child)
+            elif child.tag in (ATOM + "published", ATOM + "updated"):
+                self.quirk(
+                    "atom-in-content", f"atom:{name} inside content read as entry metadata", child
+                )
+                meta.setdefault(name, self._datetime(child))
+            else:
+                self.quirk(
+                    f"unknown-content-{name}", f"unexpected element <{name}> in content ignored", child
+                )
+        if not found:
+            self.quirk("entry-without-resource", "entry whose content holds no ESPI resource", el)
+        elif len(found) > 1:
+            self.quirk(
+                "several-resources",
+                f"{len(found)} resources in one entry's content; each read as its own, "
+                "sharing the entry's metadata",
+                found[1],
+            )
+        return [
+            res for r in found for res in self._resource(r, dict(meta, links=list(meta["links"])))
+        ]
+
+    def _resource(self, el: Any, meta: dict[str, Any] | None = None) -> list[Any]:
+        """The resources an element holds: itself, after any it embeds (empty if unknown)."""
+        name = local(el.tag)
+        cls = RESOURCES.get(name)
+        if cls is None:
+            return []
+        expected = CUST if issubclass(cls, m.CustomerResource) else ESPI
+        if not el.tag.startswith(expected):
+            self.quirk(
+                "resource-namespace",
+                f"<{name}> in namespace {el.tag[1 : el.tag.find('}')] or '(none)'}; "
+                f"read as {expected[1:-1]}",
+                el,
+            )
+        out: list[Any] = []
+        if cls is m.MeterReading:
+            for child in el.iterchildren("{*}ReadingType"):
+                self.quirk(
+                    "embedded-ReadingType",
+                    "ReadingType embedded in MeterReading read as its reading type",
+                    child,
+                )
+                out += self._resource(child)
+                el.remove(child)
+        if cls is m.IntervalBlock:
+            res: Any = self._block(el, meta or {})
+        else:
+            res = self._decode(cls, el, meta)
+        if name == "ElectricPowerUsageSummary":
+            res.legacy_element = True
+        if out:
+            res.reading_type = out[-1]
+        self.linker.add(res)
+        return [*out, res]
+
+    def _decode(self, cls: type[Any], el: Any, meta: dict[str, Any] | None = None) -> Any:
+        specs = field_specs(cls)
+        values: dict[str, Any] = dict(meta) if meta else {}
+        legacy = LEGACY_NAMES.get(cls, {})
+        for child in el:
+            name = local(child.tag)
+            spec = specs.get(name)
+            if spec is None and name in legacy:
+                self.quirk(
+                    f"legacy-name-{name}",
+                    f"legacy element name <{name}> read as <{legacy[name]}>",
+                    child,
+                )
+                spec = specs[legacy[name]]
+            if spec is None:
+                if name != "extension":  # Object's own open extension point
+                    self.quirk(
+                        f"unknown-element-{name}", f"unknown element <{name}> kept as is", child
+                    )
+                values.setdefault("extra", []).append(etree.tostring(child, encoding="unicode"))
+                continue
+            value = self._value(spec, child)
+            if spec.is_list:
+                if spec.item is not None and isinstance(value, list):
+                    values.setdefault(spec.attr, []).extend(value)
+                else:
+                    values.setdefault(spec.attr, []).append(value)
+            else:
+                values[spec.attr] = value
+        return cls(**values)
+
+    def _value(self, spec: FieldSpec, el: Any) -> Any:
+        if spec.item is not None:
+            inner = FieldSpec(spec.attr, spec.kind, False, None)
+            return [self._value(inner, c) for c in el if local(c.tag) == spec.item]
+        kind = spec.kind
+        if dataclasses.is_dataclass(kind):
+            return self._decode(kind, el)
+        text = (el.text or "").strip()
+        if not text:
+            if kind is str and len(el):
+                self.quirk("unexpected-children", "element with children where text belongs", el)
+            else:
+                self.quirk("empty-element", "empty element read as absent", el)
+            return None
+        if kind is str:
+            return text
+        if kind is bool:
+            if text in ("true", "1"):
+                return True
+            if text in ("false", "0"):
+                return False
+            self.quirk("bad-boolean", f"{text!r} is not a boolean; read as absent", el)
+            return None
+        if kind is float:
+            try:
+                return float(text)
+            except ValueError:
+                self.quirk("bad-number", f"{text!r} is not a number; read as absent", el)
+                return None
+        number = self._int(text, el)
+        if number is None or kind is int:
+            return number
+        return kind(number)
+
+    def _int(self, text: str, el: Any) -> int | None:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            value = float(text)
+        except ValueError:
+            self.quirk("bad-number", f"{text!r} is not an integer; read as absent", el)
+            return None
+        self.quirk("fractional-number", f"fractional value {text!r} truncated to an integer", el)
+        return int(value)
+
+    def _link(self, el: Any) -> m.Link:
+        href = el.get("href") or ""
+        if not href:
+            self.quirk("link-without-href", "link without href", el)
+        return m.Link(href=href, rel=el.get("rel"), type=el.get("type") or None)
+
+    def _datetime(self, el: Any) -> datetime | None:
+        text = (el.text or "").strip()
+        if not text:
+            self.quirk("empty-element", "empty element read as absent", el)
+            return None
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            self.quirk("bad-timestamp", f"{text!r} is not an xs:dateTime; read as absent", el)
+            return None
+        if "T" not in text:
+            self.quirk("date-only-timestamp", f"date-only timestamp {text!r} read as 00:00 UTC", el)
+        elif value.tzinfo is None:
+            self.quirk("timestamp-without-zone", f"timestamp {text!r} without zone read as UTC", el)
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    # ---- the hot path: IntervalBlock and its readings
+
+    def _block(self, el: Any, meta: dict[str, Any]) -> m.IntervalBlock:
+        block = m.IntervalBlock(**meta)
+        readings = block.readings
+        append = readings.append
+        reading_tag = ESPI + "IntervalReading"
+        fast = self._reading
+        for child in el:
+            if child.tag == reading_tag:
+                try:
+                    r = fast(child)
+                except (TypeError, ValueError, IndexError):
+                    r = self._reading_lenient(child)
+                r.block = block
+                append(r)
+            else:
+                name = local(child.tag)
+                if name == "IntervalReading":
+                    r = self._reading_lenient(child)
+                    r.block = block
+                    append(r)
+                elif name == "interval":
+                    block.interval = self._decode(m.DateTimeInterval, child)
+                else:
+                    self.quirk(
+                        f"unknown-element-{name}", f"unknown element <{name}> kept as is", child
+                    )
+                    block.extra.append(etree.tostring(child, encoding="unicode"))
+        return block
+
+    @staticmethod
+    def _reading(
+        el: Any,
+        _value: str = ESPI + "value",
+        _period: str = ESPI + "timePeriod",
+        _start: str = ESPI + "start",
+        _duration: str = ESPI + "duration",
+        _cost: str = ESPI + "cost",
+        _quality: str = ESPI + "ReadingQuality",
+        _tou: str = ESPI + "tou",
+        _cpp: str = ESPI + "cpp",
+        _tier: str = ESPI + "consumptionTier",
+        _qualities: dict[int, QualityOfReading] = {},  # noqa: B006 - a deliberate cache
+    ) -> m.IntervalReading:
+        """Read one IntervalReading that follows the schema; anything else raises and the
+        lenient path takes over."""
+        start = duration = value = cost = tou = cpp = tier = None
+        qualities: tuple[QualityOfReading, ...] = ()
+        for c in el:
+            t = c.tag
+            if t == _value:
+                value = int(c.text)
+            elif t == _period:
+                for g in c:
+                    if g.tag == _start:
+                        start = int(g.text)
+                    elif g.tag == _duration:
+                        duration = int(g.text)
+                    else:
+                        raise ValueError
+            elif t == _cost:
+                cost = int(c.text)
+            elif t == _quality:
+                code = int(c[0].text)
+                q = _qualities.get(code)
+                if q is None:
+                    q = _qualities[code] = QualityOfReading(code)
+                qualities += (q,)
+            elif t == _tou:
+                tou = int(c.text)
+            elif t == _cpp:
+                cpp = int(c.text)
+            elif t == _tier:
+                tier = int(c.text)
+            else:
+                raise ValueError
+        return m.IntervalReading(
+            start=start,
+            duration=duration,
+            value=value,
+            cost=cost,
+            qualities=qualities,
+            tou=tou,
+            cpp=cpp,
+            consumption_tier=tier,
+        )
+
+    def _reading_lenient(self, el: Any) -> m.IntervalReading:
+        """The same reading with every deviation reported instead of raised."""
+        values: dict[str, Any] = {}
+        qualities: list[QualityOfReading] = []
+        for c in el:
+            name = local(c.tag)
+            if name == "timePeriod":
+                period = self._decode(m.DateTimeInterval, c)
+                values["start"], values["duration"] = period.start, period.duration
+            elif name == "ReadingQuality":
+                rq = self._decode(m.ReadingQuality, c)
+                if rq.quality is not None:
+                    qualities.append(rq.quality)
+            elif name in ("value", "cost", "tou", "cpp", "consumptionTier"):
+                text = (c.text or "").strip()
+                if not text:
+                    self.quirk("empty-element", "empty element read as absent", c)
+                    continue
+                attr = "consumption_tier" if name == "consumptionTier" else name
+                values[attr] = self._int(text, c)
+            else:
+                self.quirk(
+                    f"unknown-reading-element-{name}",
+                    f"unknown element <{name}> in IntervalReading ignored",
+                    c,
+                )
+        if not el.tag.startswith(ESPI):
+            self.quirk("reading-namespace", "IntervalReading outside the ESPI namespace", el)
+        return m.IntervalReading(qualities=tuple(qualities), **values)
+
+
+# --------------------------------------------------------------------------- linking
+
+
+class _Index:
+    """href -> resource, where an href claimed by two resources of one kind is ambiguous."""
+
+    def __init__(self) -> None:
+        self.map: dict[str, Any] = {}
+
+    def add(self, href: str | None, res: Any) -> None:
+        if not href:
+            return
+        key = norm_href(href)
+        if not key:
+            return
+        self.map[key] = None if key in self.map and self.map[key] is not res else res
+
+    def get(self, href: str | None) -> Any:
+        return self.map.get(norm_href(href)) if href else None
+
+
+PARENT = {
+    m.MeterReading: m.UsagePoint,
+    m.UsageSummary: m.UsagePoint,
+    m.ElectricPowerQualitySummary: m.UsagePoint,
+    m.IntervalBlock: m.MeterReading,
+}
+
+
+class _Linker:
+    """Ties resources together as they arrive: by Atom links first, by document order where a
+    file has no usable links (reported as a quirk)."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self.engine = engine
+        self.selfs: dict[type[Any], _Index] = {}
+        self.collections: dict[type[Any], _Index] = {}  # parent's related hrefs -> parent
+        self.last: dict[type[Any], Any] = {}
+        self.order: list[Any] = []  # non-block resources, in document order
+        self.orphans: list[Any] = []  # children whose parent has not been seen yet
+        self.untyped: list[m.MeterReading] = []  # meter readings without a reading type yet
+        self.held: list[m.IntervalBlock] = []  # blocks held until their reading type is known
+        self.held_readings = 0
+
+    def add(self, res: Any) -> None:
+        kind = type(res)
+        if kind is not m.IntervalBlock:
+            self.order.append(res)
+            self.selfs.setdefault(kind, _Index()).add(res.link("self"), res)
+            for href in res.related():
+                self.collections.setdefault(kind, _Index()).add(href, res)
+            self.last[kind] = res
+        parent_kind = PARENT.get(kind)
+        if parent_kind is not None:
+            parent = self._by_link(res, parent_kind)
+            if parent is None and parent_kind in self.last:
+                parent = self.last[parent_kind]
+                if res.links:
+                    self.engine.quirk(
+                        f"unlinked-{kind.__name__}",
+                        f"{kind.__name__} links match no {parent_kind.__name__}; "
+                        "attached to the preceding one",
+                    )
+            if parent is None:
+                self.orphans.append(res)
+            else:
+                attach(res, parent)
+        if kind is m.MeterReading and res.reading_type is None:
+            self.untyped.append(res)
+            self._type_meter_readings()
+        elif kind is m.ReadingType:
+            self._type_meter_readings(res)
+
+    def _by_link(self, res: Any, parent_kind: type[Any]) -> Any:
+        up = res.link("up")
+        collections = self.collections.get(parent_kind)
+        if up and collections is not None and (p := collections.get(up)) is not None:
+            return p
+        selfs = self.selfs.get(parent_kind)
+        if selfs is None:
+            return None
+        if up and (p := selfs.get(up)) is not None:
+            return p
+        for href in (up, res.link("self")):
+            if not href:
+                continue
+            path = norm_href(href).split("/")
+            while len(path) > 1:
+                path.pop()
+                p = selfs.map.get("/".join(path))
+                if p is not None:
+                    return p
+        return None
+
+    def _type_meter_readings(self, new_type: m.ReadingType | None = None) -> None:
+        types = self.selfs.get(m.ReadingType)
+        if types is None:
+            return
+        for mr in list(self.untyped):
+            rt = next((t for h in mr.related() if (t := types.get(h)) is not None), None)
+            if rt is not None:
+                mr.reading_type = rt
+                self.untyped.remove(mr)
+        if new_type is not None and len(self.untyped) == 1 and not self._claimed(new_type):
+            mr = self.untyped.pop()
+            mr.reading_type = new_type
+            self.engine.quirk(
+                "unlinked-ReadingType",
+                "MeterReading links match no ReadingType; the next ReadingType in the document "
+                "was taken as its own",
+            )
+
+    def _claimed(self, rt: m.ReadingType) -> bool:
+        href = rt.link("self")
+        if not href:
+            return False
+        key = norm_href(href)
+        return any(
+            norm_href(h) == key for r in self.order if isinstance(r, m.MeterReading) for h in r.related()
+        )
+
+    # ---- streaming hold-back: a block is released once its reading type is known
+
+    def ready(self, block: m.IntervalBlock) -> list[m.IntervalBlock]:
+        """Blocks that may be handed out now, in document order."""
+        self.held.append(block)
+        self.held_readings += len(block.readings)
+        if self.held_readings <= HOLD_BACK_READINGS and not all(
+            b.meter_reading is not None and b.meter_reading.reading_type is not None
+            for b in self.held
+        ):
+            return []
+        out, self.held, self.held_readings = self.held, [], 0
+        return out
+
+    def finish(self) -> None:
+        """Links for what is still unresolved at the end of the document, by document order."""
+        for res in self.orphans:
+            parent_kind = PARENT[type(res)]
+            parent = self._by_link(res, parent_kind) or self._following(res, parent_kind)
+            if parent is not None:
+                attach(res, parent)
+                self.engine.quirk(
+                    f"late-{type(res).__name__}",
+                    f"{type(res).__name__} placed before its {parent_kind.__name__}; "
+                    "attached by document order",
+                )
+        types = [r for r in self.order if isinstance(r, m.ReadingType)]
+        for mr in self.untyped:
+            rt = self._nearest_type(mr, types)
+            if rt is not None:
+                mr.reading_type = rt
+                self.engine.quirk(
+                    "unlinked-ReadingType",
+                    "MeterReading links match no ReadingType; the nearest one in the document "
+                    "was taken as its own",
+                )
+        ltps = [r for r in self.order if isinstance(r, m.LocalTimeParameters)]
+        ltp_index = self.selfs.get(m.LocalTimeParameters)
+        for up in (r for r in self.order if isinstance(r, m.UsagePoint)):
+            found = None
+            if ltp_index is not None:
+                found = next((t for h in up.related() if (t := ltp_index.get(h)) is not None), None)
+            up.local_time_parameters = found or (ltps[0] if len(ltps) == 1 else None)
+
+    def _following(self, res: Any, kind: type[Any]) -> Any:
+        after = False
+        candidates = [r for r in self.order if isinstance(r, kind)]
+        for r in self.order:
+            if r is res:
+                after = True
+            elif after and isinstance(r, kind):
+                return r
+        return candidates[-1] if candidates else None
+
+    def _nearest_type(self, mr: m.MeterReading, types: list[m.ReadingType]) -> m.ReadingType | None:
+        if len(types) == 1:
+            return types[0]
+        pos = self.order.index(mr)
+        after = [t for t in types if self.order.index(t) > pos and not self._claimed(t)]
+        before = [t for t in types if self.order.index(t) < pos and not self._claimed(t)]
+        return after[0] if after else (before[-1] if before else None)
+
+
+def attach(child: Any, parent: Any) -> None:
+    if isinstance(child, m.IntervalBlock):
+        child.meter_reading = parent
+        parent.interval_blocks.append(child)
+    elif isinstance(child, m.MeterReading):
+        child.usage_point = parent
+        parent.meter_readings.append(child)
+    elif isinstance(child, m.UsageSummary):
+        child.usage_point = parent
+        parent.usage_summaries.append(child)
+    elif isinstance(child, m.ElectricPowerQualitySummary):
+        child.usage_point = parent
+        parent.power_quality_summaries.append(child)
+
+
+# --------------------------------------------------------------------------- the two doors
+
+FEED_LISTS: dict[type[Any], str] = {
+    m.UsagePoint: "usage_points",
+    m.MeterReading: "meter_readings",
+    m.ReadingType: "reading_types",
+    m.IntervalBlock: "interval_blocks",
+    m.UsageSummary: "usage_summaries",
+    m.ElectricPowerQualitySummary: "power_quality_summaries",
+    m.LocalTimeParameters: "local_time_parameters",
+    m.ApplicationInformation: "application_information",
+    m.Authorization: "authorizations",
+    m.ProgramIdMappings: "program_id_mappings",
+}
+CUSTOMER_LISTS: dict[type[Any], str] = {
+    m.Customer: "customers",
+    m.CustomerAccount: "accounts",
+    m.CustomerAgreement: "agreements",
+    m.ServiceLocation: "service_locations",
+    m.Meter: "meters",
+    m.ServiceSupplier: "service_suppliers",
+    m.Statement: "statements",
+}
+
+
+def parse(source: Source, options: ParseOptions | None = None) -> m.Feed:
+    """Read a whole Green Button document: a path, bytes or a binary file.
+
+    Raises :class:`ParseError` (a ``ValueError``) for input that is not well-formed, unsafe or
+    not a Green Button document; tolerated deviations are in ``feed.quirks``.
+    """
+    engine = _Engine(source, options or ParseOptions())
+    feed = m.Feed()
+    for res in engine.run():
+        kind = type(res)
+        if kind in FEED_LISTS:
+            getattr(feed, FEED_LISTS[kind]).append(res)
+        elif kind in CUSTOMER_LISTS:
+            getattr(feed.retail_customer, CUSTOMER_LISTS[kind]).append(res)
+        elif kind is m.ServiceStatus:
+            feed.service_status = res
+        elif kind is m.BatchList:
+            feed.batch_list = res
+        if isinstance(res, m.Resource):
+            feed.entries.append(res)
+    feed.id = engine.header.get("id")
+    feed.title = engine.header.get("title")
+    feed.updated = engine.header.get("updated")
+    feed.links = engine.header["links"]
+    feed.quirks = list(engine.quirks.values())
+    return feed
+
+
+class ReadingStream:
+    """What :func:`iter_readings` returns: an iterator of readings with the quirks seen so far."""
+
+    def __init__(self, source: Source, options: ParseOptions | None = None) -> None:
+        self._engine = _Engine(source, options or ParseOptions())
+        self._iter = self._run()
+
+    @property
+    def quirks(self) -> list[Quirk]:
+        return list(self._engine.quirks.values())
+
+    def __iter__(self) -> ReadingStream:
+        return self
+
+    def __next__(self) -> m.IntervalReading:
+        return next(self._iter)
+
+    def _run(self) -> Iterator[m.IntervalReading]:
+        linker = self._engine.linker
+        for res in self._engine.run():
+            if type(res) is m.IntervalBlock:
+                for block in linker.ready(res):
+                    yield from block.readings
+                    block.readings = []
+        for block in linker.held:  # what was held back to the end of the document
+            yield from block.readings
+            block.readings = []
+        linker.held = []
+
+
+def iter_readings(source: Source, options: ParseOptions | None = None) -> ReadingStream:
+    """Stream every IntervalReading of a document in flat memory.
+
+    Each reading carries its block, and through it its meter reading, reading type and usage
+    point when the document says which they are.
+    """
+    return ReadingStream(source, options)
