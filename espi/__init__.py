@@ -11,6 +11,7 @@ from .codes import *  # noqa: F403 - the code lists are part of the public API
 from .errors import EspiError, EspiWarning, ParseError, Quirk, SchemaError, SchemaProblem
 from .model import *  # noqa: F403 - the model classes are part of the public API
 from .reader import ParseOptions, ReadingStream, iter_readings, parse
+from .schema import validate
 
 __version__ = "0.1.0"
 
@@ -27,4 +28,5 @@ __all__ = [
     "iter_readings",
     "model",
     "parse",
+    "validate",
 ]

@@ -185,6 +185,34 @@ def open_source(source: Source) -> tuple[IO[bytes], str, bool]:
     raise TypeError(f"source must be a path, bytes or a binary file, not {type(source).__name__}")
 
 
+def refuse_dtd(el: Any, file: str) -> None:
+    """Refuse a document that declares a DTD (the door to entity expansion and XXE)."""
+    docinfo = el.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise ParseError(
+            "document type declarations (DTD) and entities are refused "
+            "(Green Button files never need them; they enable entity-expansion attacks)",
+            file=file,
+            line=1,
+        )
+
+
+def syntax_error(err: etree.XMLSyntaxError, file: str) -> ParseError:
+    line, column = err.position if err.position else (err.lineno, err.offset)
+    return ParseError(f"not well-formed XML: {err.msg}", file=file, line=line, column=column)
+
+
+#: The one safe configuration for every lxml parse in this package.
+SAFE = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
+
+
 # --------------------------------------------------------------------------- the engine
 
 
@@ -235,10 +263,7 @@ class _Engine:
         try:
             yield from self._walk(stream)
         except etree.XMLSyntaxError as err:
-            line, column = err.position if err.position else (err.lineno, err.offset)
-            raise ParseError(
-                f"not well-formed XML: {err.msg}", file=self.file, line=line, column=column
-            ) from err
+            raise syntax_error(err, self.file) from err
         finally:
             if close:
                 raw.close()
@@ -248,17 +273,12 @@ class _Engine:
             stream,
             events=("end",),
             tag=("{*}entry",),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
+            **SAFE,
         )
         checked = False
         for _, el in events:
             if not checked:
-                self._refuse_dtd(el)
+                refuse_dtd(el, self.file)
                 checked = True
             parent = el.getparent()
             if parent is not None:
@@ -273,7 +293,7 @@ class _Engine:
         if root is None:
             raise ParseError("empty document", file=self.file)
         if not checked:
-            self._refuse_dtd(root)
+            refuse_dtd(root, self.file)
         tag = local(root.tag)
         self.root_kind = tag
         if tag == "feed":
@@ -290,16 +310,6 @@ class _Engine:
                 )
             yield from found
         self.linker.finish()
-
-    def _refuse_dtd(self, root: Any) -> None:
-        docinfo = root.getroottree().docinfo
-        if docinfo.doctype or docinfo.internalDTD is not None:
-            raise ParseError(
-                "document type declarations (DTD) and entities are refused "
-                "(Green Button files never need them; they enable entity-expansion attacks)",
-                file=self.file,
-                line=1,
-            )
 
     def _header(self, feed: Any, until: Any) -> None:
         """Read the feed's own id/title/updated/links from the children before ``until``."""
