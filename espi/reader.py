@@ -895,6 +895,12 @@ class ReadingStream:
     def quirks(self) -> list[Quirk]:
         return list(self._engine.quirks.values())
 
+    @property
+    def resources(self) -> list[Any]:
+        """The resources other than IntervalBlocks seen so far (usage points, reading types,
+        summaries...), in document order; complete once the stream is exhausted."""
+        return self._engine.linker.order
+
     def __iter__(self) -> ReadingStream:
         return self
 

@@ -1,0 +1,256 @@
+"""The ``espi`` command: validate, summarize and export Green Button files.
+
+Exit codes (every command): 0 success; 1 a file is not valid (``validate``); 2 a file could not
+be read (missing, not well-formed, unsafe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import click
+
+from . import export
+from .errors import ParseError
+from .model import IntervalReading, ReadingType, UsagePoint, UsageSummary, to_datetime
+from .reader import ParseOptions, iter_readings
+from .schema import SCHEMA_SETS, validate
+
+log = logging.getLogger(__name__)
+
+#: Files smaller than this get no progress bar: it would only flicker.
+PROGRESS_MIN_BYTES = 8 << 20
+
+
+@contextlib.contextmanager
+def reading_options(path: str) -> Iterator[ParseOptions]:
+    """Parse options for a CLI read: quirks reported by the CLI itself, and a progress bar on
+    stderr for large files when stderr is a terminal."""
+    size = os.path.getsize(path) if os.path.isfile(path) else 0
+    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield ParseOptions(warn=False)
+        return
+    with click.progressbar(
+        length=size, label=os.path.basename(path), file=sys.stderr, show_eta=True
+    ) as bar:
+        done = [0]
+
+        def progress(count: int) -> None:
+            bar.update(count - done[0])
+            done[0] = count
+
+        yield ParseOptions(warn=False, progress=progress)
+
+
+def report_quirks(quirks: list[Any]) -> None:
+    for q in quirks:
+        click.echo(f"tolerated: {q}", err=True)
+
+
+def fail(err: ParseError) -> None:
+    click.echo(f"error: {err}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="espi")
+def main() -> None:
+    """Read, check and convert Green Button (ESPI) energy data files."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+
+
+@main.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--schema",
+    type=click.Choice(list(SCHEMA_SETS)),
+    default="4.0",
+    show_default=True,
+    help="Schema set to validate against.",
+)
+def validate_cmd(files: tuple[str, ...], schema: str) -> None:
+    """Check FILES against the ESPI XML schemas: one FILE:LINE: message per problem.
+
+    Exit 0 when all are valid, 1 when any is invalid, 2 when any cannot be read.
+    """
+    status = 0
+    for path in files:
+        try:
+            problems = validate(path, schema)
+        except ParseError as err:
+            click.echo(f"error: {err}", err=True)
+            status = 2
+            continue
+        for p in problems:
+            click.echo(str(p))
+        if problems:
+            click.echo(f"{path}: invalid against ESPI {schema} ({len(problems)} problem(s))")
+            status = max(status, 1)
+        else:
+            click.echo(f"{path}: valid against ESPI {schema}")
+    sys.exit(status)
+
+
+@dataclass
+class Series:
+    """What the summary keeps of one usage point's readings of one reading type."""
+
+    usage_point: UsagePoint | None
+    reading_type: ReadingType | None
+    count: int = 0
+    total: int = 0
+    cost: int = 0
+    costed: int = 0
+    first: int | None = None
+    last_end: int | None = None
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    overlaps: int = 0
+
+    def add(self, r: IntervalReading) -> None:
+        self.count += 1
+        self.total += r.value or 0
+        if r.cost is not None:
+            self.cost += r.cost
+            self.costed += 1
+        if r.start is None:
+            return
+        if self.first is None or r.start < self.first:
+            self.first = r.start
+        if self.last_end is not None:
+            if r.start > self.last_end:
+                self.gaps.append((self.last_end, r.start))
+            elif r.start < self.last_end:
+                self.overlaps += 1
+        end = r.start + (r.duration or 0)
+        self.last_end = end if self.last_end is None else max(self.last_end, end)
+
+
+def fmt_time(epoch: int | None) -> str:
+    dt = to_datetime(epoch)
+    return "?" if dt is None else f"{dt:%Y-%m-%d %H:%M}Z"
+
+
+def fmt_span(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{rest // 60} min" if rest >= 60 else ""]
+    return " ".join(p for p in parts if p) or f"{seconds} s"
+
+
+def fmt_quantity(raw: int, rt: ReadingType | None) -> str:
+    power = int(rt.power_of_ten_multiplier or 0) if rt is not None else 0
+    unit = rt.unit if rt is not None else ""
+    value = raw * 10.0**power
+    if unit in ("Wh", "W", "VAh", "VArh", "VA", "VAr") and abs(value) >= 10_000:
+        return f"{value / 1000:,.3f} k{unit}"
+    return f"{value:,.3f} {unit}".rstrip()
+
+
+def fmt_money(amount: int, rt: ReadingType | UsageSummary | None) -> str:
+    currency = rt.currency.label if rt is not None and rt.currency is not None else ""
+    return f"{amount / export.COST_SCALE:,.2f} {currency}".rstrip()
+
+
+def describe_type(rt: ReadingType | None) -> str:
+    if rt is None:
+        return "reading type unknown (the file does not say)"
+    parts = [rt.unit or "no unit"]
+    if rt.power_of_ten_multiplier:
+        parts.append(f"x10^{int(rt.power_of_ten_multiplier)}")
+    if rt.flow_direction is not None:
+        parts.append(rt.flow_direction.label)
+    if rt.kind is not None:
+        parts.append(rt.kind.label)
+    if rt.interval_length:
+        parts.append(f"interval {fmt_span(rt.interval_length)}")
+    return ", ".join(parts)
+
+
+@main.command("summary")
+@click.argument("file", type=click.Path(dir_okay=False))
+def summary_cmd(file: str) -> None:
+    """What FILE holds: usage points, reading types, period, totals, cost and gaps."""
+    series: dict[tuple[int, int], Series] = {}
+    with reading_options(file) as options:
+        stream = iter_readings(file, options)
+        try:
+            for r in stream:
+                key = (id(r.usage_point), id(r.reading_type))
+                s = series.get(key)
+                if s is None:
+                    s = series[key] = Series(r.usage_point, r.reading_type)
+                s.add(r)
+        except ParseError as err:
+            fail(err)
+    out = click.echo
+    out(file)
+    usage_points = [x for x in stream.resources if isinstance(x, UsagePoint)]
+    out(f"  usage points: {len(usage_points)}; readings: {sum(s.count for s in series.values()):,}")
+    for up in usage_points + [None]:  # type: ignore[list-item]
+        mine = [s for s in series.values() if s.usage_point is up]
+        if up is None and not mine:
+            continue
+        name = export.resource_key(up) if up is not None else "(readings not tied to a usage point)"
+        kind = up.kind.label if up is not None and up.kind is not None else "service kind not given"
+        out(f"  usage point {name}: {kind}")
+        for s in mine:
+            out(f"    {describe_type(s.reading_type)}")
+            span = (s.last_end or 0) - (s.first or 0)
+            out(f"      period: {fmt_time(s.first)} to {fmt_time(s.last_end)} ({fmt_span(span)})")
+            line = f"      readings: {s.count:,}; total {fmt_quantity(s.total, s.reading_type)}"
+            if s.costed:
+                line += f"; cost {fmt_money(s.cost, s.reading_type)}"
+            out(line)
+            if s.gaps:
+                longest = max(s.gaps, key=lambda g: g[1] - g[0])
+                out(
+                    f"      gaps: {len(s.gaps)}, longest {fmt_span(longest[1] - longest[0])} "
+                    f"from {fmt_time(longest[0])}"
+                )
+            else:
+                out("      gaps: none")
+            if s.overlaps:
+                out(f"      overlapping or out-of-order readings: {s.overlaps}")
+        bills = up.usage_summaries if up is not None else []
+        if bills:
+            total = sum(b.bill_last_period or 0 for b in bills)
+            out(f"    bills (usage summaries): {len(bills)}, billed {fmt_money(total, bills[0])}")
+    report_quirks(stream.quirks)
+
+
+@main.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Default: stdout.")
+def export_cmd(file: str, fmt: str, output: str | None) -> None:
+    """A row per reading of FILE as CSV or JSON: usage point, reading type, start (UTC),
+    duration, value in the reading type's unit, unit, cost, currency, quality."""
+    write = export.write_csv if fmt == "csv" else export.write_json
+    target: IO[str]
+    with contextlib.ExitStack() as stack:
+        options = stack.enter_context(reading_options(file))
+        tmp = None
+        if output:
+            tmp = output + ".partial"
+            target = stack.enter_context(open(tmp, "w", encoding="utf-8", newline=""))
+        else:
+            target = sys.stdout
+        stream = iter_readings(file, options)
+        try:
+            n = write(stream, target)
+        except ParseError as err:
+            stack.close()
+            if tmp:
+                os.unlink(tmp)
+            fail(err)
+            return
+    if tmp and output:
+        os.replace(tmp, output)
+        click.echo(f"{output}: {n:,} readings", err=True)
+    report_quirks(stream.quirks)
