@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-SAMPLE ?= samples/hourly_week.xml
+SAMPLE ?= samples/pge_share_my_data_2019-10-23.xml
 
 .PHONY: run test lint bench clean
 

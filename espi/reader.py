@@ -280,6 +280,9 @@ class _Engine:
             if not checked:
                 refuse_dtd(el, self.file)
                 checked = True
+            log = events.error_log  # a snapshot: read it afresh at each entry
+            if len(log):
+                self._refuse_logged(log)
             parent = el.getparent()
             if parent is not None:
                 self._header(parent, el)
@@ -310,6 +313,15 @@ class _Engine:
                 )
             yield from found
         self.linker.finish()
+
+    def _refuse_logged(self, log: Any) -> None:
+        """libxml2 reports some errors (unbound prefixes) in its log and goes on: refuse them
+        as soon as they are seen, before any of the document is used."""
+        for e in log:
+            if e.level >= etree.ErrorLevels.ERROR:
+                raise ParseError(
+                    f"not well-formed XML: {e.message}", file=self.file, line=e.line, column=e.column
+                )
 
     def _header(self, feed: Any, until: Any) -> None:
         """Read the feed's own id/title/updated/links from the children before ``until``."""
