@@ -422,7 +422,8 @@ class _Engine:
             res.legacy_element = True
         if out:
             res.reading_type = out[-1]
-        self.linker.add(res)
+        if isinstance(res, m.Resource):
+            self.linker.add(res)
         return [*out, res]
 
     def _decode(self, cls: type[Any], el: Any, meta: dict[str, Any] | None = None) -> Any:
