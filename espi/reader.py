@@ -199,6 +199,8 @@ def refuse_dtd(el: Any, file: str) -> None:
 
 def syntax_error(err: etree.XMLSyntaxError, file: str) -> ParseError:
     line, column = err.position if err.position else (err.lineno, err.offset)
+    if not line:  # nothing was read: an empty document
+        return ParseError(f"not well-formed XML: {err.msg} (empty document?)", file=file)
     return ParseError(f"not well-formed XML: {err.msg}", file=file, line=line, column=column)
 
 
