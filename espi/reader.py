@@ -688,6 +688,8 @@ class _Linker:
         self.order: list[Any] = []  # non-block resources, in document order
         self.orphans: list[Any] = []  # children whose parent has not been seen yet
         self.untyped: list[m.MeterReading] = []  # meter readings without a reading type yet
+        self.claimed: set[str] = set()  # hrefs meter readings link to
+        self.loose: m.ReadingType | None = None  # the last ReadingType nobody links to
         self.held: list[m.IntervalBlock] = []  # blocks held until their reading type is known
         self.held_readings = 0
 
@@ -714,11 +716,12 @@ class _Linker:
                 self.orphans.append(res)
             else:
                 attach(res, parent)
-        if kind is m.MeterReading and res.reading_type is None:
-            self.untyped.append(res)
-            self._type_meter_readings()
+        if kind is m.MeterReading:
+            self.claimed.update(norm_href(h) for h in res.related())
+            if res.reading_type is None:
+                self._meter_reading(res)
         elif kind is m.ReadingType:
-            self._type_meter_readings(res)
+            self._reading_type(res)
 
     def _by_link(self, res: Any, parent_kind: type[Any]) -> Any:
         up = res.link("up")
@@ -741,32 +744,44 @@ class _Linker:
                     return p
         return None
 
-    def _type_meter_readings(self, new_type: m.ReadingType | None = None) -> None:
+    def _meter_reading(self, mr: m.MeterReading) -> None:
+        """Its reading type: the one it links to; else, when it links to none, the unclaimed
+        ReadingType just before it; else wait for one."""
         types = self.selfs.get(m.ReadingType)
-        if types is None:
-            return
-        for mr in list(self.untyped):
-            rt = next((t for h in mr.related() if (t := types.get(h)) is not None), None)
-            if rt is not None:
-                mr.reading_type = rt
-                self.untyped.remove(mr)
-        if new_type is not None and len(self.untyped) == 1 and not self._claimed(new_type):
-            mr = self.untyped.pop()
-            mr.reading_type = new_type
-            self.engine.quirk(
-                "unlinked-ReadingType",
-                "MeterReading links match no ReadingType; the next ReadingType in the document "
-                "was taken as its own",
-            )
+        rt = next((t for h in mr.related() if (t := types.get(h)) is not None), None) if types else None
+        if rt is None and self.loose is not None and not names_type(mr):
+            rt, self.loose = self.loose, None
+            self._by_order()
+        if rt is None:
+            self.untyped.append(mr)
+        else:
+            mr.reading_type = rt
+
+    def _reading_type(self, rt: m.ReadingType) -> None:
+        """A new ReadingType: to the meter readings that link to it; else, when nobody links to
+        it, to the first waiting meter reading that links to no reading type at all."""
+        href = rt.link("self")
+        key = norm_href(href) if href else ""
+        linked = [mr for mr in self.untyped if key and key in map(norm_href, mr.related())]
+        if not linked and key not in self.claimed:
+            linked = [mr for mr in self.untyped if not names_type(mr)][:1]
+            if linked:
+                self._by_order()
+            else:
+                self.loose = rt
+        for mr in linked:
+            mr.reading_type = rt
+            self.untyped.remove(mr)
+
+    def _by_order(self) -> None:
+        self.engine.quirk(
+            "unlinked-ReadingType",
+            "MeterReading links to no ReadingType; the one beside it in the document was taken",
+        )
 
     def _claimed(self, rt: m.ReadingType) -> bool:
         href = rt.link("self")
-        if not href:
-            return False
-        key = norm_href(href)
-        return any(
-            norm_href(h) == key for r in self.order if isinstance(r, m.MeterReading) for h in r.related()
-        )
+        return bool(href) and norm_href(href) in self.claimed
 
     # ---- streaming hold-back: a block is released once its reading type is known
 
@@ -829,6 +844,11 @@ class _Linker:
         after = [t for t in types if self.order.index(t) > pos and not self._claimed(t)]
         before = [t for t in types if self.order.index(t) < pos and not self._claimed(t)]
         return after[0] if after else (before[-1] if before else None)
+
+
+def names_type(mr: m.MeterReading) -> bool:
+    """Whether a meter reading links to a ReadingType (seen yet or not)."""
+    return any("ReadingType" in h for h in mr.related())
 
 
 def attach(child: Any, parent: Any) -> None:
