@@ -2,7 +2,8 @@
 
 A feed in the shape PG&E's Batch/Bulk answers have: per meter a UsagePoint, a ReadingType, a
 MeterReading, then one IntervalBlock a day of 15-minute readings, each with cost and quality.
-Written as text, a day at a time, so generating a 170 MB file takes little memory.
+Indented as utilities' files usually are. Written as text, a day at a time, so generating the
+170 MB twenty-meter year takes little memory.
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ def write_feed(path: Path, meters: int = 1, days: int = 365, seed: int = 7) -> i
                 for q in range(96):
                     value = rng.randint(50, 900)
                     rows.append(
-                        f"<IntervalReading><cost>{value * 31}</cost>"
-                        f"<ReadingQuality><quality>17</quality></ReadingQuality>"
-                        f"<timePeriod><duration>900</duration><start>{day_start + q * 900}</start>"
-                        f"</timePeriod><value>{value}</value></IntervalReading>\n"
+                        f"  <IntervalReading>\n    <cost>{value * 31}</cost>\n"
+                        f"    <ReadingQuality><quality>17</quality></ReadingQuality>\n"
+                        f"    <timePeriod><duration>900</duration>"
+                        f"<start>{day_start + q * 900}</start></timePeriod>\n"
+                        f"    <value>{value}</value>\n  </IntervalReading>\n"
                     )
                 count += 96
                 out.write(
