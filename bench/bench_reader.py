@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -28,10 +27,12 @@ sys.path.insert(0, str(HERE.parent))
 E = "{http://naesb.org/espi}"
 
 
-def rss_mib() -> float:
+def status_mib(key: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process, in MiB. VmHWM rather than ru_maxrss:
+    ru_maxrss carries the parent's peak over exec."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -39,7 +40,12 @@ def rss_mib() -> float:
 def lxml_children(path: str) -> int:
     from lxml import etree
 
-    value, period, start_tag, duration_tag = E + "value", E + "timePeriod", E + "start", E + "duration"
+    value, period, start_tag, duration_tag = (
+        E + "value",
+        E + "timePeriod",
+        E + "start",
+        E + "duration",
+    )
     cost_tag, quality_tag = E + "cost", E + "ReadingQuality"
     n = 0
     for _, el in etree.iterparse(
@@ -118,21 +124,24 @@ METHODS = {
 
 def measure_here(method: str, path: str) -> None:
     """Run one method in this process; print its figures as JSON."""
-    import espi  # noqa: F401 - imported before the first RSS reading, like lxml
     from lxml import etree  # noqa: F401
 
-    before = rss_mib()
+    import espi  # noqa: F401 - imported before the first RSS reading, like lxml
+
+    before = status_mib("VmRSS")
     t0 = time.process_time()
     n = METHODS[method](path)
     cpu = time.process_time() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = status_mib("VmHWM")
     print(json.dumps({"readings": n, "cpu": cpu, "growth": max(0.0, peak - before)}))
 
 
 def measure(method: str, path: Path) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--one", method, str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
@@ -141,8 +150,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--meters", default="1,20", help="feeds to generate, by meter count")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--skip-parse-over", type=int, default=5,
-                        help="skip espi.parse (whole document in memory) above this many meters")
+    parser.add_argument(
+        "--skip-parse-over",
+        type=int,
+        default=5,
+        help="skip espi.parse (whole document in memory) above this many meters",
+    )
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:

@@ -36,7 +36,7 @@ def write_feed(path: Path, meters: int = 1, days: int = 365, seed: int = 7) -> i
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             '<feed xmlns="http://www.w3.org/2005/Atom">'
             "<id>urn:uuid:00000000-0000-0000-0000-000000000001</id>"
-            f'<title>Bench feed</title><updated>2024-01-01T00:00:00Z</updated>'
+            f"<title>Bench feed</title><updated>2024-01-01T00:00:00Z</updated>"
             f'<link rel="self" href="{BASE}/Batch/Bulk/1"/>\n'
         )
         for meter in range(1, meters + 1):
@@ -66,8 +66,13 @@ def write_feed(path: Path, meters: int = 1, days: int = 365, seed: int = 7) -> i
                 )
             )
             out.write(
-                entry(mr, f"{up}/MeterReading", [f"{mr}/IntervalBlock", rt], "Meter reading",
-                      "<MeterReading></MeterReading>")
+                entry(
+                    mr,
+                    f"{up}/MeterReading",
+                    [f"{mr}/IntervalBlock", rt],
+                    "Meter reading",
+                    "<MeterReading></MeterReading>",
+                )
             )
             for day in range(days):
                 day_start = START + day * 86400

@@ -1,9 +1,9 @@
 """espi: Green Button / ESPI (NAESB REQ.21) data in Python.
 
-    import espi
-    feed = espi.parse("usage.xml")               # the whole document, linked
-    for r in espi.iter_readings("bulk.xml"):     # every reading, streamed in flat memory
-        print(r.start_datetime, r.quantity, r.unit, r.cost_amount)
+import espi
+feed = espi.parse("usage.xml")               # the whole document, linked
+for r in espi.iter_readings("bulk.xml"):     # every reading, streamed in flat memory
+    print(r.start_datetime, r.quantity, r.unit, r.cost_amount)
 """
 
 from . import codes, model

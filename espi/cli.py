@@ -18,7 +18,7 @@ import click
 
 from . import export
 from .errors import ParseError
-from .model import IntervalReading, ReadingType, UsagePoint, UsageSummary, to_datetime
+from .model import COST_SCALE, IntervalReading, ReadingType, UsagePoint, UsageSummary, to_datetime
 from .reader import ParseOptions, iter_readings
 from .schema import SCHEMA_SETS, validate
 
@@ -139,7 +139,11 @@ def fmt_time(epoch: int | None) -> str:
 def fmt_span(seconds: int) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{rest // 60} min" if rest >= 60 else ""]
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{rest // 60} min" if rest >= 60 else "",
+    ]
     return " ".join(p for p in parts if p) or f"{seconds} s"
 
 
@@ -154,7 +158,7 @@ def fmt_quantity(raw: int, rt: ReadingType | None) -> str:
 
 def fmt_money(amount: int, rt: ReadingType | UsageSummary | None) -> str:
     currency = rt.currency.label if rt is not None and rt.currency is not None else ""
-    return f"{amount / export.COST_SCALE:,.2f} {currency}".rstrip()
+    return f"{amount / COST_SCALE:,.2f} {currency}".rstrip()
 
 
 def describe_type(rt: ReadingType | None) -> str:
@@ -192,7 +196,7 @@ def summary_cmd(file: str) -> None:
     out(file)
     usage_points = [x for x in stream.resources if isinstance(x, UsagePoint)]
     out(f"  usage points: {len(usage_points)}; readings: {sum(s.count for s in series.values()):,}")
-    for up in usage_points + [None]:  # type: ignore[list-item]
+    for up in [*usage_points, None]:
         mine = [s for s in series.values() if s.usage_point is up]
         if up is None and not mine:
             continue
@@ -226,8 +230,12 @@ def summary_cmd(file: str) -> None:
 
 @main.command("export")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Default: stdout.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Default: stdout."
+)
 def export_cmd(file: str, fmt: str, output: str | None) -> None:
     """A row per reading of FILE as CSV or JSON: usage point, reading type, start (UTC),
     duration, value in the reading type's unit, unit, cost, currency, quality."""

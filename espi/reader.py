@@ -22,21 +22,20 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import IO, Any, Union
 from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
 from . import model as m
-from .codes import Code, QualityOfReading
+from .codes import QualityOfReading
 from .errors import EspiWarning, ParseError, Quirk
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 
-ATOM = "{%s}" % m.ATOM_NS
-ESPI = "{%s}" % m.ESPI_NS
-CUST = "{%s}" % m.CUSTOMER_NS
+ATOM = f"{{{m.ATOM_NS}}}"
+ESPI = f"{{{m.ESPI_NS}}}"
+CUST = f"{{{m.CUSTOMER_NS}}}"
 
 #: Readings held back while their reading type is not known yet (files often put the
 #: ReadingType entry after the IntervalBlocks). Past this, they are released without it.
@@ -111,9 +110,13 @@ class FieldSpec:
     item: str | None
 
 
-@cache
+_SPECS: dict[type[Any], dict[str, FieldSpec]] = {}
+
+
 def field_specs(cls: type[Any]) -> dict[str, FieldSpec]:
     """XML element name -> how to read it, for a model class (computed once per class)."""
+    if cls in _SPECS:
+        return _SPECS[cls]
     hints = typing.get_type_hints(cls)
     specs: dict[str, FieldSpec] = {}
     for f in dataclasses.fields(cls):
@@ -127,6 +130,7 @@ def field_specs(cls: type[Any]) -> dict[str, FieldSpec]:
         else:
             kind = next(a for a in typing.get_args(hint) if a is not type(None))
         specs[name] = FieldSpec(f.name, kind, is_list, f.metadata.get("item"))
+    _SPECS[cls] = specs
     return specs
 
 
@@ -177,7 +181,7 @@ def open_source(source: Source) -> tuple[IO[bytes], str, bool]:
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
         try:
-            return open(path, "rb"), path, True  # noqa: SIM115 - closed by the caller
+            return open(path, "rb"), path, True
         except OSError as err:
             raise ParseError(f"cannot open: {err.strerror}", file=path) from err
     if hasattr(source, "read"):
@@ -205,7 +209,7 @@ def syntax_error(err: etree.XMLSyntaxError, file: str) -> ParseError:
 
 
 #: The one safe configuration for every lxml parse in this package.
-SAFE = {
+SAFE: dict[str, Any] = {
     "resolve_entities": False,
     "no_network": True,
     "load_dtd": False,
@@ -322,7 +326,10 @@ class _Engine:
         for e in log:
             if e.level >= etree.ErrorLevels.ERROR:
                 raise ParseError(
-                    f"not well-formed XML: {e.message}", file=self.file, line=e.line, column=e.column
+                    f"not well-formed XML: {e.message}",
+                    file=self.file,
+                    line=e.line,
+                    column=e.column,
                 )
 
     def _header(self, feed: Any, until: Any) -> None:
@@ -377,7 +384,9 @@ class _Engine:
                 meta.setdefault(name, self._datetime(child))
             else:
                 self.quirk(
-                    f"unknown-content-{name}", f"unexpected element <{name}> in content ignored", child
+                    f"unknown-content-{name}",
+                    f"unexpected element <{name}> in content ignored",
+                    child,
                 )
         if not found:
             self.quirk("entry-without-resource", "entry whose content holds no ESPI resource", el)
@@ -748,7 +757,11 @@ class _Linker:
         """Its reading type: the one it links to; else, when it links to none, the unclaimed
         ReadingType just before it; else wait for one."""
         types = self.selfs.get(m.ReadingType)
-        rt = next((t for h in mr.related() if (t := types.get(h)) is not None), None) if types else None
+        rt = (
+            next((t for h in mr.related() if (t := types.get(h)) is not None), None)
+            if types
+            else None
+        )
         if rt is None and self.loose is not None and not names_type(mr):
             rt, self.loose = self.loose, None
             self._by_order()
@@ -781,7 +794,7 @@ class _Linker:
 
     def _claimed(self, rt: m.ReadingType) -> bool:
         href = rt.link("self")
-        return bool(href) and norm_href(href) in self.claimed
+        return href is not None and norm_href(href) in self.claimed
 
     # ---- streaming hold-back: a block is released once its reading type is known
 

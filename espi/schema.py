@@ -80,6 +80,8 @@ def validate(source: Source, schema: str = "4.0") -> list[SchemaProblem]:
     compiled = load_schema(schema)
     tree, name = read_tree(source)
     return [
-        SchemaProblem(name, err.sourceline, short(err.path or "/"), short(err.reason or err.message))
+        SchemaProblem(
+            name, err.sourceline, short(err.path or "/"), short(err.reason or err.message)
+        )
         for err in compiled.iter_errors(tree)
     ]

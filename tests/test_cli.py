@@ -46,7 +46,10 @@ def test_validate_other_schema_sets(run, sample):
     path = sample("BulkSCEIntervalBlock.xml")
     assert run("validate", path).exit_code == 1  # legacy ServiceDeliveryPoint
     assert run("validate", "--schema", "legacy", path).exit_code == 0
-    assert run("validate", "--schema", "3.3", sample("burlington_hydro_usage_60min.xml")).exit_code == 0
+    assert (
+        run("validate", "--schema", "3.3", sample("burlington_hydro_usage_60min.xml")).exit_code
+        == 0
+    )
 
 
 def test_summary(run, sample):
@@ -110,7 +113,9 @@ def test_console_script_is_installed(sample):
     exe = shutil.which("espi") or str(sys.prefix + "/bin/espi")
     done = subprocess.run(
         [exe, "summary", sample("burlington_hydro_usage_60min.xml")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "readings: 6" in done.stdout

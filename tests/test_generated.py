@@ -55,7 +55,8 @@ def build(meters, shape):
         start, duration, value, cost, qualities = r
         inner = f"<{p}cost>{cost}</{p}cost>" if cost is not None else ""
         inner += "".join(
-            f"<{p}ReadingQuality><{p}quality>{q}</{p}quality></{p}ReadingQuality>" for q in qualities
+            f"<{p}ReadingQuality><{p}quality>{q}</{p}quality></{p}ReadingQuality>"
+            for q in qualities
         )
         inner += (
             f"<{p}timePeriod><{p}duration>{duration}</{p}duration><{p}start>{start}</{p}start>"
@@ -76,10 +77,14 @@ def build(meters, shape):
             rt,
             f"{BASE}/ReadingType",
         )
-        parts.append(entry(el("UsagePoint"), up, f"{BASE}/Subscription/1/UsagePoint", [f"{up}/MeterReading"]))
+        parts.append(
+            entry(el("UsagePoint"), up, f"{BASE}/Subscription/1/UsagePoint", [f"{up}/MeterReading"])
+        )
         if not shape["type_after_blocks"]:
             parts.append(rt_entry)
-        parts.append(entry(el("MeterReading"), mr, f"{up}/MeterReading", [f"{mr}/IntervalBlock", rt]))
+        parts.append(
+            entry(el("MeterReading"), mr, f"{up}/MeterReading", [f"{mr}/IntervalBlock", rt])
+        )
         for b, block in enumerate(blocks):
             body = el("IntervalBlock", "".join(reading(r) for r in block))
             parts.append(entry(body, f"{mr}/IntervalBlock/{b}", f"{mr}/IntervalBlock"))
@@ -101,8 +106,15 @@ def expected(meters):
 def observed(readings, usage_points):
     index = {id(up): n for n, up in enumerate(usage_points)}
     return [
-        (index[id(r.usage_point)], int(r.reading_type.uom), r.start, r.duration, r.value, r.cost,
-         tuple(int(q) for q in r.qualities))
+        (
+            index[id(r.usage_point)],
+            int(r.reading_type.uom),
+            r.start,
+            r.duration,
+            r.value,
+            r.cost,
+            tuple(int(q) for q in r.qualities),
+        )
         for r in readings
     ]
 

@@ -55,8 +55,8 @@ def two_meter_feed():
         up = f"{BASE}/Subscription/1/UsagePoint/{n}"
         out.append(
             entry(
-                "<espi:UsagePoint><espi:ServiceCategory><espi:kind>%d</espi:kind>"
-                "</espi:ServiceCategory></espi:UsagePoint>" % (n - 1),
+                f"<espi:UsagePoint><espi:ServiceCategory><espi:kind>{n - 1}</espi:kind>"
+                "</espi:ServiceCategory></espi:UsagePoint>",
                 up,
                 f"{BASE}/Subscription/1/UsagePoint",
                 [f"{up}/MeterReading"],
@@ -82,7 +82,8 @@ def two_meter_feed():
             mr = f"{BASE}/Subscription/1/UsagePoint/{n}/MeterReading/1"
             out.append(
                 entry(
-                    f"<espi:IntervalBlock>{reading(day * 3600, n * 1000 + day)}</espi:IntervalBlock>",
+                    "<espi:IntervalBlock>"
+                    f"{reading(day * 3600, n * 1000 + day)}</espi:IntervalBlock>",
                     f"{mr}/IntervalBlock/{day}",
                     f"{mr}/IntervalBlock",
                 )
@@ -93,7 +94,10 @@ def two_meter_feed():
 def test_links_tie_interleaved_blocks_to_their_usage_points():
     parsed = espi.parse(two_meter_feed())
     assert not parsed.quirks
-    assert [up.kind for up in parsed.usage_points] == [espi.ServiceKind.ELECTRICITY, espi.ServiceKind.GAS]
+    assert [up.kind for up in parsed.usage_points] == [
+        espi.ServiceKind.ELECTRICITY,
+        espi.ServiceKind.GAS,
+    ]
     gas = parsed.usage_points[1]
     assert [r.value for r in gas.readings()] == [2000, 2001]
     assert all(r.unit == "therm" and r.usage_point is gas for r in gas.readings())
@@ -175,7 +179,11 @@ def test_blocks_that_belong_to_nothing_are_still_read():
         ("", f'<feed xmlns="{ATOM}">', f'xmlns="{ESPI}"'),
         ('<?xml version="1.0"?>', f'<a:feed xmlns:a="{ATOM}">', f'xmlns:ns0="{ESPI}"'),
         ("\ufeff", f'<ns1:feed xmlns:ns1="{ATOM}">', f'xmlns="{ESPI}"'),
-        ('<?xml-stylesheet type="text/xsl" href="x.xslt"?><!-- c -->', f'<feed xmlns="{ATOM}">', f'xmlns="{ESPI}"'),
+        (
+            '<?xml-stylesheet type="text/xsl" href="x.xslt"?><!-- c -->',
+            f'<feed xmlns="{ATOM}">',
+            f'xmlns="{ESPI}"',
+        ),
     ],
 )
 def test_any_prefix_bom_stylesheet_or_missing_declaration(prolog, root_open, ns):
@@ -215,7 +223,9 @@ def test_quirks_are_warned_once_per_kind_and_counted():
     }
     assert codes["empty-element"].count == 2
     assert len(caught) == 4
-    assert "/feed/entry[1]/content/UsagePoint/ServiceDeliveryPoint" in str(codes["legacy-name-ServiceDeliveryPoint"])
+    assert "/feed/entry[1]/content/UsagePoint/ServiceDeliveryPoint" in str(
+        codes["legacy-name-ServiceDeliveryPoint"]
+    )
     up = parsed.usage_points[0]
     assert up.service_delivery_point.name == "x"
     assert len(up.extra) == 1 and up.extra[0].startswith("<espi:futureThing ")
@@ -232,7 +242,7 @@ def test_strict_mode_refuses_the_first_deviation():
 def test_timestamps_date_only_and_without_zone_are_read_as_utc():
     doc = (
         f'<feed xmlns="{ATOM}"><updated>2024-06-21</updated>'
-        f'<entry><published>2016-07-07T02:19:27</published><content>'
+        f"<entry><published>2016-07-07T02:19:27</published><content>"
         f'<UsagePoint xmlns="{ESPI}"/></content></entry></feed>'
     ).encode()
     parsed = quiet_parse(doc)
@@ -279,16 +289,25 @@ def test_espi_resource_in_the_customer_namespace_is_read_and_reported():
 @pytest.mark.parametrize(
     "doc, check",
     [
-        (f'<ServiceStatus xmlns="{ESPI}"><currentStatus>1</currentStatus></ServiceStatus>',
-         lambda f: f.service_status.current_status == espi.ESPIServiceStatus.NORMAL),
-        (f'<BatchList xmlns="{ESPI}"><resources>https://a/1</resources><resources>https://a/2</resources></BatchList>',
-         lambda f: f.batch_list.resources == ["https://a/1", "https://a/2"]),
-        (f'<IntervalBlock xmlns="{ESPI}">{reading(0, 9, p="")}</IntervalBlock>',
-         lambda f: [r.value for r in f.readings()] == [9]),
-        (f'<entry xmlns="{ATOM}"><content><LocalTimeParameters xmlns="{ESPI}"><dstEndRule>B40E2000</dstEndRule>'
-         "<dstOffset>3600</dstOffset><dstStartRule>360E2000</dstStartRule><tzOffset>-28800</tzOffset>"
-         "</LocalTimeParameters></content></entry>",
-         lambda f: f.local_time_parameters[0].tz_offset == -28800),
+        (
+            f'<ServiceStatus xmlns="{ESPI}"><currentStatus>1</currentStatus></ServiceStatus>',
+            lambda f: f.service_status.current_status == espi.ESPIServiceStatus.NORMAL,
+        ),
+        (
+            f'<BatchList xmlns="{ESPI}"><resources>https://a/1</resources><resources>https://a/2</resources></BatchList>',
+            lambda f: f.batch_list.resources == ["https://a/1", "https://a/2"],
+        ),
+        (
+            f'<IntervalBlock xmlns="{ESPI}">{reading(0, 9, p="")}</IntervalBlock>',
+            lambda f: [r.value for r in f.readings()] == [9],
+        ),
+        (
+            f'<entry xmlns="{ATOM}"><content><LocalTimeParameters xmlns="{ESPI}">'
+            "<dstEndRule>B40E2000</dstEndRule>"
+            "<dstOffset>3600</dstOffset><dstStartRule>360E2000</dstStartRule><tzOffset>-28800</tzOffset>"
+            "</LocalTimeParameters></content></entry>",
+            lambda f: f.local_time_parameters[0].tz_offset == -28800,
+        ),
     ],
 )
 def test_documents_that_are_not_feeds(doc, check):
@@ -313,7 +332,11 @@ def test_progress_is_reported():
 
 
 def test_unknown_codes_are_kept():
-    doc = feed(entry("<espi:ReadingType><espi:uom>9999</espi:uom><espi:kind>12</espi:kind></espi:ReadingType>"))
+    doc = feed(
+        entry(
+            "<espi:ReadingType><espi:uom>9999</espi:uom><espi:kind>12</espi:kind></espi:ReadingType>"
+        )
+    )
     rt = espi.parse(doc).reading_types[0]
     assert rt.uom == 9999 and rt.uom.name == "UNKNOWN_9999" and not rt.uom.known
     assert rt.kind == espi.MeasurementKind.ENERGY and rt.kind.label == "energy"
