@@ -637,8 +637,12 @@ class CustomerResource(Resource):
 
 
 @dataclass(slots=True, kw_only=True)
-class Customer(CustomerResource):
+class OrganisationRole(CustomerResource):
     organisation: Organisation | None = xml("Organisation")
+
+
+@dataclass(slots=True, kw_only=True)
+class Customer(OrganisationRole):
     kind: str | None = xml()
     special_need: str | None = xml()
     vip: bool | None = xml()
@@ -720,7 +724,7 @@ class PositionPoint(Object):
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceLocation(CustomerResource):
+class Location(CustomerResource):
     type: str | None = xml()
     main_address: StreetAddress | None = xml()
     secondary_address: StreetAddress | None = xml()
@@ -731,6 +735,12 @@ class ServiceLocation(CustomerResource):
     direction: str | None = xml()
     status: Status | None = xml()
     position_points: list[PositionPoint] = many()
+
+
+@dataclass(slots=True, kw_only=True)
+class ServiceLocation(Location):
+    """customer.xsd: ServiceLocation extends WorkLocation extends Location."""
+
     access_method: str | None = xml()
     site_access_problem: str | None = xml()
     needs_inspection: bool | None = xml()
@@ -762,7 +772,7 @@ class AcceptanceTest(Object):
 
 
 @dataclass(slots=True, kw_only=True)
-class Meter(CustomerResource):
+class Asset(CustomerResource):
     type: str | None = xml()
     utc_number: str | None = xml()
     serial_number: str | None = xml()
@@ -775,18 +785,27 @@ class Meter(CustomerResource):
     initial_condition: str | None = xml()
     initial_loss_of_life: str | None = xml()
     status: Status | None = xml()
+
+
+@dataclass(slots=True, kw_only=True)
+class EndDevice(Asset):
+    """customer.xsd: EndDevice extends AssetContainer (which adds nothing) extends Asset."""
+
     is_virtual: bool | None = xml()
     is_pan: bool | None = xml()
     install_code: str | None = xml()
     amr_system: str | None = xml()
+
+
+@dataclass(slots=True, kw_only=True)
+class Meter(EndDevice):
     form_number: str | None = xml()
     meter_multipliers: list[MeterMultiplier] = many("MeterMultipliers")
     interval_length: int | None = xml()
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceSupplier(CustomerResource):
-    organisation: Organisation | None = xml("Organisation")
+class ServiceSupplier(OrganisationRole):
     kind: str | None = xml()
     issuer_identification_number: str | None = xml()
     effective_date: int | None = xml()

@@ -677,11 +677,12 @@ class _Index:
         return self.map.get(norm_href(href)) if href else None
 
 
-PARENT = {
-    m.MeterReading: m.UsagePoint,
-    m.UsageSummary: m.UsagePoint,
-    m.ElectricPowerQualitySummary: m.UsagePoint,
-    m.IntervalBlock: m.MeterReading,
+#: child kind -> (parent kind, the child's attribute naming its parent, the parent's list)
+PARENT: dict[type[Any], tuple[type[Any], str, str]] = {
+    m.MeterReading: (m.UsagePoint, "usage_point", "meter_readings"),
+    m.UsageSummary: (m.UsagePoint, "usage_point", "usage_summaries"),
+    m.ElectricPowerQualitySummary: (m.UsagePoint, "usage_point", "power_quality_summaries"),
+    m.IntervalBlock: (m.MeterReading, "meter_reading", "interval_blocks"),
 }
 
 
@@ -710,8 +711,8 @@ class _Linker:
             for href in res.related():
                 self.collections.setdefault(kind, _Index()).add(href, res)
             self.last[kind] = res
-        parent_kind = PARENT.get(kind)
-        if parent_kind is not None:
+        if kind in PARENT:
+            parent_kind = PARENT[kind][0]
             parent = self._by_link(res, parent_kind)
             if parent is None and parent_kind in self.last:
                 parent = self.last[parent_kind]
@@ -813,7 +814,7 @@ class _Linker:
     def finish(self) -> None:
         """Links for what is still unresolved at the end of the document, by document order."""
         for res in self.orphans:
-            parent_kind = PARENT[type(res)]
+            parent_kind = PARENT[type(res)][0]
             parent = self._by_link(res, parent_kind) or self._following(res, parent_kind)
             if parent is not None:
                 attach(res, parent)
@@ -865,18 +866,9 @@ def names_type(mr: m.MeterReading) -> bool:
 
 
 def attach(child: Any, parent: Any) -> None:
-    if isinstance(child, m.IntervalBlock):
-        child.meter_reading = parent
-        parent.interval_blocks.append(child)
-    elif isinstance(child, m.MeterReading):
-        child.usage_point = parent
-        parent.meter_readings.append(child)
-    elif isinstance(child, m.UsageSummary):
-        child.usage_point = parent
-        parent.usage_summaries.append(child)
-    elif isinstance(child, m.ElectricPowerQualitySummary):
-        child.usage_point = parent
-        parent.power_quality_summaries.append(child)
+    _, back, children = PARENT[type(child)]
+    setattr(child, back, parent)
+    getattr(parent, children).append(child)
 
 
 # --------------------------------------------------------------------------- the two doors
