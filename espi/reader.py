@@ -702,6 +702,7 @@ class _Linker:
         self.loose: m.ReadingType | None = None  # the last ReadingType nobody links to
         self.held: list[m.IntervalBlock] = []  # blocks held until their reading type is known
         self.held_readings = 0
+        self.typed = False  # a meter reading got its reading type since the last look
 
     def add(self, res: Any) -> None:
         kind = type(res)
@@ -770,6 +771,7 @@ class _Linker:
             self.untyped.append(mr)
         else:
             mr.reading_type = rt
+            self.typed = True
 
     def _reading_type(self, rt: m.ReadingType) -> None:
         """A new ReadingType: to the meter readings that link to it; else, when nobody links to
@@ -786,6 +788,7 @@ class _Linker:
         for mr in linked:
             mr.reading_type = rt
             self.untyped.remove(mr)
+            self.typed = True
 
     def _by_order(self) -> None:
         self.engine.quirk(
@@ -800,13 +803,14 @@ class _Linker:
     # ---- streaming hold-back: a block is released once its reading type is known
 
     def ready(self, block: m.IntervalBlock) -> list[m.IntervalBlock]:
-        """Blocks that may be handed out now, in document order."""
+        """Blocks that may be handed out now, in document order. Held blocks only become
+        ready when a meter reading gets its type, so only then are they all looked at again."""
         self.held.append(block)
         self.held_readings += len(block.readings)
-        if self.held_readings <= HOLD_BACK_READINGS and not all(
-            b.meter_reading is not None and b.meter_reading.reading_type is not None
-            for b in self.held
-        ):
+        # When blocks were held before and no meter reading got its type since, still not ready.
+        go = (len(self.held) == 1 or self.typed) and all(typed(b) for b in self.held)
+        self.typed = False
+        if not go and self.held_readings <= HOLD_BACK_READINGS:
             return []
         out, self.held, self.held_readings = self.held, [], 0
         return out
@@ -858,6 +862,10 @@ class _Linker:
         after = [t for t in types if self.order.index(t) > pos and not self._claimed(t)]
         before = [t for t in types if self.order.index(t) < pos and not self._claimed(t)]
         return after[0] if after else (before[-1] if before else None)
+
+
+def typed(block: m.IntervalBlock) -> bool:
+    return block.meter_reading is not None and block.meter_reading.reading_type is not None
 
 
 def names_type(mr: m.MeterReading) -> bool:

@@ -340,3 +340,24 @@ def test_unknown_codes_are_kept():
     rt = espi.parse(doc).reading_types[0]
     assert rt.uom == 9999 and rt.uom.name == "UNKNOWN_9999" and not rt.uom.known
     assert rt.kind == espi.MeasurementKind.ENERGY and rt.kind.label == "energy"
+
+
+def test_blocks_waiting_for_a_reading_type_are_released_at_the_cap(monkeypatch):
+    """A file whose blocks never learn their reading type must not be held in memory whole."""
+    from espi import reader
+
+    monkeypatch.setattr(reader, "HOLD_BACK_READINGS", 3)
+    blocks = [
+        entry(
+            f"<espi:IntervalBlock>{reading(b * 7200, b * 10)}{reading(b * 7200 + 3600, b * 10 + 1)}"
+            "</espi:IntervalBlock>"
+        )
+        for b in range(5)
+    ]
+    doc = feed(entry("<espi:MeterReading/>"), *blocks)
+    seen = []
+    stream = espi.iter_readings(doc)
+    for r in stream:
+        seen.append(r.value)
+        assert len(stream._engine.linker.held) <= 2  # never more than the cap allows
+    assert seen == [0, 1, 10, 11, 20, 21, 30, 31, 40, 41]
