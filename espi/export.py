@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import IO, Any
 
 from .model import COST_SCALE, IntervalReading, Resource
-from .reader import norm_href
+from .xmlmap import norm_href
 
 COLUMNS = (
     "usage_point",
