@@ -12,21 +12,26 @@ from .errors import EspiError, EspiWarning, ParseError, Quirk, SchemaError, Sche
 from .model import *  # noqa: F403 - the model classes are part of the public API
 from .reader import ParseOptions, ReadingStream, iter_readings, parse
 from .schema import validate
+from .writer import FeedWriter, WriteOptions, dumps, write
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EspiError",
     "EspiWarning",
+    "FeedWriter",
     "ParseError",
     "ParseOptions",
     "Quirk",
     "ReadingStream",
     "SchemaError",
     "SchemaProblem",
+    "WriteOptions",
     "codes",
+    "dumps",
     "iter_readings",
     "model",
     "parse",
     "validate",
+    "write",
 ]

@@ -870,6 +870,9 @@ class Feed:
     #: Real-world deviations the reader tolerated (see :class:`espi.Quirk`).
     quirks: list[Any] = field(default_factory=list, compare=False)
 
+    def link(self, rel: str) -> str | None:
+        return next((lk.href for lk in self.links if lk.rel == rel), None)
+
     def readings(self) -> Iterator[IntervalReading]:
         """Every IntervalReading of the document, in document order, linked or not."""
         for block in self.interval_blocks:

@@ -26,7 +26,7 @@ from typing import IO, Any, Union
 from lxml import etree
 
 from . import model as m
-from .codes import QualityOfReading
+from .codes import ItemKind, QualityOfReading
 from .errors import EspiWarning, ParseError, Quirk
 from .xmlmap import (
     ATOM,
@@ -45,6 +45,10 @@ Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 #: Readings held back while their reading type is not known yet (files often put the
 #: ReadingType entry after the IntervalBlocks). Past this, they are released without it.
 HOLD_BACK_READINGS = 50_000
+
+#: A period start beyond this (year 5138 in seconds) can only be milliseconds.
+MILLISECONDS_AFTER = 10**11
+UINT32_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +386,35 @@ class _Engine:
                     values.setdefault(spec.attr, []).append(value)
             else:
                 values[spec.attr] = value
-        return cls(**values)
+        obj = cls(**values)
+        if cls is m.DateTimeInterval:
+            self._period(obj, el)
+        elif cls is m.LineItem and (obj.item_kind is None or obj.note is None):
+            self.quirk(
+                "line-item-incomplete",
+                "line item without itemKind or note (the pre-3.3 shape) read as an "
+                "information item (10) with an empty note",
+                el,
+            )
+            obj.item_kind = obj.item_kind if obj.item_kind is not None else ItemKind.INFORMATION
+            obj.note = obj.note if obj.note is not None else ""
+        return obj
+
+    def _period(self, period: m.DateTimeInterval, el: Any) -> None:
+        """PG&E writes some periods in milliseconds, and open-ended ones longer than ESPI's
+        UInt32 allows: read them as seconds and as the longest ESPI duration."""
+        if period.start is not None and period.start > MILLISECONDS_AFTER:
+            self.quirk("milliseconds", "period in milliseconds read as seconds", el)
+            period.start //= 1000
+            if period.duration is not None:
+                period.duration //= 1000
+        if period.duration is not None and period.duration > UINT32_MAX:
+            self.quirk(
+                "duration-overflow",
+                f"duration {period.duration} s beyond ESPI's UInt32 read as {UINT32_MAX} s",
+                el,
+            )
+            period.duration = UINT32_MAX
 
     def _value(self, spec: FieldSpec, el: Any) -> Any:
         if spec.item is not None:
