@@ -35,6 +35,7 @@ from .xmlmap import (
     LEGACY_NAMES,
     RESOURCES,
     FieldSpec,
+    canonical,
     field_specs,
     local,
     norm_href,
@@ -376,7 +377,7 @@ class _Engine:
                     self.quirk(
                         f"unknown-element-{name}", f"unknown element <{name}> kept as is", child
                     )
-                values.setdefault("extra", []).append(etree.tostring(child, encoding="unicode"))
+                values.setdefault("extra", []).append(canonical(child))
                 continue
             value = self._value(spec, child)
             if spec.is_list:
@@ -513,7 +514,7 @@ class _Engine:
                     self.quirk(
                         f"unknown-element-{name}", f"unknown element <{name}> kept as is", child
                     )
-                    block.extra.append(etree.tostring(child, encoding="unicode"))
+                    block.extra.append(canonical(child))
         return block
 
     @staticmethod

@@ -35,7 +35,9 @@ from .codes import Code
 from .errors import EspiWarning
 from .xmlmap import ATOM, CUST, ESPI, FieldSpec, field_specs, norm_href
 
-NSMAP = {None: m.ATOM_NS, "espi": m.ESPI_NS, "cust": m.CUSTOMER_NS}
+#: Atom as the default namespace, ESPI and customer with their usual prefixes. (Typed Any:
+#: lxml-stubs do not allow the None key that names the default namespace.)
+NSMAP: Any = {None: m.ATOM_NS, "espi": m.ESPI_NS, "cust": m.CUSTOMER_NS}
 DEFAULT_BASE = "https://localhost/DataCustodian/espi/1_1/resource"
 
 
@@ -194,9 +196,11 @@ def atom_time(value: datetime) -> str:
 # --------------------------------------------------------------------------- elements
 
 
-def to_element(obj: Any, tag: str, options: WriteOptions, parent: Any = None) -> Any:
+def to_element(
+    obj: Any, tag: str, options: WriteOptions, parent: Any = None, nsmap: Any = None
+) -> Any:
     """An ESPI object as an lxml element named ``tag``; children share its namespace."""
-    el = etree.Element(tag) if parent is None else etree.SubElement(parent, tag)
+    el = etree.Element(tag, nsmap=nsmap) if parent is None else etree.SubElement(parent, tag)
     ns = tag[: tag.index("}") + 1]
     for name, spec in field_specs(type(obj)).items():
         value = getattr(obj, spec.attr)
@@ -321,13 +325,13 @@ class FeedWriter:
         self.options = options or WriteOptions()
         self.entries = _Entries(self.options)
         self.target = target
-        self.header = {
-            "id": feed_id,
-            "title": title,
-            "self": self_href
-            or f"{self.options.base.rstrip('/')}/Batch/Subscription/{self.options.subscription}",
-            "updated": updated or self.entries.now,
-        }
+        self.self_href = (
+            self_href
+            or f"{self.options.base.rstrip('/')}/Batch/Subscription/{self.options.subscription}"
+        )
+        self.feed_id = feed_id or derived_id(self.self_href)
+        self.title = title
+        self.updated = updated or self.entries.now
         self._xf: Any = None
         self._stack: list[Any] = []
 
@@ -343,10 +347,10 @@ class FeedWriter:
         nl = "\n" if self.options.pretty else ""
         xf.write(nl)
         head = [
-            self._leaf("id", self.header["id"] or derived_id(self.header["self"])),
-            self._leaf("title", self.header["title"]),
-            self._leaf("updated", atom_time(self.header["updated"])),
-            etree.Element(ATOM + "link", {"rel": "self", "href": self.header["self"]}),
+            self._leaf("id", self.feed_id),
+            self._leaf("title", self.title),
+            self._leaf("updated", atom_time(self.updated)),
+            etree.Element(ATOM + "link", {"rel": "self", "href": self.self_href}),
         ]
         for el in head:
             xf.write(el)
@@ -456,9 +460,7 @@ def write(
             etree.tostring(doc, xml_declaration=True, encoding="utf-8", pretty_print=options.pretty)
         )
     elif isinstance(obj, m.BatchList | m.ServiceStatus):
-        el = to_element(obj, ESPI + type(obj).__name__, options)
-        el = etree.fromstring(etree.tostring(el))  # one xmlns declaration, on the root
-        etree.cleanup_namespaces(el, top_nsmap={None: m.ESPI_NS})
+        el = to_element(obj, ESPI + type(obj).__name__, options, nsmap={None: m.ESPI_NS})
         target.write(
             etree.tostring(el, xml_declaration=True, encoding="utf-8", pretty_print=options.pretty)
         )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from lxml import etree
+
 from . import model as m
 
 ATOM = f"{{{m.ATOM_NS}}}"
@@ -102,3 +104,11 @@ def norm_href(href: str) -> str:
     if i >= 0:
         path = path[i + len("/resource/") :]
     return path.strip("/")
+
+
+def canonical(el: Any) -> str:
+    """An element as canonical XML (C14N 2.0, prefixes rewritten): the same text whatever
+    prefixes the document used, so kept unknown elements compare and round-trip exactly."""
+    return etree.canonicalize(
+        xml_data=etree.tostring(el, with_tail=False, encoding="unicode"), rewrite_prefixes=True
+    )
