@@ -33,7 +33,7 @@ from .errors import EspiWarning
 from .model import LocalTimeParameters
 
 DISABLED = 0xFFFFFFFF
-EPOCH = datetime(1970, 1, 1)  # naive: wall-clock arithmetic
+EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: wall-clock arithmetic
 #: Zones tried first when naming the zone of a LocalTimeParameters (the field's home ground).
 PREFERRED_ZONES = (
     "America/Los_Angeles", "America/Denver", "America/Phoenix", "America/Chicago",
@@ -237,6 +237,10 @@ def from_local(ltp: LocalTimeParameters, local: datetime) -> int:
     return int(local.replace(tzinfo=zone(ltp)).timestamp())
 
 
+def seconds(delta: timedelta | None) -> int:
+    return int(delta.total_seconds()) if delta is not None else 0
+
+
 def rule_for(day: date, seconds_of_day: int) -> DstRule:
     """The rule that names ``day``: "the n-th weekday" or "the last weekday" of its month."""
     last = calendar.monthrange(day.year, day.month)[1]
@@ -269,14 +273,15 @@ def from_zone(name: str, year: int | None = None) -> LocalTimeParameters:
             changes.append((at + timedelta(minutes=1), before, after))
         before, t = after, t + timedelta(days=1)
     january = datetime(year, 1, 15, tzinfo=UTC).astimezone(tz)
-    standard = int((january.utcoffset() - (january.dst() or timedelta(0))).total_seconds())
+    standard = seconds(january.utcoffset()) - seconds(january.dst())
     if len(changes) != 2:
         return LocalTimeParameters(
             tz_offset=standard, dst_offset=0, dst_start_rule="FFFFFFFF", dst_end_rule="FFFFFFFF"
         )
-    (t1, b1, a1), (t2, b2, a2) = changes
-    start_t, end_t = (t1, t2) if a1 > b1 else (t2, t1)
-    dst = int(abs((a1 - b1).total_seconds()))
+    (t1, b1, a1), (t2, _, _) = changes
+    gained = (a1 or timedelta(0)) - (b1 or timedelta(0))
+    start_t, end_t = (t1, t2) if gained > timedelta(0) else (t2, t1)
+    dst = int(abs(gained.total_seconds()))
     start_wall = start_t + timedelta(seconds=standard)  # read in standard time
     end_wall = end_t + timedelta(seconds=standard + dst)  # read in daylight time
     start = rule_for(start_wall.date(), start_wall.hour * 3600 + start_wall.minute * 60)

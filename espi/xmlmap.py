@@ -109,6 +109,5 @@ def norm_href(href: str) -> str:
 def canonical(el: Any) -> str:
     """An element as canonical XML (C14N 2.0, prefixes rewritten): the same text whatever
     prefixes the document used, so kept unknown elements compare and round-trip exactly."""
-    return etree.canonicalize(
-        xml_data=etree.tostring(el, with_tail=False, encoding="unicode"), rewrite_prefixes=True
-    )
+    text = etree.tostring(el, with_tail=False, encoding="unicode")
+    return str(etree.canonicalize(xml_data=text, rewrite_prefixes=True))
