@@ -52,7 +52,7 @@ FUNCTION_BLOCKS: dict[int, FunctionBlock] = {
         FunctionBlock(28, "Usage Summary Costs for Current Billing Period", "costs to date"),
         FunctionBlock(29, "Temperature Interval Metering", "temperature readings"),
         FunctionBlock(30, "Usage Data Common User Experience", ""),
-        FunctionBlock(31, "Usage Data Authorization and Authentication w/o Pre-Negotiated Scope", ""),
+        FunctionBlock(31, "Usage Data Authorization and Authentication w/o Pre-Negotiated Scope"),
         FunctionBlock(32, "Resource Level REST", "reading single resources"),
         FunctionBlock(34, "SFTP for Usage Data Bulk", "bulk files over SFTP"),
         FunctionBlock(35, "REST for Usage Data Bulk", "bulk data for all customers"),
@@ -75,7 +75,9 @@ FUNCTION_BLOCKS: dict[int, FunctionBlock] = {
         FunctionBlock(62, "Retail Customer Program-Date-ID-Mappings Information", "programs"),
         FunctionBlock(63, "Retail Customer Common User Experience", ""),
         FunctionBlock(64, "Retail Customer Security and Privacy Class", ""),
-        FunctionBlock(65, "Retail Customer Authorization and Authentication w/o Pre-Negotiated Scope", ""),
+        FunctionBlock(
+            65, "Retail Customer Authorization and Authentication w/o Pre-Negotiated Scope"
+        ),
         FunctionBlock(66, "SFTP for Retail Customer Bulk", ""),
         FunctionBlock(67, "REST for Retail Customer Bulk", ""),
         FunctionBlock(69, "Retail Customer PUSH Model", ""),
