@@ -18,9 +18,11 @@ import click
 
 from . import export
 from .errors import ParseError
+from .lint import lint
 from .model import COST_SCALE, IntervalReading, ReadingType, UsagePoint, UsageSummary, to_datetime
-from .reader import ParseOptions, iter_readings
+from .reader import ParseOptions, iter_readings, parse
 from .schema import SCHEMA_SETS, validate
+from .writer import DEFAULT_BASE, WriteOptions, write
 
 log = logging.getLogger(__name__)
 
@@ -262,3 +264,62 @@ def export_cmd(file: str, fmt: str, output: str | None) -> None:
         os.replace(tmp, output)
         click.echo(f"{output}: {n:,} readings", err=True)
     report_quirks(stream.quirks)
+
+
+@main.command("lint")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--limit", default=20, show_default=True, help="Findings of one kind to list.")
+def lint_cmd(files: tuple[str, ...], limit: int) -> None:
+    """Check FILES beyond the schema: gaps, overlaps, readings outside their block,
+    intervalLength against durations, DST days, duplicate ids, dangling links, overlapping
+    bills, cost without currency, implausible values.
+
+    One FILE:LINE: severity: message [code] per finding. Exit 0 when there is no error or
+    warning, 1 when there is, 2 when a file cannot be read.
+    """
+    status = 0
+    for path in files:
+        try:
+            findings = lint(path, limit)
+        except ParseError as err:
+            click.echo(f"error: {err}", err=True)
+            status = 2
+            continue
+        for f in findings:
+            click.echo(str(f))
+        serious = sum(f.severity != "info" for f in findings)
+        click.echo(f"{path}: {serious} error(s) and warning(s), {len(findings) - serious} note(s)")
+        if serious:
+            status = max(status, 1)
+    sys.exit(status)
+
+
+@main.command("convert")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The ESPI file to write."
+)
+@click.option(
+    "--from", "kind", type=click.Choice(["auto", "csv", "xml"]), default="auto", show_default=True,
+    help="The input: a CSV in the `espi export` format, or any readable Green Button file.",
+)  # fmt: skip
+@click.option("--zone", help="IANA time zone of CSV data, for local-day blocks (default UTC).")
+@click.option("--base", default=DEFAULT_BASE, show_default=True, help="URL prefix of links.")
+def convert_cmd(source: str, output: str, kind: str, zone: str | None, base: str) -> None:
+    """Write SOURCE as normalized, schema-valid ESPI 4.0 Green Button XML."""
+    if kind == "auto":
+        kind = "csv" if source.lower().endswith(".csv") else "xml"
+    try:
+        if kind == "csv":
+            with open(source, encoding="utf-8-sig", newline="") as f:
+                feed = export.read_csv(f, source, local_time=zone)
+        else:
+            with reading_options(source) as options:
+                feed = parse(source, options)
+            report_quirks(feed.quirks)
+    except (ParseError, OSError) as err:
+        fail(err if isinstance(err, ParseError) else ParseError(str(err), file=source))
+        return
+    write(feed, output, WriteOptions(base=base))
+    count = sum(1 for _ in feed.readings())
+    click.echo(f"{output}: {len(feed.usage_points)} usage point(s), {count:,} readings", err=True)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
-from .model import COST_SCALE, IntervalReading, Resource
+from . import builder
+from .codes import Currency, QualityOfReading, ServiceKind, UnitSymbolKind
+from .errors import ParseError
+from .model import COST_SCALE, Feed, IntervalReading, LocalTimeParameters, Resource
 from .xmlmap import norm_href
 
 COLUMNS = (
@@ -100,3 +105,91 @@ def json_object(record: dict[str, Any]) -> str:
 
 
 EXACT = ("value", "cost")
+
+
+# --------------------------------------------------------------------------- CSV back to ESPI
+
+
+def by_label(kind: type[Any]) -> dict[str, Any]:
+    return {kind(code).label: kind(code) for code in kind.__members__.values()}
+
+
+UNITS: dict[str, UnitSymbolKind] = by_label(UnitSymbolKind)
+CURRENCIES: dict[str, Currency] = by_label(Currency)
+QUALITIES: dict[str, QualityOfReading] = by_label(QualityOfReading)
+ELECTRIC_UNITS = {"Wh", "W", "VAh", "VArh", "VA", "VAr", "V", "A"}
+GAS_UNITS = {"therm", "ft3"}
+
+
+def scaled(text: str, where: str) -> tuple[int, int]:
+    """An exact decimal as (integer, power of ten): ``"1.250"`` -> ``(1250, -3)``."""
+    try:
+        number = Decimal(text)
+    except ArithmeticError as err:
+        raise ParseError(f"{text!r} is not a number", file=where) from err
+    exponent = int(number.as_tuple().exponent)
+    return int(number.scaleb(-exponent)), exponent
+
+
+def read_csv(stream: IO[str], name: str = "<csv>", local_time: str | None = None) -> Feed:
+    """A Feed from rows in the ``espi export`` format (the inverse of :func:`write_csv`).
+
+    Rows are grouped into one usage point per ``usage_point`` value and one meter reading per
+    ``reading_type`` value; values keep every decimal they have (the reading type's power of
+    ten is the smallest one the series needs). ``local_time``: an IANA zone for the usage
+    points, so blocks are cut by local day."""
+    reader = csv.DictReader(stream)
+    missing = [c for c in ("start", "duration", "value") if c not in (reader.fieldnames or ())]
+    if missing:
+        raise ParseError(f"not an espi export CSV: no column {', '.join(missing)}", file=name)
+    groups: dict[tuple[str, str], list[tuple[int, dict[str, str]]]] = {}
+    for line, rec in enumerate(reader, start=2):
+        groups.setdefault((rec.get("usage_point") or "", rec.get("reading_type") or ""), []).append(
+            (line, rec)
+        )
+    ltp: LocalTimeParameters | str | None = local_time
+    points: dict[str, Any] = {}
+    for (up_key, _rt_key), rows in groups.items():
+        unit = rows[0][1].get("unit") or ""
+        kind = (
+            ServiceKind.ELECTRICITY
+            if unit in ELECTRIC_UNITS
+            else ServiceKind.GAS
+            if unit in GAS_UNITS
+            else None
+        )
+        up = points.get(up_key)
+        if up is None:
+            up = points[up_key] = builder.usage_point(
+                kind or ServiceKind.ELECTRICITY, local_time=ltp
+            )
+            if kind is None:
+                up.service_category = None
+        parsed = []
+        for line, rec in rows:
+            at = f"{name}:{line}"
+            try:
+                start = int(datetime.fromisoformat(rec["start"].replace("Z", "+00:00")).timestamp())
+                duration = int(rec["duration"])
+            except (ValueError, KeyError) as err:
+                raise ParseError(f"bad start or duration: {err}", file=at) from err
+            value, power = scaled(rec["value"], at)
+            cost = builder.money(rec["cost"]) if rec.get("cost") else None
+            qualities = tuple(
+                QUALITIES[q] for q in (rec.get("quality") or "").split(";") if q in QUALITIES
+            )
+            parsed.append((start, duration, value, power, cost, qualities))
+        power = min(p for *_, p, _c, _q in parsed)
+        currency = CURRENCIES.get(rows[0][1].get("currency") or "")
+        rt = builder.reading_type(
+            UNITS.get(unit, UnitSymbolKind.NONE),
+            power_of_ten=power,
+            interval_length=Counter(d for _s, d, *_ in parsed).most_common(1)[0][0],
+            currency=currency,
+        )
+        series = [
+            IntervalReading(start=s, duration=d, value=v * 10 ** (p - power), cost=c, qualities=q)
+            for s, d, v, p, c, q in parsed
+        ]
+        builder.meter_reading(up, rt, series)
+    return builder.feed(*points.values())

@@ -893,6 +893,11 @@ class ReadingStream:
         return list(self._engine.quirks.values())
 
     @property
+    def file(self) -> str:
+        """The document's name as messages give it (its path, ``<bytes>``, ...)."""
+        return self._engine.file
+
+    @property
     def resources(self) -> list[Any]:
         """The resources other than IntervalBlocks seen so far (usage points, reading types,
         summaries...), in document order; complete once the stream is exhausted."""

@@ -194,6 +194,8 @@ class EspiZone(tzinfo):
 
     def tzname(self, dt: datetime | None) -> str:
         offset = self.utcoffset(dt).total_seconds()
+        if not offset:
+            return "UTC"
         sign = "-" if offset < 0 else "+"
         hours, rest = divmod(abs(int(offset)), 3600)
         return f"UTC{sign}{hours:02d}:{rest // 60:02d}"
