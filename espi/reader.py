@@ -676,6 +676,8 @@ class _Linker:
                 self.orphans.append(res)
             else:
                 attach(res, parent)
+        if kind is m.UsagePoint or kind is m.LocalTimeParameters:
+            self._local_time(res)
         if kind is m.MeterReading:
             self.claimed.update(norm_href(h) for h in res.related())
             if res.reading_type is None:
@@ -703,6 +705,17 @@ class _Linker:
                 if p is not None:
                     return p
         return None
+
+    def _local_time(self, res: m.UsagePoint | m.LocalTimeParameters) -> None:
+        """Tie usage points to the LocalTimeParameters they link to, whichever comes first."""
+        index = self.selfs.get(m.LocalTimeParameters)
+        if index is None:
+            return
+        ups = [res] if isinstance(res, m.UsagePoint) else self.order
+        for up in ups:
+            if isinstance(up, m.UsagePoint) and up.local_time_parameters is None:
+                found = next((t for h in up.related() if (t := index.get(h)) is not None), None)
+                up.local_time_parameters = found
 
     def _meter_reading(self, mr: m.MeterReading) -> None:
         """Its reading type: the one it links to; else, when it links to none, the unclaimed
@@ -787,12 +800,10 @@ class _Linker:
                     "was taken as its own",
                 )
         ltps = [r for r in self.order if isinstance(r, m.LocalTimeParameters)]
-        ltp_index = self.selfs.get(m.LocalTimeParameters)
-        for up in (r for r in self.order if isinstance(r, m.UsagePoint)):
-            found = None
-            if ltp_index is not None:
-                found = next((t for h in up.related() if (t := ltp_index.get(h)) is not None), None)
-            up.local_time_parameters = found or (ltps[0] if len(ltps) == 1 else None)
+        if len(ltps) == 1:  # a file's one LocalTimeParameters is its usage points' own
+            for up in (r for r in self.order if isinstance(r, m.UsagePoint)):
+                if up.local_time_parameters is None:
+                    up.local_time_parameters = ltps[0]
 
     def _following(self, res: Any, kind: type[Any]) -> Any:
         after = False
