@@ -70,7 +70,9 @@ class Series:
     name: str
     reading_type: m.ReadingType | None
     zone: Any
-    last_end: int | None = None
+    previous: tuple[int, int] | None = None  # the last reading's (start, end)
+    count: int = 0
+    backwards: int = 0  # readings that end before the one listed ahead of them starts
     durations: Counter[int] = field(default_factory=Counter)
     first_line: int | None = None
     costed_without_currency: int = 0
@@ -159,25 +161,10 @@ class Linter:
         duration = r.duration or 0
         end = r.start + duration
         s.durations[duration] += 1
-        if s.last_end is not None:
-            if r.start > s.last_end:
-                yield from self.find(
-                    line,
-                    "warning",
-                    "gap",
-                    f"{s.name}: gap of {span(r.start - s.last_end)} "
-                    f"from {when(s.last_end, s.zone)} "
-                    f"to {when(r.start, s.zone)}",
-                )
-            elif r.start < s.last_end:
-                yield from self.find(
-                    line,
-                    "error",
-                    "overlap",
-                    f"{s.name}: reading at {when(r.start, s.zone)} overlaps the one before by "
-                    f"{span(s.last_end - r.start)}",
-                )
-        s.last_end = end if s.last_end is None else max(s.last_end, end)
+        if s.previous is not None:
+            yield from self.sequence(s, r.start, end, line)
+        s.previous = (r.start, end)
+        s.count += 1
         period = block.interval if block is not None else None
         if period is not None and not within(r.start, end, period):
             yield from self.find(
@@ -192,6 +179,33 @@ class Linter:
             s.costed_without_currency += 1
         if rt is not None and r.value is not None:
             yield from self.plausible(r, rt, s, line)
+
+    def sequence(self, s: Series, start: int, end: int, line: int | None) -> Iterator[Finding]:
+        """A reading against the one listed before it, in whichever direction the file runs:
+        a gap between them, or an overlap when the two share time."""
+        before_start, before_end = s.previous or (start, end)
+        if end <= before_start and end < before_end:  # runs backwards in time
+            s.backwards += 1
+            hole = (end, before_start)
+        elif start >= before_end:
+            hole = (before_end, start)
+        else:
+            yield from self.find(
+                line,
+                "error",
+                "overlap",
+                f"{s.name}: reading at {when(start, s.zone)} ({span(end - start)}) shares "
+                f"{span(min(end, before_end) - max(start, before_start))} with the one before",
+            )
+            return
+        if hole[1] > hole[0]:
+            yield from self.find(
+                line,
+                "warning",
+                "gap",
+                f"{s.name}: gap of {span(hole[1] - hole[0])} from {when(hole[0], s.zone)} "
+                f"to {when(hole[1], s.zone)}",
+            )
 
     def plausible(
         self, r: m.IntervalReading, rt: m.ReadingType, s: Series, line: int | None
@@ -242,6 +256,17 @@ class Linter:
                     f"({span(expected)}) "
                     f"but readings last otherwise: {listing}",
                 )
+        if s.backwards and s.backwards == s.count - 1:
+            yield from self.find(
+                s.first_line, "info", "reverse-order", f"{s.name}: readings run newest first"
+            )
+        elif s.backwards:
+            yield from self.find(
+                s.first_line,
+                "warning",
+                "out-of-order",
+                f"{s.name}: {s.backwards} reading(s) come earlier than the one listed before them",
+            )
         if s.costed_without_currency:
             yield from self.find(
                 s.first_line,

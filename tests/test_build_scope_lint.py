@@ -156,8 +156,16 @@ def test_lint_reports_duplicate_ids_and_limits_repeats(sample):
     findings = lint(sample("1hrLP_32Days_Additional2_M.xml"), limit=1)
     assert "duplicate-id" in codes(findings)
     pge = lint(sample("PGEIntervalBlock.xml"), limit=2)
-    overlaps = [f for f in pge if f.code == "overlap"]
-    assert len(overlaps) == 3 and overlaps[-1].message.startswith("... and ")
+    gaps = [f for f in pge if f.code == "gap"]
+    assert len(gaps) == 3 and gaps[-1].message == "... and 19 more"
+    assert "out-of-order" in codes(pge)
+
+
+def test_newest_first_is_an_order_not_an_overlap(sample):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", espi.EspiWarning)
+        found = lint(sample("intervals_APUC000000_electric.xml"))
+    assert "reverse-order" in codes(found) and "overlap" not in codes(found)
 
 
 def test_a_clean_file_lints_clean(tmp_path):
