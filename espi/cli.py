@@ -10,9 +10,9 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import click
 
@@ -81,21 +81,39 @@ def validate_cmd(files: tuple[str, ...], schema: str) -> None:
 
     Exit 0 when all are valid, 1 when any is invalid, 2 when any cannot be read.
     """
+    check_files(
+        files,
+        lambda path: validate(path, schema),
+        lambda path, problems: (
+            f"{path}: invalid against ESPI {schema} ({len(problems)} problem(s))"
+            if problems
+            else f"{path}: valid against ESPI {schema}",
+            bool(problems),
+        ),
+    )
+
+
+def check_files(
+    files: tuple[str, ...],
+    check: Callable[[str], list[Any]],
+    verdict: Callable[[str, list[Any]], tuple[str, bool]],
+) -> NoReturn:
+    """Run ``check`` on each file, print what it found and ``verdict``'s line, and exit 0 (all
+    good), 1 (something found) or 2 (a file could not be read)."""
     status = 0
     for path in files:
         try:
-            problems = validate(path, schema)
+            found = check(path)
         except ParseError as err:
             click.echo(f"error: {err}", err=True)
             status = 2
             continue
-        for p in problems:
-            click.echo(str(p))
-        if problems:
-            click.echo(f"{path}: invalid against ESPI {schema} ({len(problems)} problem(s))")
+        for item in found:
+            click.echo(str(item))
+        line, bad = verdict(path, found)
+        click.echo(line)
+        if bad:
             status = max(status, 1)
-        else:
-            click.echo(f"{path}: valid against ESPI {schema}")
     sys.exit(status)
 
 
@@ -277,21 +295,13 @@ def lint_cmd(files: tuple[str, ...], limit: int) -> None:
     One FILE:LINE: severity: message [code] per finding. Exit 0 when there is no error or
     warning, 1 when there is, 2 when a file cannot be read.
     """
-    status = 0
-    for path in files:
-        try:
-            findings = lint(path, limit)
-        except ParseError as err:
-            click.echo(f"error: {err}", err=True)
-            status = 2
-            continue
-        for f in findings:
-            click.echo(str(f))
+
+    def verdict(path: str, findings: list[Any]) -> tuple[str, bool]:
         serious = sum(f.severity != "info" for f in findings)
-        click.echo(f"{path}: {serious} error(s) and warning(s), {len(findings) - serious} note(s)")
-        if serious:
-            status = max(status, 1)
-    sys.exit(status)
+        notes = len(findings) - serious
+        return f"{path}: {serious} error(s) and warning(s), {notes} note(s)", serious > 0
+
+    check_files(files, lambda path: lint(path, limit), verdict)
 
 
 @main.command("convert")

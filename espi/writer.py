@@ -252,14 +252,14 @@ def add_reading(parent: Any, r: m.IntervalReading, ns: str) -> None:
             sub(period, ns + "duration").text = str(r.duration)
         if r.start is not None:
             sub(period, ns + "start").text = str(r.start)
-    if r.value is not None:
-        sub(el, ns + "value").text = str(r.value)
-    if r.consumption_tier is not None:
-        sub(el, ns + "consumptionTier").text = str(r.consumption_tier)
-    if r.tou is not None:
-        sub(el, ns + "tou").text = str(r.tou)
-    if r.cpp is not None:
-        sub(el, ns + "cpp").text = str(r.cpp)
+    for name, value in (
+        ("value", r.value),
+        ("consumptionTier", r.consumption_tier),
+        ("tou", r.tou),
+        ("cpp", r.cpp),
+    ):
+        if value is not None:
+            sub(el, ns + name).text = str(value)
 
 
 def element_tag(res: Any) -> str:
