@@ -221,3 +221,26 @@ def test_convert_refuses_a_csv_that_is_not_an_export(tmp_path):
         and "not an espi export CSV: no column start, duration, value" in result.output
     )
     assert not (tmp_path / "x.xml").exists()
+
+
+def test_lint_finds_dangling_links_overlapping_bills_and_implausible_values(tmp_path):
+    up = la_meter(hours=2)
+    mr = up.meter_readings[0]
+    mr.interval_blocks[0].readings[0].value = 10**12  # a terawatt-hour in one hour
+    build.usage_summary(up, start=T0, end=T0 + 30 * 86400, bill="10")
+    build.usage_summary(up, start=T0 + 29 * 86400, end=T0 + 59 * 86400, bill="10")
+    path = tmp_path / "f.xml"
+    espi.write(build.feed(up), path)
+    text = path.read_text()
+    other_type = '<link rel="related" href="https://localhost/DataCustodian/espi/1_1/resource/ReadingType/9"/>'
+    text = text.replace(
+        '<link rel="related" href="https://localhost/DataCustodian/espi/1_1/resource/ReadingType/1"/>',
+        other_type,
+    )
+    path.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", espi.EspiWarning)
+        found = {f.code: f for f in lint(path)}
+    assert "ReadingType/9, which this document does not hold" in found["dangling-link"].message
+    assert found["overlapping-bills"].message.startswith("billing periods overlap by 1 d")
+    assert "1,000,000 MW" in found["implausible-value"].message
