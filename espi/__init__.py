@@ -6,7 +6,7 @@ for r in espi.iter_readings("bulk.xml"):     # every reading, streamed in flat m
     print(r.start_datetime, r.quantity, r.unit, r.cost_amount)
 """
 
-from . import codes, model
+from . import builder, codes, model, scope, timeparams
 from .codes import *  # noqa: F403 - the code lists are part of the public API
 from .errors import EspiError, EspiWarning, ParseError, Quirk, SchemaError, SchemaProblem
 from .model import *  # noqa: F403 - the model classes are part of the public API
@@ -27,11 +27,14 @@ __all__ = [
     "SchemaError",
     "SchemaProblem",
     "WriteOptions",
+    "builder",
     "codes",
     "dumps",
     "iter_readings",
     "model",
     "parse",
+    "scope",
+    "timeparams",
     "validate",
     "write",
 ]

@@ -1,0 +1,155 @@
+"""datacustodian: a local data custodian that behaves like PG&E's Share My Data.
+
+    flask --app datacustodian init-db
+    flask --app datacustodian seed
+    flask --app datacustodian register-client --name App --redirect-uri URI --notification-uri URI
+    flask --app datacustodian run
+
+Configuration: defaults below, then environment variables with the ``DATACUSTODIAN_`` prefix
+(``DATACUSTODIAN_SECRET_KEY``, ``DATACUSTODIAN_BASE_URL``...), and ``DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import click
+from flask import Flask, render_template
+from sqlalchemy import select
+
+from . import db, notify, oauth
+
+
+class Defaults:
+    DATABASE_URL = ""  # default: sqlite file in the instance folder
+    BASE_URL = "http://127.0.0.1:5001"  # how third parties reach this custodian
+    QUEUE_URL = ""  # "" (SQLite in the instance folder) or redis://host:port/db
+    NOTIFY_DELAY = 2.0  # seconds between a 202 and its notification
+    NOTIFY_RETRIES = 8
+    NOTIFY_RETRY_DELAY = 1  # doubled at each retry
+    NOTIFY_TIMEOUT = 10.0
+    EMBEDDED_WORKER = False  # run the notification worker inside the web process
+    MAX_CONTENT_LENGTH = 1 << 20
+    SESSION_COOKIE_SAMESITE = "Lax"
+    OAUTH2_REFRESH_TOKEN_GENERATOR = True
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(Defaults)
+    app.config.from_prefixed_env("DATACUSTODIAN")
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config["DATABASE_URL"] = (
+        app.config["DATABASE_URL"]
+        or os.environ.get("DATABASE_URL")
+        or "sqlite:///" + os.path.join(app.instance_path, "datacustodian.sqlite")
+    )
+    if not app.config.get("SECRET_KEY"):
+        if not (app.debug or app.testing):
+            raise RuntimeError(
+                "set DATACUSTODIAN_SECRET_KEY (a long random string) to run the custodian"
+            )
+        app.config["SECRET_KEY"] = os.urandom(32).hex()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    db.init_app(app)
+    oauth.init_app(app)
+    notify.make_huey(app)
+
+    from . import pages, resources
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(resources.bp)
+    register_commands(app)
+    if app.config["EMBEDDED_WORKER"]:
+        app.extensions["dc.consumer"] = notify.start_embedded(app)
+    return app
+
+
+def register_commands(app: Flask) -> None:
+    @app.cli.command("init-db")
+    def init_db() -> None:
+        """Create or upgrade the database (Alembic migrations)."""
+        from .migrate import upgrade
+
+        upgrade(app)
+        click.echo(f"database ready: {app.config['DATABASE_URL']}")
+
+    @app.cli.command("register-client")
+    @click.option("--name", required=True)
+    @click.option("--redirect-uri", "redirect_uris", required=True, multiple=True)
+    @click.option("--notification-uri", required=True)
+    @click.option("--scope", default="FB=1_3_4_5_8_13_14_15_16_18_19_31_32_35_37_38_39_40_51_54_57;"
+                  "IntervalDuration=900_3600;BlockDuration=Daily;HistoryLength=34128000;"
+                  "SubscriptionFrequency=Daily;AccountCollection=1", show_default=True)  # fmt: skip
+    def register_client(
+        name: str, redirect_uris: tuple[str, ...], notification_uri: str, scope: str
+    ) -> None:
+        """Register a third party; print its credentials as JSON."""
+        click.echo(
+            json.dumps(register(name, list(redirect_uris), notification_uri, scope), indent=2)
+        )
+
+    @app.cli.command("seed")
+    def seed_cmd() -> None:
+        """Create the sandbox customers and print their logins."""
+        from .sandbox import seed
+
+        for login in seed():
+            click.echo(f"{login['username']} / {login['password']}: {login['description']}")
+
+    @app.cli.command("load")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--customer", required=True, help="User name of the customer (created if new).")
+    def load_cmd(file: str, customer: str) -> None:
+        """Load a Green Button file as a customer's data."""
+        from .sandbox import load
+
+        count = load(file, customer)
+        click.echo(f"{file}: {count} usage point(s) loaded for {customer}")
+
+    @app.cli.command("worker")
+    def worker() -> None:
+        """Run the notification worker (Huey consumer)."""
+        huey = app.extensions["dc.huey"]
+        huey.create_consumer(workers=2, worker_type="thread", periodic=False).run()
+
+
+def register(
+    name: str, redirect_uris: list[str], notification_uri: str, scope: str
+) -> dict[str, Any]:
+    """Register a third party: client, registration token, ApplicationInformation id, BulkID."""
+    s = db.session()
+    client = db.Client(name=name, redirect_uris=json.dumps(redirect_uris), notification_uri=notification_uri,
+                       scope=scope)  # fmt: skip
+    s.add(client)
+    s.flush()
+    registration = db.Token(kind=db.REGISTRATION, access_token=db.new_id(32), client_id=client.id,
+                            scope="FB=36_40", expires_in=0)  # fmt: skip
+    s.add(registration)
+    s.commit()
+    return {
+        "client_id": client.client_id,
+        "client_secret": client.client_secret,
+        "registration_access_token": registration.access_token,
+        "application_information_id": client.id,
+        "bulk_id": client.bulk_id,
+        "scope": scope,
+    }
+
+
+def customers_and_clients() -> tuple[list[db.Customer], list[db.Client]]:
+    s = db.session()
+    return (
+        list(s.scalars(select(db.Customer).order_by(db.Customer.id))),
+        list(s.scalars(select(db.Client).order_by(db.Client.id))),
+    )
+
+
+def render(name: str, **context: Any) -> str:
+    return render_template(name, **context)

@@ -1,0 +1,435 @@
+"""Every row of PG&E's Share My Data table, under ``/GreenButtonConnect/espi/1_1/resource``.
+
+Each row demands the kind of token its row names: a customer's ``access_token`` (and only for
+its own subscription), the third party's ``client_access_token``, or its
+``registration_access_token``. No or bad token: 401; wrong kind or another customer's data: 403.
+Asynchronous rows answer 202 and later POST a BatchList whose URI (the same path with a
+``correlationID``) returns the data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, request
+from sqlalchemy import select
+
+import espi
+from espi import model as m
+from espi import scope as espi_scope
+
+from . import db, store
+from .notify import notify
+from .oauth import Refused, bearer
+
+bp = Blueprint("resources", __name__, url_prefix=store.RESOURCE)
+ATOM = "application/atom+xml"
+
+
+@bp.errorhandler(Refused)
+def refused(err: Refused) -> Response:
+    return err.response()
+
+
+def atom(obj: Any, subscription: int | str = "1", status: int = 200) -> Response:
+    return Response(espi.dumps(obj, store.options(subscription)), status=status, mimetype=ATOM)
+
+
+def period() -> tuple[int | None, int | None]:
+    """``published-min`` / ``published-max``: ISO Zulu (``2024-01-01T00:00:00Z``) or epoch s."""
+    out: list[int | None] = []
+    for name in ("published-min", "published-max"):
+        text = request.args.get(name)
+        if not text:
+            out.append(None)
+            continue
+        try:
+            out.append(
+                int(text)
+                if text.isdigit()
+                else int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+            )
+        except ValueError:
+            abort(
+                400,
+                f"{name}={text!r}: give ISO 8601 Zulu time (2024-01-01T00:00:00Z) or epoch seconds",
+            )
+    low, high = out
+    if low is not None and high is not None and high < low:
+        abort(400, "published-max is before published-min")
+    return low, high
+
+
+# --------------------------------------------------------------------------- who may see what
+
+
+def subscription(sid: int) -> db.Authorization:
+    """The customer's authorization behind an access_token, which must be ``sid``."""
+    token = bearer(db.ACCESS)
+    auth = token.authorization
+    if auth is None or auth.id != sid:
+        raise Refused(403, "access_denied", "this token is for another subscription")
+    return auth
+
+
+def usage_point_row(auth: db.Authorization, public_id: str) -> db.UsagePoint:
+    for row in auth.usage_points(db.session()):
+        if row.public_id == public_id:
+            return row
+    raise Refused(403, "access_denied", "that usage point is not part of this subscription")
+
+
+def client_token() -> db.Client:
+    return bearer(db.CLIENT).client
+
+
+def own_authorization(client: db.Client, aid: int) -> db.Authorization:
+    auth = db.session().get(db.Authorization, aid)
+    if auth is None or auth.client_id != client.id:
+        raise Refused(403, "access_denied", "that authorization belongs to another third party")
+    return auth
+
+
+def with_readings(
+    auth: db.Authorization, row: db.UsagePoint, low: int | None, high: int | None
+) -> m.UsagePoint:
+    return store.usage_point(db.session(), row, published_min=low, published_max=high)
+
+
+# --------------------------------------------------------------------------- asynchronous rows
+
+
+def asynchronous(client: db.Client, build: Callable[[str], Response]) -> Response:
+    """Answer 202 and notify, or (with a correlationID from a notification) the data."""
+    s = db.session()
+    correlation = request.args.get("correlationID")
+    if correlation:
+        prepared = s.get(db.Prepared, correlation)
+        if prepared is None or prepared.client_id != client.id or prepared.path != request.path:
+            raise Refused(403, "access_denied", "unknown correlationID for this resource")
+        return build(prepared.query)
+    prepared = db.Prepared(
+        client_id=client.id, path=request.path, query=request.query_string.decode()
+    )
+    s.add(prepared)
+    s.commit()
+    uri = f"{current_app.config['BASE_URL'].rstrip('/')}{request.path}?correlationID={prepared.id}"
+    notify(client.notification_uri, [uri])
+    return Response(status=202)
+
+
+def args_of(query: str) -> None:
+    """Serve a prepared request with the period it was asked with."""
+    from urllib.parse import parse_qs
+
+    asked = {k: v[0] for k, v in parse_qs(query).items()}
+    request.args = request.args.copy()  # type: ignore[misc]
+    for key in ("published-min", "published-max"):
+        if key in asked:
+            request.args[key] = asked[key]  # type: ignore[index]
+
+
+@bp.get("/Batch/Subscription/<int:sid>")
+def batch_subscription(sid: int) -> Response:
+    auth = subscription(sid)
+
+    def build(query: str) -> Response:
+        args_of(query)
+        low, high = period()
+        ups = [with_readings(auth, row, low, high) for row in auth.usage_points(db.session())]
+        return atom(store.feed_of(ups), sid)
+
+    return asynchronous(auth.client, build)
+
+
+def bulk_client(bulk_id: str) -> db.Client:
+    client = client_token()
+    if client.bulk_id != bulk_id:
+        raise Refused(403, "access_denied", "that BulkID belongs to another third party")
+    return client
+
+
+def active(client: db.Client) -> list[db.Authorization]:
+    return list(db.session().scalars(
+        select(db.Authorization).where(db.Authorization.client_id == client.id, db.Authorization.status == 1)
+        .order_by(db.Authorization.id)
+    ))  # fmt: skip
+
+
+@bp.get("/Batch/Bulk/<bulk_id>")
+def batch_bulk(bulk_id: str) -> Response:
+    client = bulk_client(bulk_id)
+
+    def build(query: str) -> Response:
+        args_of(query)
+        low, high = period()
+        ups = []
+        for auth in active(client):
+            for row in auth.usage_points(db.session()):
+                up = with_readings(auth, row, low, high)
+                up.links = store.self_link(f"Subscription/{auth.id}/UsagePoint/{row.public_id}")
+                ups.append(up)
+        return atom(store.feed_of(ups))
+
+    return asynchronous(client, build)
+
+
+@bp.get("/Batch/BulkRetailCustomerInfo/<bulk_id>")
+def batch_bulk_customer(bulk_id: str) -> Response:
+    client = bulk_client(bulk_id)
+
+    def build(query: str) -> Response:
+        feed = m.Feed(title="Retail customer information")
+        for auth in active(client):
+            if customer_scope(auth):
+                feed.entries += customer_resources(auth)
+        return atom(feed)
+
+    return asynchronous(client, build)
+
+
+@bp.get("/Batch/BulkRetailDRPrgInfo/<bulk_id>")
+def batch_bulk_dr(bulk_id: str) -> Response:
+    client = bulk_client(bulk_id)
+
+    def build(query: str) -> Response:
+        feed = m.Feed(title="Demand response enrollment")
+        feed.entries += [dr_agreement(auth) for auth in active(client)]
+        return atom(feed)
+
+    return asynchronous(client, build)
+
+
+# --------------------------------------------------------------------------- customer rows
+
+
+@bp.get("/Subscription/<int:sid>/UsagePoint")
+def usage_points(sid: int) -> Response:
+    auth = subscription(sid)
+    rows = auth.usage_points(db.session())
+    ups = [store.usage_point(db.session(), r, blocks=False, summaries=False) for r in rows]
+    return atom(ups, sid)
+
+
+@bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>")
+def usage_point(sid: int, up_id: str) -> Response:
+    row = usage_point_row(subscription(sid), up_id)
+    return atom(store.usage_point(db.session(), row, blocks=False, summaries=False), sid)
+
+
+@bp.get("/Batch/Subscription/<int:sid>/UsagePoint/<up_id>")
+def batch_usage_point(sid: int, up_id: str) -> Response:
+    auth = subscription(sid)
+    low, high = period()
+    return atom(store.feed_of([with_readings(auth, usage_point_row(auth, up_id), low, high)]), sid)
+
+
+@bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>/UsageSummary")
+@bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>/UsageSummary/<int:summary_id>")
+def usage_summaries(sid: int, up_id: str, summary_id: int | None = None) -> Response:
+    low, high = period()
+    up = store.usage_point(db.session(), usage_point_row(subscription(sid), up_id), blocks=False,
+                           published_min=low, published_max=high)  # fmt: skip
+    bills = up.usage_summaries
+    if summary_id is not None:
+        bills = [
+            b
+            for b in bills
+            if b.link(
+                "self",
+            )
+            and b.link("self").endswith(f"/{summary_id}")
+        ]  # type: ignore[union-attr]
+        if not bills:
+            abort(404, "no such usage summary in this period")
+        return atom(bills[0], sid)
+    return atom(bills, sid)
+
+
+def meter_reading_of(
+    sid: int, up_id: str, mr_id: int
+) -> tuple[m.UsagePoint, m.MeterReading, db.MeterReading]:
+    row = usage_point_row(subscription(sid), up_id)
+    mr_row = next((r for r in row.meter_readings if r.id == mr_id), None)
+    if mr_row is None:
+        abort(404, "no such meter reading for this usage point")
+    up = store.usage_point(db.session(), row, blocks=False, summaries=False)
+    mr = next(
+        x
+        for x in up.meter_readings
+        if x.link(
+            "self",
+        ).endswith(f"/{mr_id}")
+    )  # type: ignore[union-attr]
+    return up, mr, mr_row
+
+
+@bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>/MeterReading")
+def meter_readings(sid: int, up_id: str) -> Response:
+    up = store.usage_point(
+        db.session(), usage_point_row(subscription(sid), up_id), blocks=False, summaries=False
+    )
+    return atom(up.meter_readings, sid)
+
+
+@bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>/MeterReading/<int:mr_id>")
+def meter_reading(sid: int, up_id: str, mr_id: int) -> Response:
+    return atom(meter_reading_of(sid, up_id, mr_id)[1], sid)
+
+
+@bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>/MeterReading/<int:mr_id>/IntervalBlock")
+@bp.get(
+    "/Subscription/<int:sid>/UsagePoint/<up_id>/MeterReading/<int:mr_id>/IntervalBlock/<int:block_id>"
+)
+def interval_blocks(sid: int, up_id: str, mr_id: int, block_id: int | None = None) -> Response:
+    _, mr, mr_row = meter_reading_of(sid, up_id, mr_id)
+    low, high = period()
+    if block_id is not None:
+        row = db.session().get(db.Block, block_id)
+        if row is None or row.meter_reading_id != mr_row.id:
+            abort(404, "no such interval block for this meter reading")
+        return atom(store.block(row, mr), sid)
+    return atom(
+        [store.block(b, mr) for b in store.block_rows(db.session(), mr_row.id, low, high)], sid
+    )
+
+
+@bp.get("/ReadingType")
+@bp.get("/ReadingType/<int:rt_id>")
+def reading_types(rt_id: int | None = None) -> Response:
+    bearer(db.ACCESS)
+    s = db.session()
+    if rt_id is not None:
+        row = s.get(db.ReadingType, rt_id)
+        if row is None:
+            abort(404, "no such reading type")
+        return atom(store.reading_type(row))
+    return atom(
+        [
+            store.reading_type(r)
+            for r in s.scalars(select(db.ReadingType).order_by(db.ReadingType.id))
+        ]
+    )
+
+
+@bp.get("/LocalTimeParameters")
+@bp.get("/LocalTimeParameters/<int:ltp_id>")
+def local_time_parameters(ltp_id: int | None = None) -> Response:
+    bearer(db.ACCESS)
+    if ltp_id not in (None, 1):
+        abort(404, "the sandbox has one LocalTimeParameters (1: Pacific), as PG&E does")
+    ltp = store.ltp_for("America/Los_Angeles")
+    return atom(ltp if ltp_id else [ltp])
+
+
+def customer_scope(auth: db.Authorization) -> bool:
+    try:
+        blocks = espi_scope.parse(auth.scope).function_blocks
+    except espi_scope.ScopeError:
+        return False
+    return any(51 <= n <= 70 for n in blocks)
+
+
+def customer_resources(auth: db.Authorization) -> list[Any]:
+    xml = auth.customer.customer_xml
+    return list(espi.parse(xml.encode()).entries) if xml else []
+
+
+@bp.get("/Batch/RetailCustomer/<int:rc_id>")
+def retail_customer(rc_id: int) -> Response:
+    auth = subscription(rc_id)
+    if not customer_scope(auth):
+        raise Refused(
+            403, "insufficient_scope", "the customer did not share account information (FB 51-65)"
+        )
+    return atom(customer_resources(auth), rc_id)
+
+
+def dr_agreement(auth: db.Authorization) -> m.CustomerAgreement:
+    """Demand-response enrollment as an ESPI CustomerAgreement with DemandResponseProgram
+    elements (customer.xsd), one per program. PG&E's own format is not public."""
+    programs = [
+        m.DemandResponseProgram(program_name=p["name"], enrollment_status=p["status"],
+                                program_date=[m.ProgramDate(program_date=p["since"], program_date_description="enrolled")])
+        for p in json.loads(auth.customer.dr_programs)
+    ]  # fmt: skip
+    return m.CustomerAgreement(
+        agreement_id=str(auth.id), demand_response_programs=programs, title="DR enrollment",
+        links=store.self_link(f"RetailCustomer/{auth.id}/CustomerAgreement/{auth.id}"),
+    )  # fmt: skip
+
+
+@bp.get("/Batch/RetailDRPrgInfo/<int:rc_id>")
+def retail_dr(rc_id: int) -> Response:
+    return atom([dr_agreement(subscription(rc_id))], rc_id)
+
+
+# --------------------------------------------------------------------------- third-party rows
+
+
+@bp.get("/ReadServiceStatus")
+def service_status() -> Response:
+    client_token()
+    return atom(m.ServiceStatus(current_status=espi.ESPIServiceStatus.NORMAL))
+
+
+@bp.get("/DownloadSampleData")
+def sample_data() -> Response:
+    client_token()
+    s = db.session()
+    row = s.scalar(select(db.UsagePoint).order_by(db.UsagePoint.id))
+    if row is None:
+        abort(503, "no sandbox data: run `flask --app datacustodian seed`")
+    last = s.scalar(select(db.Block.start).join(db.MeterReading).where(db.MeterReading.usage_point_id == row.id)
+                    .order_by(db.Block.start.desc()))  # fmt: skip
+    low = (last or 0) - 86400
+    return atom(store.feed_of([store.usage_point(s, row, published_min=low)]))
+
+
+@bp.get("/Authorization")
+def authorizations() -> Response:
+    client = client_token()
+    rows = db.session().scalars(select(db.Authorization).where(db.Authorization.client_id == client.id)
+                                .order_by(db.Authorization.id))  # fmt: skip
+    return atom([store.authorization(r) for r in rows])
+
+
+@bp.get("/Authorization/<int:aid>")
+def authorization(aid: int) -> Response:
+    return atom(store.authorization(own_authorization(client_token(), aid)))
+
+
+@bp.delete("/Authorization/<int:aid>")
+def revoke(aid: int) -> Response:
+    auth = own_authorization(client_token(), aid)
+    auth.status = 0
+    s = db.session()
+    for token in s.scalars(select(db.Token).where(db.Token.authorization_id == auth.id)):
+        token.revoked = True
+    s.commit()
+    return Response(status=204)
+
+
+@bp.get("/ApplicationInformation/<int:client_pk>")
+def application_information(client_pk: int) -> Response:
+    token = bearer(db.REGISTRATION)
+    if token.client_id != client_pk:
+        raise Refused(
+            403, "access_denied", "that ApplicationInformation belongs to another third party"
+        )
+    return atom(store.application_information(token.client, token.access_token))
+
+
+@bp.errorhandler(400)
+@bp.errorhandler(404)
+@bp.errorhandler(503)
+def http_error(err: Any) -> Response:
+    body = {"error": err.name.lower().replace(" ", "_"), "error_description": err.description}
+    return Response(json.dumps(body), status=err.code, mimetype="application/json")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
