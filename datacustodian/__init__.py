@@ -84,9 +84,13 @@ def register_commands(app: Flask) -> None:
     @click.option("--name", required=True)
     @click.option("--redirect-uri", "redirect_uris", required=True, multiple=True)
     @click.option("--notification-uri", required=True)
-    @click.option("--scope", default="FB=1_3_4_5_8_13_14_15_16_18_19_31_32_35_37_38_39_40_51_54_57;"
-                  "IntervalDuration=900_3600;BlockDuration=Daily;HistoryLength=34128000;"
-                  "SubscriptionFrequency=Daily;AccountCollection=1", show_default=True)  # fmt: skip
+    @click.option(
+        "--scope",
+        default="FB=1_3_4_5_8_13_14_15_16_18_19_31_32_35_37_38_39_40_51_54_57;"
+        "IntervalDuration=900_3600;BlockDuration=Daily;HistoryLength=34128000;"
+        "SubscriptionFrequency=Daily;AccountCollection=1",
+        show_default=True,
+    )
     def register_client(
         name: str, redirect_uris: tuple[str, ...], notification_uri: str, scope: str
     ) -> None:
@@ -125,12 +129,21 @@ def register(
 ) -> dict[str, Any]:
     """Register a third party: client, registration token, ApplicationInformation id, BulkID."""
     s = db.session()
-    client = db.Client(name=name, redirect_uris=json.dumps(redirect_uris), notification_uri=notification_uri,
-                       scope=scope)  # fmt: skip
+    client = db.Client(
+        name=name,
+        redirect_uris=json.dumps(redirect_uris),
+        notification_uri=notification_uri,
+        scope=scope,
+    )
     s.add(client)
     s.flush()
-    registration = db.Token(kind=db.REGISTRATION, access_token=db.new_id(32), client_id=client.id,
-                            scope="FB=36_40", expires_in=0)  # fmt: skip
+    registration = db.Token(
+        kind=db.REGISTRATION,
+        access_token=db.new_id(32),
+        client_id=client.id,
+        scope="FB=36_40",
+        expires_in=0,
+    )
     s.add(registration)
     s.commit()
     return {

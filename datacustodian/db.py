@@ -87,7 +87,7 @@ class MeterReading(Base):
 
 
 class Block(Base):
-    """One IntervalBlock: ``readings`` is JSON ``[[start, duration, value, cost, quality], ...]``."""
+    """One IntervalBlock; ``readings`` is JSON: ``[[start, duration, value, cost, quality]]``."""
 
     __tablename__ = "interval_block"
     id: Mapped[int] = mapped_column(primary_key=True)

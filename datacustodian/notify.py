@@ -78,8 +78,14 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
 
 def start_embedded(app: Flask) -> Any:
     huey = app.extensions["dc.huey"]
-    consumer = EmbeddedConsumer(huey, workers=2, worker_type="thread", periodic=False,
-                                check_worker_health=False, scheduler_interval=0.1)  # fmt: skip
+    consumer = EmbeddedConsumer(
+        huey,
+        workers=2,
+        worker_type="thread",
+        periodic=False,
+        check_worker_health=False,
+        scheduler_interval=0.1,
+    )
     thread = threading.Thread(target=consumer.start, name="huey-embedded", daemon=True)
     thread.start()
     return consumer

@@ -13,7 +13,7 @@ Client authentication at the token endpoint is HTTP Basic only, and the endpoint
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
@@ -66,7 +66,7 @@ def subscription_uris(authorization: db.Authorization) -> dict[str, str]:
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     """The customer's consent. ``request.user`` is the ESPI Authorization it created."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic"]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic"]
 
     def save_authorization_code(self, code: str, req: Any) -> db.AuthCode:
         s = db.session()
@@ -107,7 +107,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic"]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> db.Token | None:
@@ -130,7 +130,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic"]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic"]
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         status, token, headers = super().create_token_response()

@@ -75,9 +75,13 @@ def authorize() -> Any:
         client = grant.client
         scope = grant.request.payload.scope or client.scope
         return render_template(
-            "consent.html", client=client, customer=customer, scope=scope,
-            words=scope_words(scope), usage_points=customer.usage_points,
-        )  # fmt: skip
+            "consent.html",
+            client=client,
+            customer=customer,
+            scope=scope,
+            words=scope_words(scope),
+            usage_points=customer.usage_points,
+        )
     try:
         grant = server.get_consent_grant(end_user=customer)
     except OAuth2Error as err:
@@ -101,9 +105,11 @@ def grant_authorization(customer: db.Customer, usage_point_ids: list[int]) -> db
     if client is None:
         abort(400, "unknown client_id")
     auth = db.Authorization(
-        client=client, customer=customer, usage_point_ids=json.dumps(usage_point_ids),
+        client=client,
+        customer=customer,
+        usage_point_ids=json.dumps(usage_point_ids),
         scope=request.values.get("scope") or client.scope,
-    )  # fmt: skip
+    )
     s.add(auth)
     s.commit()
     return auth

@@ -153,10 +153,13 @@ def bulk_client(bulk_id: str) -> db.Client:
 
 
 def active(client: db.Client) -> list[db.Authorization]:
-    return list(db.session().scalars(
-        select(db.Authorization).where(db.Authorization.client_id == client.id, db.Authorization.status == 1)
-        .order_by(db.Authorization.id)
-    ))  # fmt: skip
+    return list(
+        db.session().scalars(
+            select(db.Authorization)
+            .where(db.Authorization.client_id == client.id, db.Authorization.status == 1)
+            .order_by(db.Authorization.id)
+        )
+    )
 
 
 @bp.get("/Batch/Bulk/<bulk_id>")
@@ -231,8 +234,13 @@ def batch_usage_point(sid: int, up_id: str) -> Response:
 @bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>/UsageSummary/<int:summary_id>")
 def usage_summaries(sid: int, up_id: str, summary_id: int | None = None) -> Response:
     low, high = period()
-    up = store.usage_point(db.session(), usage_point_row(subscription(sid), up_id), blocks=False,
-                           published_min=low, published_max=high)  # fmt: skip
+    up = store.usage_point(
+        db.session(),
+        usage_point_row(subscription(sid), up_id),
+        blocks=False,
+        published_min=low,
+        published_max=high,
+    )
     bills = up.usage_summaries
     if summary_id is not None:
         bills = [
@@ -352,14 +360,21 @@ def dr_agreement(auth: db.Authorization) -> m.CustomerAgreement:
     """Demand-response enrollment as an ESPI CustomerAgreement with DemandResponseProgram
     elements (customer.xsd), one per program. PG&E's own format is not public."""
     programs = [
-        m.DemandResponseProgram(program_name=p["name"], enrollment_status=p["status"],
-                                program_date=[m.ProgramDate(program_date=p["since"], program_date_description="enrolled")])
+        m.DemandResponseProgram(
+            program_name=p["name"],
+            enrollment_status=p["status"],
+            program_date=[
+                m.ProgramDate(program_date=p["since"], program_date_description="enrolled")
+            ],
+        )
         for p in json.loads(auth.customer.dr_programs)
-    ]  # fmt: skip
+    ]
     return m.CustomerAgreement(
-        agreement_id=str(auth.id), demand_response_programs=programs, title="DR enrollment",
+        agreement_id=str(auth.id),
+        demand_response_programs=programs,
+        title="DR enrollment",
         links=store.self_link(f"RetailCustomer/{auth.id}/CustomerAgreement/{auth.id}"),
-    )  # fmt: skip
+    )
 
 
 @bp.get("/Batch/RetailDRPrgInfo/<int:rc_id>")
@@ -383,8 +398,12 @@ def sample_data() -> Response:
     row = s.scalar(select(db.UsagePoint).order_by(db.UsagePoint.id))
     if row is None:
         abort(503, "no sandbox data: run `flask --app datacustodian seed`")
-    last = s.scalar(select(db.Block.start).join(db.MeterReading).where(db.MeterReading.usage_point_id == row.id)
-                    .order_by(db.Block.start.desc()))  # fmt: skip
+    last = s.scalar(
+        select(db.Block.start)
+        .join(db.MeterReading)
+        .where(db.MeterReading.usage_point_id == row.id)
+        .order_by(db.Block.start.desc())
+    )
     low = (last or 0) - 86400
     return atom(store.feed_of([store.usage_point(s, row, published_min=low)]))
 
@@ -392,8 +411,11 @@ def sample_data() -> Response:
 @bp.get("/Authorization")
 def authorizations() -> Response:
     client = client_token()
-    rows = db.session().scalars(select(db.Authorization).where(db.Authorization.client_id == client.id)
-                                .order_by(db.Authorization.id))  # fmt: skip
+    rows = db.session().scalars(
+        select(db.Authorization)
+        .where(db.Authorization.client_id == client.id)
+        .order_by(db.Authorization.id)
+    )
     return atom([store.authorization(r) for r in rows])
 
 

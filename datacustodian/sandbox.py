@@ -96,8 +96,11 @@ def electric(
         else:
             delivered.append((t, step, 0, 0, espi.QualityOfReading.VALIDATED))
             received.append((t, step, wh, -cost, espi.QualityOfReading.VALIDATED))
-    kwargs: dict[str, Any] = {"interval_length": step, "currency": espi.Currency.USD,
-                              "commodity": espi.CommodityKind.ELECTRICITY_SECONDARY_METERED}  # fmt: skip
+    kwargs: dict[str, Any] = {
+        "interval_length": step,
+        "currency": espi.Currency.USD,
+        "commodity": espi.CommodityKind.ELECTRICITY_SECONDARY_METERED,
+    }
     build.meter_reading(up, build.reading_type(espi.UnitSymbolKind.WH, **kwargs), delivered)
     if solar:
         rt = build.reading_type(
@@ -115,11 +118,23 @@ def gas(up: m.UsagePoint, start: datetime, end: datetime, rng: random.Random) ->
         winter = max(0.0, math.cos((day.timetuple().tm_yday - 15) / 365 * 2 * math.pi))
         therms = (0.6 + 3.2 * winter) * rng.uniform(0.8, 1.2)
         t = int(day.timestamp())
-        series.append((t, int(following.timestamp()) - t, round(therms * 1000),
-                       build.money(GAS_PRICE * Decimal(str(round(therms, 3)))), espi.QualityOfReading.VALIDATED))  # fmt: skip
+        series.append(
+            (
+                t,
+                int(following.timestamp()) - t,
+                round(therms * 1000),
+                build.money(GAS_PRICE * Decimal(str(round(therms, 3)))),
+                espi.QualityOfReading.VALIDATED,
+            )
+        )
         day = following
-    rt = build.reading_type(espi.UnitSymbolKind.THERM, power_of_ten=-3, interval_length=86400,
-                            currency=espi.Currency.USD, commodity=espi.CommodityKind.NATURAL_GAS)  # fmt: skip
+    rt = build.reading_type(
+        espi.UnitSymbolKind.THERM,
+        power_of_ten=-3,
+        interval_length=86400,
+        currency=espi.Currency.USD,
+        commodity=espi.CommodityKind.NATURAL_GAS,
+    )
     build.meter_reading(up, rt, series)
 
 
@@ -138,17 +153,25 @@ def monthly_bills(up: m.UsagePoint, start: datetime, end: datetime) -> None:
             delivery = (energy * Decimal("0.35")).quantize(Decimal("0.01"))
             tax = ((energy + delivery) * Decimal("0.0775")).quantize(Decimal("0.01"))
             items = [
-                build.line_item("Generation charges", energy.quantize(Decimal("0.01")),
-                                espi.ItemKind.ENERGY_GENERATION_FEE),
+                build.line_item(
+                    "Generation charges",
+                    energy.quantize(Decimal("0.01")),
+                    espi.ItemKind.ENERGY_GENERATION_FEE,
+                ),
                 build.line_item("Delivery charges", delivery, espi.ItemKind.ENERGY_DELIVERY_FEE),
                 build.line_item("Taxes and fees", tax, espi.ItemKind.TAX),
-            ]  # fmt: skip
+            ]
             rt = mr.reading_type
             build.usage_summary(
-                up, start=lo, end=hi, bill=energy.quantize(Decimal("0.01")) + delivery + tax,
-                consumption=sum(r.value or 0 for r in mine), uom=rt.uom if rt and rt.uom else espi.UnitSymbolKind.WH,
-                power_of_ten=int(rt.power_of_ten_multiplier or 0) if rt else 0, line_items=items,
-            )  # fmt: skip
+                up,
+                start=lo,
+                end=hi,
+                bill=energy.quantize(Decimal("0.01")) + delivery + tax,
+                consumption=sum(r.value or 0 for r in mine),
+                uom=rt.uom if rt and rt.uom else espi.UnitSymbolKind.WH,
+                power_of_ten=int(rt.power_of_ten_multiplier or 0) if rt else 0,
+                line_items=items,
+            )
         month = following
 
 
@@ -156,8 +179,9 @@ def customer_info(name: str, account: str, street: str) -> str:
     """RetailCustomer resources of a sandbox customer, as an ESPI feed."""
     address = m.StreetAddress(
         street_detail=m.StreetDetail(address_general=street),
-        town_detail=m.TownDetail(name="Anytown", state_or_province="CA"), postal_code="94000",
-    )  # fmt: skip
+        town_detail=m.TownDetail(name="Anytown", state_or_province="CA"),
+        postal_code="94000",
+    )
     resources = [
         m.Customer(customer_name=name, kind="residential", title="Customer"),
         m.CustomerAccount(account_id=account, billing_cycle="monthly", title="Customer Account"),
@@ -190,13 +214,18 @@ def seed(months: int = 13) -> list[dict[str, str]]:
                 }
             )
             continue
-        rng = random.Random(n)
+        rng = random.Random(n)  # noqa: S311 - repeatable sandbox data, not secrets
         customer = db.Customer(
-            username=username, name=name, password_hash=generate_password_hash(f"sandbox-{username}"),
+            username=username,
+            name=name,
+            password_hash=generate_password_hash(f"sandbox-{username}"),
             customer_xml=customer_info(name, f"ACCT-{1000 + n}", f"{100 + n} Main St"),
-            dr_programs=json.dumps([{"name": "SmartAC", "status": "enrolled", "since": int(start.timestamp())}]
-                                   if username in ("alice", "carol") else []),
-        )  # fmt: skip
+            dr_programs=json.dumps(
+                [{"name": "SmartAC", "status": "enrolled", "since": int(start.timestamp())}]
+                if username in ("alice", "carol")
+                else []
+            ),
+        )
         s.add(customer)
         for title, up in usage_points_of(username, start, end, rng):
             store.save_usage_point(s, customer, up, ZONE, title)
@@ -251,8 +280,11 @@ def load(path: str, username: str) -> int:
     s = db.session()
     customer = s.scalar(select(db.Customer).where(db.Customer.username == username))
     if customer is None:
-        customer = db.Customer(username=username, name=username,
-                               password_hash=generate_password_hash(f"sandbox-{username}"))  # fmt: skip
+        customer = db.Customer(
+            username=username,
+            name=username,
+            password_hash=generate_password_hash(f"sandbox-{username}"),
+        )
         s.add(customer)
     feed = espi.parse(path, espi.ParseOptions(warn=False))
     for n, up in enumerate(feed.usage_points, start=1):

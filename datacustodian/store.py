@@ -55,10 +55,13 @@ def read_element(text: str) -> Any:
 def ltp_for(zone: str) -> m.LocalTimeParameters:
     ltp = timeparams.from_zone(zone)
     out = m.LocalTimeParameters(
-        tz_offset=ltp.tz_offset, dst_offset=ltp.dst_offset,
-        dst_start_rule=ltp.dst_start_rule, dst_end_rule=ltp.dst_end_rule,
-        title=f"DST for {zone}", links=self_link("LocalTimeParameters/1"),
-    )  # fmt: skip
+        tz_offset=ltp.tz_offset,
+        dst_offset=ltp.dst_offset,
+        dst_start_rule=ltp.dst_start_rule,
+        dst_end_rule=ltp.dst_end_rule,
+        title=f"DST for {zone}",
+        links=self_link("LocalTimeParameters/1"),
+    )
     return out
 
 
@@ -86,9 +89,11 @@ def usage_point(
     )
     for mr_row in row.meter_readings:
         mr = m.MeterReading(
-            usage_point=up, reading_type=reading_type(mr_row.reading_type),
-            links=self_link(f"MeterReading/{mr_row.id}"), title="Meter Reading",
-        )  # fmt: skip
+            usage_point=up,
+            reading_type=reading_type(mr_row.reading_type),
+            links=self_link(f"MeterReading/{mr_row.id}"),
+            title="Meter Reading",
+        )
         up.meter_readings.append(mr)
         if blocks:
             for b in block_rows(s, mr_row.id, published_min, published_max):
@@ -127,11 +132,14 @@ def block(row: db.Block, mr: m.MeterReading | None = None) -> m.IntervalBlock:
     for start, duration, value, cost, quality in json.loads(row.readings):
         out.readings.append(
             m.IntervalReading(
-                start=start, duration=duration, value=value, cost=cost,
+                start=start,
+                duration=duration,
+                value=value,
+                cost=cost,
                 qualities=(espi.QualityOfReading(quality),) if quality is not None else (),
                 block=out,
             )
-        )  # fmt: skip
+        )
     return out
 
 
@@ -147,7 +155,7 @@ def authorization(row: db.Authorization) -> m.Authorization:
         status=espi.AuthorizationStatus(row.status),
         expires_at=row.start + row.duration if row.duration < 2**31 else 2**31 - 1,
         scope=row.scope,
-        token_type="Bearer",
+        token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
         links=self_link(f"Authorization/{row.id}"),
         title="Authorization",
         **uris,
@@ -173,7 +181,7 @@ def application_information(client: db.Client, registration_token: str) -> m.App
         software_version="1",
         client_id_issued_at=client.issued_at,
         client_secret_expires_at=0,
-        token_endpoint_auth_method="client_secret_basic",
+        token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method name
         scope=[client.scope],
         grant_types=["authorization_code", "client_credentials", "refresh_token"],
         response_types="code",
@@ -202,8 +210,14 @@ def save_usage_point(
         s.add_all(block_row(mr_row.id, b) for b in mr.interval_blocks)
     for bill in up.usage_summaries:
         period = bill.billing_period or m.DateTimeInterval(start=0, duration=0)
-        s.add(db.Summary(usage_point=row, start=period.start or 0, duration=period.duration or 0,
-                         xml=element_xml(bill)))  # fmt: skip
+        s.add(
+            db.Summary(
+                usage_point=row,
+                start=period.start or 0,
+                duration=period.duration or 0,
+                xml=element_xml(bill),
+            )
+        )
     return row
 
 
@@ -215,8 +229,12 @@ def block_row(meter_reading_id: int, b: m.IntervalBlock) -> db.Block:
     period = b.interval
     start = period.start if period and period.start is not None else (rows[0][0] if rows else 0)
     duration = period.duration if period and period.duration is not None else 0
-    return db.Block(meter_reading_id=meter_reading_id, start=start, duration=duration,
-                    readings=json.dumps(rows, separators=(",", ":")))  # fmt: skip
+    return db.Block(
+        meter_reading_id=meter_reading_id,
+        start=start,
+        duration=duration,
+        readings=json.dumps(rows, separators=(",", ":")),
+    )
 
 
 def feed_of(resources: Iterable[Any]) -> m.Feed:
