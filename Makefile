@@ -22,7 +22,7 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check espi tests bench tools
+	$(BIN)/ruff check espi datacustodian tests bench tools
 	$(BIN)/ruff format --check espi
 	$(BIN)/mypy
 

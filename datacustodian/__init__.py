@@ -22,6 +22,13 @@ from sqlalchemy import select
 
 from . import db, notify, oauth
 
+#: What a third party registers for unless it says otherwise: usage, costs, bills, the REST and
+#: bulk blocks, and the customer's basic and account information.
+DEFAULT_SCOPE = (
+    "FB=1_3_4_5_8_13_14_15_16_18_19_31_32_35_37_38_39_40_51_54_57;IntervalDuration=900_3600;"
+    "BlockDuration=Daily;HistoryLength=34128000;SubscriptionFrequency=Daily;AccountCollection=1"
+)
+
 
 class Defaults:
     DATABASE_URL = ""  # default: sqlite file in the instance folder
@@ -84,13 +91,7 @@ def register_commands(app: Flask) -> None:
     @click.option("--name", required=True)
     @click.option("--redirect-uri", "redirect_uris", required=True, multiple=True)
     @click.option("--notification-uri", required=True)
-    @click.option(
-        "--scope",
-        default="FB=1_3_4_5_8_13_14_15_16_18_19_31_32_35_37_38_39_40_51_54_57;"
-        "IntervalDuration=900_3600;BlockDuration=Daily;HistoryLength=34128000;"
-        "SubscriptionFrequency=Daily;AccountCollection=1",
-        show_default=True,
-    )
+    @click.option("--scope", default=DEFAULT_SCOPE, show_default=True)
     def register_client(
         name: str, redirect_uris: tuple[str, ...], notification_uri: str, scope: str
     ) -> None:
