@@ -14,9 +14,7 @@ $(BIN)/.installed: pyproject.toml
 
 run: $(BIN)/.installed
 	$(BIN)/espi summary $(SAMPLE)
-	$(BIN)/espi validate $(SAMPLE)
-	@echo
-	@echo "Try: $(BIN)/espi --help   (export, summary, validate on any Green Button file)"
+	$(BIN)/python tools/run.py
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
