@@ -55,11 +55,13 @@ def logout() -> Any:
     return redirect(url_for("pages.home"))
 
 
-def scope_words(text: str) -> list[str]:
+def scope_words(text: str) -> tuple[list[str], list[espi_scope.FunctionBlock]]:
+    """The scope in a customer's words, and its function blocks for the technical details."""
     try:
-        return espi_scope.describe(espi_scope.parse(text))
+        parsed = espi_scope.parse(text)
     except espi_scope.ScopeError as err:
-        return [f"(the scope cannot be read: {err})"]
+        return [f"(the request's scope cannot be read: {err})"], []
+    return espi_scope.describe(parsed), parsed.blocks()
 
 
 @bp.route("/datacustodian/oauth/v2/authorize", methods=["GET", "POST"])
@@ -74,12 +76,14 @@ def authorize() -> Any:
             return render_template("error.html", error=err.error, description=err.description), 400
         client = grant.client
         scope = grant.request.payload.scope or client.scope
+        words, blocks = scope_words(scope)
         return render_template(
             "consent.html",
             client=client,
             customer=customer,
             scope=scope,
-            words=scope_words(scope),
+            words=words,
+            blocks=blocks,
             usage_points=customer.usage_points,
         )
     try:

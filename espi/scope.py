@@ -21,6 +21,8 @@ class ScopeError(EspiError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class FunctionBlock:
+    """``covers``: the data the block shares, in a customer's words ("" for protocol blocks)."""
+
     number: int
     name: str
     covers: str = ""
@@ -31,44 +33,44 @@ class FunctionBlock:
 FUNCTION_BLOCKS: dict[int, FunctionBlock] = {
     fb.number: fb
     for fb in [
-        FunctionBlock(1, "Usage Data Common", "usage points, meter readings, reading types"),
+        FunctionBlock(1, "Usage Data Common", "your service agreements and meters"),
         FunctionBlock(2, "Usage Data Download My Data", "files the customer downloads"),
-        FunctionBlock(3, "Usage Data Connect My Data", "data shared with a third party"),
-        FunctionBlock(4, "Interval Metering", "interval readings"),
-        FunctionBlock(5, "Electricity Interval Metering", "electricity interval readings"),
+        FunctionBlock(3, "Usage Data Connect My Data"),
+        FunctionBlock(4, "Interval Metering", "your energy use, interval by interval"),
+        FunctionBlock(5, "Electricity Interval Metering", "electricity use by interval"),
         FunctionBlock(6, "Demand Electricity Metering", "demand readings"),
         FunctionBlock(7, "Net Electricity Metering", "net metering"),
-        FunctionBlock(8, "Forward and Reverse Electricity Metering", "energy used and exported"),
+        FunctionBlock(8, "Forward and Reverse Electricity Metering", "electricity used and sent back to the grid"),
         FunctionBlock(9, "Register Values Electricity Metering", "meter register readings"),
-        FunctionBlock(10, "Natural Gas Interval Metering", "gas interval readings"),
-        FunctionBlock(11, "Water Interval Metering", "water interval readings"),
+        FunctionBlock(10, "Natural Gas Interval Metering", "gas use by interval"),
+        FunctionBlock(11, "Water Interval Metering", "water use by interval"),
         FunctionBlock(12, "Cost of Interval Data", "the cost of each interval"),
-        FunctionBlock(13, "Energy Usage Security and Privacy Class", "data security"),
-        FunctionBlock(14, "Authorization and Authentication", "OAuth 2.0 authorization"),
-        FunctionBlock(15, "Usage Summary", "billing-period usage totals"),
-        FunctionBlock(16, "Usage Summary with Cost", "billing-period costs"),
+        FunctionBlock(13, "Energy Usage Security and Privacy Class"),
+        FunctionBlock(14, "Authorization and Authentication"),
+        FunctionBlock(15, "Usage Summary", "usage totals for each bill"),
+        FunctionBlock(16, "Usage Summary with Cost", "the amount of each bill"),
         FunctionBlock(17, "Electricity Power Quality Summary", "power quality"),
         FunctionBlock(27, "Usage Summary with Demands and Previous Day Attributes", "demands"),
         FunctionBlock(28, "Usage Summary Costs for Current Billing Period", "costs to date"),
         FunctionBlock(29, "Temperature Interval Metering", "temperature readings"),
         FunctionBlock(30, "Usage Data Common User Experience", ""),
         FunctionBlock(31, "Usage Data Authorization and Authentication w/o Pre-Negotiated Scope"),
-        FunctionBlock(32, "Resource Level REST", "reading single resources"),
+        FunctionBlock(32, "Resource Level REST"),
         FunctionBlock(34, "SFTP for Usage Data Bulk", "bulk files over SFTP"),
-        FunctionBlock(35, "REST for Usage Data Bulk", "bulk data for all customers"),
-        FunctionBlock(37, "Usage Data Query Parameters", "published-min/max queries"),
-        FunctionBlock(39, "Usage Data PUSH Model", "notifications when data is ready"),
+        FunctionBlock(35, "REST for Usage Data Bulk"),
+        FunctionBlock(37, "Usage Data Query Parameters"),
+        FunctionBlock(39, "Usage Data PUSH Model"),
         FunctionBlock(40, "Usage Data Offline Authorization", ""),
         FunctionBlock(41, "Manage ApplicationInformation Resource", ""),
         FunctionBlock(44, "Manage Authorization Resource", ""),
-        FunctionBlock(51, "Retail Customer Common", "customer information"),
+        FunctionBlock(51, "Retail Customer Common", "your customer record"),
         FunctionBlock(52, "Retail Customer Download My Data", ""),
         FunctionBlock(53, "Retail Customer Connect My Data", ""),
-        FunctionBlock(54, "Retail Customer Basic Information", "name and contact details"),
+        FunctionBlock(54, "Retail Customer Basic Information", "your name and contact details"),
         FunctionBlock(55, "Retail Customer Demographic Information", ""),
         FunctionBlock(56, "Retail Customer Billing Information", "billing details"),
-        FunctionBlock(57, "Retail Customer Account-Agreement Information", "accounts, agreements"),
-        FunctionBlock(58, "Retail Customer Service-Location Information", "service addresses"),
+        FunctionBlock(57, "Retail Customer Account-Agreement Information", "your accounts and service agreements"),
+        FunctionBlock(58, "Retail Customer Service-Location Information", "your service addresses"),
         FunctionBlock(59, "Retail Customer Service-Supplier Information", "energy suppliers"),
         FunctionBlock(60, "Retail Customer Meter Information", "meters"),
         FunctionBlock(61, "Retail Customer End-Device Information", "end devices"),
@@ -208,8 +210,13 @@ def duration_words(seconds: int) -> str:
 
 
 def describe(scope: Scope) -> list[str]:
-    """The scope in words, a line per item, for a customer's consent page."""
-    lines = [f"{fb.name}" + (f" ({fb.covers})" if fb.covers else "") for fb in scope.blocks()]
+    """What the scope shares, in a customer's words, a line per item (for consent pages):
+    the data its function blocks cover, then how fine and how far back."""
+    lines: list[str] = []
+    for fb in scope.blocks():
+        line = fb.covers[:1].upper() + fb.covers[1:]
+        if line and line not in lines:
+            lines.append(line)
     if scope.interval_durations:
         lines.append("Readings every " + " or ".join(map(duration_words, scope.interval_durations)))
     if scope.history_length:

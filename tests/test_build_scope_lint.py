@@ -90,7 +90,8 @@ def test_scope_round_trip_and_words():
     assert scope.parse(s.format()) == s
     assert s.format() == PGE_SCOPE.rstrip(";")
     words = scope.describe(s)
-    assert "Interval Metering (interval readings)" in words
+    assert "Your energy use, interval by interval" in words
+    assert not any("REST" in line or "Function block" in line for line in words)
     assert "Readings every 15 minutes or 1 hour" in words and "History: 730 days" in words
     assert scope.function_block(18).name == "Function block 18"  # kept, not refused
     bulk = scope.parse("FB=35;BR=51234;Future=x")
