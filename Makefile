@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 SAMPLE ?= samples/pge_share_my_data_2019-10-23.xml
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench certs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_reader.py
+
+certs: $(BIN)/.installed
+	$(BIN)/python tools/make_certs.py var/certs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

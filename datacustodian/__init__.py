@@ -20,7 +20,7 @@ import click
 from flask import Flask, render_template
 from sqlalchemy import select
 
-from . import db, notify, oauth
+from . import db, guard, notify, oauth
 
 #: What a third party registers for unless it says otherwise: usage, costs, bills, the REST and
 #: bulk blocks, and the customer's basic and account information.
@@ -39,6 +39,8 @@ class Defaults:
     NOTIFY_RETRY_DELAY = 1  # doubled at each retry
     NOTIFY_TIMEOUT = 10.0
     EMBEDDED_WORKER = False  # run the notification worker inside the web process
+    CLIENT_CA = ""  # a CA file: demand client certificates it signed (mutual TLS), as PG&E does
+    RATE_LIMIT = "10 per second"  # per third party (flask-limiter syntax); "" turns it off
     MAX_CONTENT_LENGTH = 1 << 20
     SESSION_COOKIE_SAMESITE = "Lax"
     OAUTH2_REFRESH_TOKEN_GENERATOR = True
@@ -67,6 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     oauth.init_app(app)
     notify.make_huey(app)
+    guard.init_app(app)
 
     from . import pages, resources
 
@@ -117,6 +120,23 @@ def register_commands(app: Flask) -> None:
 
         count = load(file, customer)
         click.echo(f"{file}: {count} usage point(s) loaded for {customer}")
+
+    @app.cli.command("serve")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=5001, show_default=True)
+    @click.option(
+        "--cert", type=click.Path(exists=True), help="Server certificate (PEM): serve HTTPS."
+    )
+    @click.option("--key", type=click.Path(exists=True), help="Its private key (PEM).")
+    def serve(host: str, port: int, cert: str | None, key: str | None) -> None:
+        """Serve the custodian; with --cert/--key over TLS, asking for client certificates
+        signed by DATACUSTODIAN_CLIENT_CA when that is set (mutual TLS)."""
+        from werkzeug.serving import run_simple
+
+        from .guard import tls_context
+
+        ctx = tls_context(cert, key, app.config["CLIENT_CA"] or None) if cert and key else None
+        run_simple(host, port, app, threaded=True, ssl_context=ctx)
 
     @app.cli.command("worker")
     def worker() -> None:

@@ -120,6 +120,7 @@ def custodian(tmp_path_factory, receiver):
         "NOTIFY_DELAY": 0,
         "NOTIFY_RETRY_DELAY": 1,
         "EMBEDDED_WORKER": True,
+        "RATE_LIMIT": "",  # tested on its own custodian (test_guard.py)
     })  # fmt: skip
     server = make_server("127.0.0.1", 0, app, threaded=True)
     app.config["BASE_URL"] = f"http://127.0.0.1:{server.server_port}"

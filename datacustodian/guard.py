@@ -1,0 +1,59 @@
+"""What stands before every API call: the client certificate (when mutual TLS is configured)
+and PG&E-like rate limits."""
+
+from __future__ import annotations
+
+import ssl
+
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter
+
+API_PREFIXES = (
+    "/GreenButtonConnect/",
+    "/datacustodian/oauth/v2/token",
+    "/datacustodian/test/oauth/v2/token",
+)
+
+
+def caller() -> str:
+    """Rate limits count per third party: its token (or Basic credentials), else its address."""
+    auth = request.headers.get("Authorization", "")
+    return auth.partition(" ")[2][:64] or request.remote_addr or "unknown"
+
+
+def init_app(app: Flask) -> None:
+    limit = app.config["RATE_LIMIT"]
+    limiter = Limiter(caller, app=app, default_limits=[limit] if limit else [], storage_uri="memory://",
+                      headers_enabled=True)  # fmt: skip
+    app.extensions["dc.limiter"] = limiter
+
+    @limiter.request_filter
+    def not_the_api() -> bool:
+        return not request.path.startswith(API_PREFIXES)
+
+    @app.before_request
+    def client_certificate() -> Response | None:
+        demanded = current_app.config["CLIENT_CA"] and request.path.startswith(API_PREFIXES)
+        if demanded and not request.environ.get("SSL_CLIENT_CERT"):
+            # PG&E's answer to a call without a valid client certificate
+            return Response("Invalid Certificate", status=400, mimetype="text/plain")
+        return None
+
+    @app.errorhandler(429)
+    def too_many(err: object) -> Response:
+        body = '{"error": "rate_limited", "error_description": "too many requests"}'
+        resp = Response(body, status=429, mimetype="application/json")
+        retry = getattr(err, "retry_after", None)
+        resp.headers["Retry-After"] = str(int(retry) if retry else 1)
+        return resp
+
+
+def tls_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
+    """The server's TLS: its certificate, and (with ``client_ca``) client certificates asked for
+    and checked against that CA. A connection without one is let in and answered 400."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.load_verify_locations(client_ca)
+    return ctx
