@@ -116,9 +116,14 @@ def register_commands(app: Flask) -> None:
     @click.option("--customer", required=True, help="User name of the customer (created if new).")
     def load_cmd(file: str, customer: str) -> None:
         """Load a Green Button file as a customer's data."""
+        from espi import ParseError
+
         from .sandbox import load
 
-        count = load(file, customer)
+        try:
+            count = load(file, customer)
+        except ParseError as err:
+            raise click.ClickException(str(err)) from err
         click.echo(f"{file}: {count} usage point(s) loaded for {customer}")
 
     @app.cli.command("serve")

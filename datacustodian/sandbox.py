@@ -277,6 +277,7 @@ def usage_points_of(
 
 def load(path: str, username: str) -> int:
     """Load a Green Button file's usage points as a customer's (created if new)."""
+    feed = espi.parse(path, espi.ParseOptions(warn=False))  # first: a bad file changes nothing
     s = db.session()
     customer = s.scalar(select(db.Customer).where(db.Customer.username == username))
     if customer is None:
@@ -286,7 +287,6 @@ def load(path: str, username: str) -> int:
             password_hash=generate_password_hash(f"sandbox-{username}"),
         )
         s.add(customer)
-    feed = espi.parse(path, espi.ParseOptions(warn=False))
     for n, up in enumerate(feed.usage_points, start=1):
         ltp = up.local_time_parameters
         zone = (timeparams.to_zone_name(ltp, datetime.now(UTC).year) if ltp else None) or ZONE
