@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -241,20 +241,12 @@ def usage_summaries(sid: int, up_id: str, summary_id: int | None = None) -> Resp
         published_min=low,
         published_max=high,
     )
-    bills = up.usage_summaries
-    if summary_id is not None:
-        bills = [
-            b
-            for b in bills
-            if b.link(
-                "self",
-            )
-            and b.link("self").endswith(f"/{summary_id}")
-        ]  # type: ignore[union-attr]
-        if not bills:
-            abort(404, "no such usage summary in this period")
-        return atom(bills[0], sid)
-    return atom(bills, sid)
+    if summary_id is None:
+        return atom(up.usage_summaries, sid)
+    bill = next((b for b in up.usage_summaries if store.resource_id(b) == str(summary_id)), None)
+    if bill is None:
+        abort(404, "no such usage summary in this period")
+    return atom(bill, sid)
 
 
 def meter_reading_of(
@@ -265,14 +257,7 @@ def meter_reading_of(
     if mr_row is None:
         abort(404, "no such meter reading for this usage point")
     up = store.usage_point(db.session(), row, blocks=False, summaries=False)
-    mr = next(
-        x
-        for x in up.meter_readings
-        if x.link(
-            "self",
-        ).endswith(f"/{mr_id}")
-    )  # type: ignore[union-attr]
-    return up, mr, mr_row
+    return up, up.meter_readings[row.meter_readings.index(mr_row)], mr_row
 
 
 @bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>/MeterReading")
@@ -451,7 +436,3 @@ def application_information(client_pk: int) -> Response:
 def http_error(err: Any) -> Response:
     body = {"error": err.name.lower().replace(" ", "_"), "error_description": err.description}
     return Response(json.dumps(body), status=err.code, mimetype="application/json")
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -33,6 +33,11 @@ def self_link(path: str) -> list[m.Link]:
     return [m.Link(rel="self", href=f"{base()}/{path}")]
 
 
+def resource_id(res: Any) -> str:
+    """A served resource's id: the last segment of its self link."""
+    return str(res.link("self") or "").rsplit("/", 1)[-1]
+
+
 def element_xml(res: Any) -> str:
     """A resource's own element (no Atom entry) as text, for storage."""
     from lxml import etree
