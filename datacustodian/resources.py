@@ -187,8 +187,7 @@ def batch_bulk_customer(bulk_id: str) -> Response:
     def build(query: str) -> Response:
         feed = m.Feed(title="Retail customer information")
         for auth in active(client):
-            if customer_scope(auth):
-                feed.entries += customer_resources(auth)
+            feed.entries += customer_resources(auth)
         return atom(feed)
 
     return asynchronous(client, build)
@@ -318,25 +317,40 @@ def local_time_parameters(ltp_id: int | None = None) -> Response:
     return atom(ltp if ltp_id else [ltp])
 
 
-def customer_scope(auth: db.Authorization) -> bool:
+#: Which retail-customer resources each function block shares (FB 51, common, shares none alone).
+CUSTOMER_BLOCKS: dict[int, tuple[type, ...]] = {
+    54: (m.Customer,),  # basic information
+    56: (m.CustomerAccount, m.Statement),  # billing information
+    57: (m.CustomerAccount, m.CustomerAgreement),  # account and agreement information
+    58: (m.ServiceLocation,),
+    59: (m.ServiceSupplier,),
+    60: (m.Meter,),
+}
+
+
+def customer_kinds(auth: db.Authorization) -> tuple[type, ...]:
+    """The customer resources the authorization's scope shares."""
     try:
         blocks = espi_scope.parse(auth.scope).function_blocks
     except espi_scope.ScopeError:
-        return False
-    return any(51 <= n <= 70 for n in blocks)
+        return ()
+    return tuple(kind for n in blocks for kind in CUSTOMER_BLOCKS.get(n, ()))
 
 
 def customer_resources(auth: db.Authorization) -> list[Any]:
+    kinds = customer_kinds(auth)
     xml = auth.customer.customer_xml
-    return list(espi.parse(xml.encode()).entries) if xml else []
+    if not kinds or not xml:
+        return []
+    return [r for r in espi.parse(xml.encode()).entries if isinstance(r, kinds)]
 
 
 @bp.get("/Batch/RetailCustomer/<int:rc_id>")
 def retail_customer(rc_id: int) -> Response:
     auth = subscription(rc_id)
-    if not customer_scope(auth):
+    if not customer_kinds(auth):
         raise Refused(
-            403, "insufficient_scope", "the customer did not share account information (FB 51-65)"
+            403, "insufficient_scope", "the customer shared no account information (FB 54-60)"
         )
     return atom(customer_resources(auth), rc_id)
 
@@ -432,6 +446,7 @@ def application_information(client_pk: int) -> Response:
 
 @bp.errorhandler(400)
 @bp.errorhandler(404)
+@bp.errorhandler(500)
 @bp.errorhandler(503)
 def http_error(err: Any) -> Response:
     body = {"error": err.name.lower().replace(" ", "_"), "error_description": err.description}

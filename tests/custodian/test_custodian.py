@@ -178,6 +178,15 @@ def test_sync_rows_demand_their_kind_of_token(custodian, tokens, path, kind):
             assert wrong.json()["error"] in ("insufficient_scope", "access_denied")
 
 
+def test_customer_information_follows_the_scope(custodian, tokens):
+    feed = valid(
+        custodian.get("/Batch/RetailCustomer/{sid}".format(**tokens), tokens["access_token"])
+    )
+    kinds = {type(e).__name__ for e in feed.entries}
+    assert kinds == {"Customer", "CustomerAccount"}  # FB 54 and 57: no service location (58)
+    assert feed.retail_customer.customers[0].customer_name.endswith("Sandbox")
+
+
 def test_a_customer_token_sees_only_its_own_subscription(custodian, tokens):
     other = custodian.customer_tokens()["resourceURI"].rsplit("/", 1)[1]
     assert (
