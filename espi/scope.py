@@ -41,7 +41,9 @@ FUNCTION_BLOCKS: dict[int, FunctionBlock] = {
         FunctionBlock(6, "Demand Electricity Metering", "demand readings"),
         FunctionBlock(7, "Net Electricity Metering", "net metering"),
         FunctionBlock(
-            8, "Forward and Reverse Electricity Metering", "electricity used and sent back to the grid"
+            8,
+            "Forward and Reverse Electricity Metering",
+            "electricity used and sent back to the grid",
         ),
         FunctionBlock(9, "Register Values Electricity Metering", "meter register readings"),
         FunctionBlock(10, "Natural Gas Interval Metering", "gas use by interval"),
@@ -72,7 +74,9 @@ FUNCTION_BLOCKS: dict[int, FunctionBlock] = {
         FunctionBlock(55, "Retail Customer Demographic Information", ""),
         FunctionBlock(56, "Retail Customer Billing Information", "billing details"),
         FunctionBlock(
-            57, "Retail Customer Account-Agreement Information", "your accounts and service agreements"
+            57,
+            "Retail Customer Account-Agreement Information",
+            "your accounts and service agreements",
         ),
         FunctionBlock(58, "Retail Customer Service-Location Information", "your service addresses"),
         FunctionBlock(59, "Retail Customer Service-Supplier Information", "energy suppliers"),
