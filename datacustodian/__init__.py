@@ -20,6 +20,8 @@ import click
 from flask import Flask, render_template
 from sqlalchemy import select
 
+from appkit import database
+
 from . import db, guard, notify, oauth
 
 #: What a third party registers for unless it says otherwise: usage, costs, bills, the REST and
@@ -53,11 +55,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config["DATABASE_URL"] = (
-        app.config["DATABASE_URL"]
-        or os.environ.get("DATABASE_URL")
-        or "sqlite:///" + os.path.join(app.instance_path, "datacustodian.sqlite")
-    )
+    app.config["DATABASE_URL"] = database.default_url(app, "datacustodian")
     if not app.config.get("SECRET_KEY"):
         if not (app.debug or app.testing):
             raise RuntimeError(
@@ -66,7 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = os.urandom(32).hex()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    db.init_app(app)
+    database.init_app(app)
     oauth.init_app(app)
     notify.make_huey(app)
     guard.init_app(app)

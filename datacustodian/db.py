@@ -12,18 +12,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Any
 
-from flask import Flask, current_app, g
-from sqlalchemy import ForeignKey, Index, String, Text, create_engine, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import ForeignKey, Index, String, Text, select
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
     mapped_column,
     relationship,
-    sessionmaker,
 )
 
 
@@ -273,29 +269,6 @@ class Prepared(Base):
 
 # --------------------------------------------------------------------------- sessions
 
+from appkit.database import close_session, engine, session  # noqa: E402 - re-exported
 
-def init_app(app: Flask) -> None:
-    url = app.config["DATABASE_URL"]
-    engine = create_engine(url, future=True, pool_pre_ping=True)
-    app.extensions["dc.engine"] = engine
-    app.extensions["dc.sessions"] = sessionmaker(engine, expire_on_commit=False)
-    app.teardown_appcontext(close_session)
-
-
-def engine() -> Engine:
-    return current_app.extensions["dc.engine"]  # type: ignore[no-any-return]
-
-
-def session() -> Session:
-    """The request's (or app context's) session, opened on first use."""
-    if "dc_session" not in g:
-        g.dc_session = current_app.extensions["dc.sessions"]()
-    return g.dc_session  # type: ignore[no-any-return]
-
-
-def close_session(exc: BaseException | None) -> None:
-    s: Any = g.pop("dc_session", None)
-    if s is not None:
-        if exc is not None:
-            s.rollback()
-        s.close()
+__all__ = ["close_session", "engine", "session"]

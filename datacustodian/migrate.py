@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import os
 
-from alembic import command
-from alembic.config import Config
 from flask import Flask
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from appkit import database
 
-
-def config(url: str) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 
 
 def upgrade(app: Flask) -> None:
-    command.upgrade(config(app.config["DATABASE_URL"]), "head")
+    database.upgrade(app, MIGRATIONS)

@@ -73,4 +73,4 @@ def test_migrate_seed_and_load(database_url, tmp_path, sample):
         assert sum(1 for _ in up.readings()) == 48
         assert espi.validate(espi.dumps(store.feed_of([up]))) == []
         db.close_session(None)
-    app.extensions["dc.engine"].dispose()
+    app.extensions["appkit.engine"].dispose()

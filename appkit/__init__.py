@@ -1,0 +1,1 @@
+"""What the two Flask apps share: a SQLAlchemy session per app context, Alembic upgrades."""

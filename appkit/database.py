@@ -1,0 +1,57 @@
+"""One SQLAlchemy engine per app, one session per app context (request, CLI command, job)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from flask import Flask, current_app, g
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def init_app(app: Flask) -> None:
+    engine = create_engine(app.config["DATABASE_URL"], pool_pre_ping=True)
+    app.extensions["appkit.engine"] = engine
+    app.extensions["appkit.sessions"] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(close_session)
+
+
+def engine() -> Engine:
+    return current_app.extensions["appkit.engine"]  # type: ignore[no-any-return]
+
+
+def session() -> Session:
+    """The app context's session, opened on first use and closed with the context."""
+    if "appkit_session" not in g:
+        g.appkit_session = current_app.extensions["appkit.sessions"]()
+    return g.appkit_session  # type: ignore[no-any-return]
+
+
+def close_session(exc: BaseException | None) -> None:
+    s: Any = g.pop("appkit_session", None)
+    if s is not None:
+        if exc is not None:
+            s.rollback()
+        s.close()
+
+
+def upgrade(app: Flask, migrations: str) -> None:
+    """Bring the app's database to the newest schema of the Alembic folder ``migrations``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", migrations)
+    cfg.set_main_option("sqlalchemy.url", app.config["DATABASE_URL"].replace("%", "%%"))
+    command.upgrade(cfg, "head")
+
+
+def default_url(app: Flask, name: str) -> str:
+    """``DATABASE_URL`` from the config or the environment, else a SQLite file in the instance
+    folder."""
+    return (
+        app.config.get("DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or "sqlite:///" + os.path.join(app.instance_path, f"{name}.sqlite")
+    )
