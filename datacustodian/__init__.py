@@ -20,7 +20,7 @@ import click
 from flask import Flask, render_template
 from sqlalchemy import select
 
-from appkit import database
+from appkit import database, queue
 
 from . import db, guard, notify, oauth
 
@@ -75,7 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(resources.bp)
     register_commands(app)
     if app.config["EMBEDDED_WORKER"]:
-        app.extensions["dc.consumer"] = notify.start_embedded(app)
+        app.extensions["dc.consumer"] = queue.start_embedded(app.extensions["dc.huey"])
     return app
 
 
@@ -144,8 +144,7 @@ def register_commands(app: Flask) -> None:
     @app.cli.command("worker")
     def worker() -> None:
         """Run the notification worker (Huey consumer)."""
-        huey = app.extensions["dc.huey"]
-        huey.create_consumer(workers=2, worker_type="thread", periodic=False).run()
+        queue.run_worker(app.extensions["dc.huey"])
 
 
 def register(

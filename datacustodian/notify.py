@@ -9,17 +9,13 @@ and the tests) runs one inside the web process instead.
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from typing import Any
 
 import requests
 from flask import Flask, current_app
-from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
-from huey.consumer import Consumer
 
 import espi
+from appkit import queue
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +25,7 @@ class DeliveryFailed(Exception):
 
 
 def make_huey(app: Flask) -> Huey:
-    url = app.config.get("QUEUE_URL") or ""
-    name = "datacustodian"
-    if url.startswith("redis://"):
-        huey: Huey = RedisHuey(name, url=url)
-    else:
-        path = url.removeprefix("sqlite:///") or os.path.join(app.instance_path, "queue.sqlite")
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        huey = SqliteHuey(name, filename=path)
+    huey = queue.make_huey(app, "datacustodian")
     retries = app.config["NOTIFY_RETRIES"]
     backoff_start = app.config["NOTIFY_RETRY_DELAY"]
 
@@ -67,25 +56,3 @@ def notify(notification_uri: str, resource_uris: list[str]) -> None:
         (notification_uri, body, current_app.config["NOTIFY_TIMEOUT"]),
         delay=current_app.config["NOTIFY_DELAY"],
     )
-
-
-class EmbeddedConsumer(Consumer):  # type: ignore[misc]
-    """A Huey consumer that runs in a thread of another program: no signal handlers."""
-
-    def _set_signal_handlers(self) -> None:
-        pass
-
-
-def start_embedded(app: Flask) -> Any:
-    huey = app.extensions["dc.huey"]
-    consumer = EmbeddedConsumer(
-        huey,
-        workers=2,
-        worker_type="thread",
-        periodic=False,
-        check_worker_health=False,
-        scheduler_interval=0.1,
-    )
-    thread = threading.Thread(target=consumer.start, name="huey-embedded", daemon=True)
-    thread.start()
-    return consumer

@@ -1,0 +1,42 @@
+"""The job queue both apps use: Huey, on SQLite by default (no server) or Redis
+(``QUEUE_URL=redis://host:port/db``) for several machines."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from flask import Flask
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey
+from huey.consumer import Consumer
+
+
+def make_huey(app: Flask, name: str) -> Huey:
+    url = app.config.get("QUEUE_URL") or ""
+    if url.startswith("redis://"):
+        return RedisHuey(name, url=url)
+    path = url.removeprefix("sqlite:///") or os.path.join(app.instance_path, f"{name}-queue.sqlite")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return SqliteHuey(name, filename=path)
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """A Huey consumer that runs in a thread of another program: no signal handlers."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+def start_embedded(huey: Huey, workers: int = 2) -> Any:
+    """Run a consumer in this process's background threads; ``.stop()`` ends it."""
+    consumer = EmbeddedConsumer(huey, workers=workers, worker_type="thread", periodic=False,
+                                check_worker_health=False, scheduler_interval=1)  # fmt: skip
+    threading.Thread(target=consumer.start, name=f"{huey.name}-worker", daemon=True).start()
+    return consumer
+
+
+def run_worker(huey: Huey, workers: int = 2) -> None:
+    """Run a consumer in the foreground (``flask ... worker``) until interrupted."""
+    huey.create_consumer(workers=workers, worker_type="thread", periodic=False).run()
