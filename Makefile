@@ -20,7 +20,7 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check espi appkit datacustodian tests bench tools
+	$(BIN)/ruff check espi appkit datacustodian thirdparty_app tests bench tools
 	$(BIN)/ruff format --check espi
 	$(BIN)/mypy
 

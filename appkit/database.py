@@ -55,3 +55,21 @@ def default_url(app: Flask, name: str) -> str:
         or os.environ.get("DATABASE_URL")
         or "sqlite:///" + os.path.join(app.instance_path, f"{name}.sqlite")
     )
+
+
+def run_migrations(metadata: Any) -> None:
+    """The body of an app's Alembic ``env.py``: run its migrations online or offline."""
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url")
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    eng = create_engine(str(url))
+    with eng.connect() as connection:
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    eng.dispose()

@@ -1,0 +1,174 @@
+"""The third party against the local data custodian, both live on loopback with their workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+import espi
+from appkit import database
+from datacustodian import DEFAULT_SCOPE, register
+from datacustodian import create_app as create_custodian
+from datacustodian import store as custodian_store
+from datacustodian.migrate import upgrade as upgrade_custodian
+from datacustodian.sandbox import seed
+from thirdparty_app import MIGRATIONS, create_app
+from thirdparty_app import db as tp
+
+
+def serve(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("flow")
+    third_server = make_server("127.0.0.1", 0, None, threaded=True)  # reserve the port first
+    third_base = f"http://127.0.0.1:{third_server.server_port}"
+    third_server.server_close()
+
+    custodian = create_custodian({
+        "TESTING": True, "DATABASE_URL": f"sqlite:///{folder}/dc.sqlite", "QUEUE_URL": f"sqlite:///{folder}/dcq.sqlite",
+        "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "",
+    })  # fmt: skip
+    c_server, c_base = serve(custodian)
+    custodian.config["BASE_URL"] = c_base
+    with custodian.app_context():
+        upgrade_custodian(custodian)
+        seed(months=1)
+        creds = register("Flow test", [f"{third_base}/callback/local"], f"{third_base}/espi/1_1/Notification",
+                         DEFAULT_SCOPE)  # fmt: skip
+
+    resource = f"{c_base}/GreenButtonConnect/espi/1_1/resource"
+    third = create_app({
+        "TESTING": True, "DATABASE_URL": f"sqlite:///{folder}/tp.sqlite", "QUEUE_URL": f"sqlite:///{folder}/tpq.sqlite",
+        "DOCUMENTS": str(folder / "documents"), "EMBEDDED_WORKER": True, "JOB_RETRY_DELAY": 1,
+        "CUSTODIANS": {"local": {
+            "authorize_url": f"{c_base}/datacustodian/test/oauth/v2/authorize",
+            "token_url": f"{c_base}/datacustodian/oauth/v2/token", "resource_base": resource,
+            "client_id": creds["client_id"], "client_secret": creds["client_secret"], "bulk_id": creds["bulk_id"],
+        }},
+    })  # fmt: skip
+    with third.app_context():
+        database.upgrade(third, MIGRATIONS)
+    t_server = make_server("127.0.0.1", int(third_base.rsplit(":", 1)[1]), third, threaded=True)
+    threading.Thread(target=t_server.serve_forever, daemon=True).start()
+    yield {"custodian": custodian, "third": third, "c_base": c_base, "t_base": third_base, "resource": resource,
+           "creds": creds}  # fmt: skip
+    for server in (c_server, t_server):
+        server.shutdown()
+        server.server_close()
+    custodian.extensions["dc.consumer"].stop()
+    third.extensions["tp.consumer"].stop()
+
+
+def wait(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def stored_readings(third):
+    with third.app_context():
+        s = database.session()
+        rows = s.execute(select(tp.Reading.start, tp.Reading.duration, tp.Reading.value, tp.Reading.cost)
+                         .order_by(tp.Reading.meter_reading_id, tp.Reading.start)).all()  # fmt: skip
+        database.close_session(None)
+        return [tuple(r) for r in rows]
+
+
+def custodian_readings(custodian):
+    with custodian.app_context():
+        s = database.session()
+        from datacustodian import db as dc
+
+        auth = s.scalar(select(dc.Authorization).order_by(dc.Authorization.id))
+        out = []
+        for row in auth.usage_points(s):
+            up = custodian_store.usage_point(s, row)
+            for mr in up.meter_readings:
+                out += [(r.start, r.duration, r.value, r.cost) for r in mr.readings()]
+        database.close_session(None)
+        return sorted(out)
+
+
+def test_connect_202_notification_fetch_and_store(world):
+    browser = requests.Session()
+    r = browser.get(f"{world['t_base']}/connect/local", timeout=30)
+    assert r.status_code == 200 and "Connections" in r.text
+    third = world["third"]
+
+    def active():
+        with third.app_context():
+            conn = database.session().scalar(select(tp.Connection))
+            status = conn.status if conn else None
+            database.close_session(None)
+            return status == "active"
+
+    wait(active)
+    assert sorted(stored_readings(third)) == custodian_readings(world["custodian"])
+    with third.app_context():
+        s = database.session()
+        conn = s.scalar(select(tp.Connection))
+        assert conn.subscription_uri.startswith(world["resource"] + "/Batch/Subscription/")
+        assert "access_token" not in (conn.access_token or "") and not conn.access_token.startswith(
+            "ey"
+        )
+        bills = s.scalar(select(func.count()).select_from(tp.UsageSummary))
+        assert bills >= 1
+        database.close_session(None)
+
+
+def test_the_same_notification_ten_times_adds_nothing(world):
+    third = world["third"]
+    with third.app_context():
+        s = database.session()
+        note = s.scalar(select(tp.Notification))
+        uri, docs_before = note.uri, s.scalar(select(func.count()).select_from(tp.Document))
+        database.close_session(None)
+    before = stored_readings(third)
+    body = espi.dumps(espi.BatchList(resources=[uri]))
+    for _ in range(10):
+        r = requests.post(f"{world['t_base']}/espi/1_1/Notification", data=body, timeout=10)
+        assert r.status_code == 200
+    time.sleep(1)
+    assert stored_readings(third) == before
+    with third.app_context():
+        assert (
+            database.session().scalar(select(func.count()).select_from(tp.Document)) == docs_before
+        )
+        database.close_session(None)
+
+
+def test_a_foreign_notification_is_refused_and_never_fetched(world):
+    body = espi.dumps(espi.BatchList(resources=["http://169.254.169.254/latest/meta-data"]))
+    r = requests.post(f"{world['t_base']}/espi/1_1/Notification", data=body, timeout=10)
+    assert r.status_code == 400 and "no configured custodian" in r.json()["error_description"]
+    junk = requests.post(f"{world['t_base']}/espi/1_1/Notification", data=b"<html/>", timeout=10)
+    assert junk.status_code == 400
+    with world["third"].app_context():
+        uris = database.session().scalars(select(tp.Notification.uri)).all()
+        assert not any("169.254" in u for u in uris)
+        database.close_session(None)
+
+
+def test_replaying_a_document_changes_nothing(world):
+    third = world["third"]
+    before = stored_readings(third)
+    with third.app_context():
+        doc = database.session().scalar(select(tp.Document).order_by(tp.Document.id))
+        runner = third.test_cli_runner()
+        result = runner.invoke(args=["replay", str(doc.id)])
+        database.close_session(None)
+    assert result.exit_code == 0, result.output
+    assert stored_readings(third) == before

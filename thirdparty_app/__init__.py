@@ -1,0 +1,101 @@
+"""thirdparty_app: the third party's side of Green Button Connect My Data.
+
+    flask --app thirdparty_app init-db
+    flask --app thirdparty_app run            # connect customers, receive notifications
+    flask --app thirdparty_app worker         # downloads and ingestion (the job queue)
+    flask --app thirdparty_app sync           # ask for fresh data for every connection
+
+Configuration: defaults below, then ``THIRDPARTY_*`` environment variables (Flask's prefixed
+env: ``THIRDPARTY_SECRET_KEY``, ``THIRDPARTY_TOKEN_KEY``,
+``THIRDPARTY_CUSTODIANS__local__client_id``) and ``DATABASE_URL``. Outside development and tests it refuses to start without ``SECRET_KEY``
+and ``TOKEN_KEY``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, ClassVar
+
+import click
+from cryptography.fernet import Fernet
+from flask import Flask
+from sqlalchemy import select
+
+from appkit import database, queue
+
+from . import db, jobs, views
+
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+
+
+class Defaults:
+    DATABASE_URL = ""  # default: sqlite file in the instance folder
+    QUEUE_URL = ""  # "" (SQLite in the instance folder) or redis://host:port/db
+    RATE_LIMIT_STORAGE = ""  # "" (per process) or redis://...: the custodians' rate limits
+    DOCUMENTS = ""  # where fetched documents are kept (default: instance/documents)
+    JOB_RETRIES = 6
+    JOB_RETRY_DELAY = 2  # seconds, doubled at each retry
+    EMBEDDED_WORKER = False
+    MAX_CONTENT_LENGTH = 1 << 20  # notifications and uploads
+    SESSION_COOKIE_SAMESITE = "Lax"
+    CUSTODIANS: ClassVar[dict[str, dict[str, Any]]] = {}  # profile overrides (profiles.py)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(Defaults)
+    app.config.from_prefixed_env("THIRDPARTY")
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config["DATABASE_URL"] = database.default_url(app, "thirdparty")
+    app.config["DOCUMENTS"] = app.config["DOCUMENTS"] or os.path.join(
+        app.instance_path, "documents"
+    )
+    for key in ("SECRET_KEY", "TOKEN_KEY"):
+        if not app.config.get(key):
+            if not (app.debug or app.testing):
+                raise RuntimeError(f"set THIRDPARTY_{key} to run the third-party app (see README)")
+            app.config[key] = (
+                Fernet.generate_key().decode() if key == "TOKEN_KEY" else os.urandom(32).hex()
+            )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    database.init_app(app)
+    jobs.make_huey(app)
+    views.init_app(app)
+    register_commands(app)
+    if app.config["EMBEDDED_WORKER"]:
+        app.extensions["tp.consumer"] = queue.start_embedded(app.extensions["tp.huey"])
+    return app
+
+
+def register_commands(app: Flask) -> None:
+    @app.cli.command("init-db")
+    def init_db() -> None:
+        """Create or upgrade the database (Alembic migrations)."""
+        database.upgrade(app, MIGRATIONS)
+        click.echo(f"database ready: {app.config['DATABASE_URL']}")
+
+    @app.cli.command("sync")
+    def sync_cmd() -> None:
+        """Ask every custodian for fresh data for every connection (queued)."""
+        conns = db.session().scalars(
+            select(db.Connection).where(db.Connection.status.in_(("active", "waiting")))
+        )
+        n = 0
+        for conn in conns:
+            jobs.enqueue_sync(conn.id)
+            n += 1
+        click.echo(f"{n} connection(s) queued for sync")
+
+    @app.cli.command("replay")
+    @click.argument("document_id", type=int)
+    def replay_cmd(document_id: int) -> None:
+        """Ingest a kept document again."""
+        click.echo(f"{jobs.replay(document_id)} readings")
+
+    @app.cli.command("worker")
+    def worker() -> None:
+        """Run the job queue's worker."""
+        queue.run_worker(app.extensions["tp.huey"])

@@ -1,0 +1,208 @@
+"""Jobs on the queue (Huey: SQLite by default, Redis for several machines):
+
+- ``fetch(notification_id)``: download an announced resource (streamed to disk, gzipped, kept
+  for replay), then ingest it;
+- ``sync(connection_id)``: ask a custodian for a subscription's new data (``Batch/Subscription``
+  with ``published-min`` from the last stored reading): 200 is ingested at once, 202 waits for
+  the notification.
+
+Failures worth retrying (5xx, timeouts, 429, a 202 where data was expected) are retried with
+exponential backoff; the others are recorded on the notification or connection.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import time
+from typing import Any
+
+from flask import Flask, current_app
+from huey.api import Huey
+from huey.exceptions import RetryTask
+from sqlalchemy import func, select
+
+from appkit import queue
+
+from . import db, profiles
+from .custodian import CustodianError, Retry, access_token, client_token, stream
+from .ingest import ingest
+
+log = logging.getLogger(__name__)
+SUBSCRIPTION = re.compile(r"/Batch/Subscription/([^/?]+)")
+CLIENT_PATHS = ("/Batch/Bulk/", "/Batch/BulkRetailCustomerInfo/", "/Batch/BulkRetailDRPrgInfo/")
+
+
+def make_huey(app: Flask) -> Huey:
+    huey = queue.make_huey(app, "thirdparty")
+    retries, delay = app.config["JOB_RETRIES"], app.config["JOB_RETRY_DELAY"]
+
+    @huey.task(retries=retries, retry_delay=delay, retry_backoff=2, name="fetch")
+    def fetch_task(notification_id: int) -> None:
+        with app.app_context():
+            retrying(fetch, notification_id)
+
+    @huey.task(retries=retries, retry_delay=delay, retry_backoff=2, name="sync")
+    def sync_task(connection_id: int) -> None:
+        with app.app_context():
+            retrying(sync, connection_id)
+
+    app.extensions["tp.huey"] = huey
+    app.extensions["tp.fetch"] = fetch_task
+    app.extensions["tp.sync"] = sync_task
+    return huey
+
+
+def retrying(job: Any, key: int) -> None:
+    try:
+        job(key)
+    except Retry as err:
+        log.warning("%s(%s): %s; will retry", job.__name__, key, err)
+        raise RetryTask(str(err), delay=err.delay) from err
+
+
+def enqueue_fetch(notification_id: int) -> None:
+    current_app.extensions["tp.fetch"](notification_id)
+
+
+def enqueue_sync(connection_id: int) -> None:
+    current_app.extensions["tp.sync"](connection_id)
+
+
+def connection_for(uri: str) -> db.Connection | None:
+    """The connection whose subscription a URI belongs to."""
+    match = SUBSCRIPTION.search(uri)
+    if match is None:
+        return None
+    for conn in db.session().scalars(
+        select(db.Connection).where(db.Connection.subscription_uri.is_not(None))
+    ):
+        if SUBSCRIPTION.search(conn.subscription_uri or "") and SUBSCRIPTION.search(
+            conn.subscription_uri or ""
+        ).group(1) == match.group(1):  # type: ignore[union-attr]
+            return conn
+    return None
+
+
+def download(
+    profile: profiles.Profile, uri: str, token: str, params: dict[str, str] | None = None
+) -> tuple[str, str, int] | None:
+    """Stream a document to a gzipped file under DOCUMENTS; (path, sha256, size), or None
+    when the custodian answered 202 (data to come by notification)."""
+    folder = current_app.config["DOCUMENTS"]
+    os.makedirs(folder, exist_ok=True)
+    with stream(profile, uri, token, params) as resp:
+        if resp.status_code == 202:
+            return None
+        if resp.status_code != 200:
+            raise CustodianError(
+                f"GET {uri}: HTTP {resp.status_code}", resp.status_code, resp.text[:500]
+            )
+        digest, size = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".partial")
+        try:
+            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as out:
+                for chunk in resp.iter_content(1 << 16):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            path = os.path.join(folder, f"{digest.hexdigest()}.xml.gz")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return path, digest.hexdigest(), size
+
+
+def keep(
+    profile: profiles.Profile, uri: str, conn: db.Connection | None, got: tuple[str, str, int]
+) -> db.Document:
+    path, sha, size = got
+    doc = db.Document(
+        uri=uri,
+        profile=profile.name,
+        connection_id=conn.id if conn else None,
+        path=path,
+        sha256=sha,
+        size=size,
+    )
+    db.session().add(doc)
+    db.session().commit()
+    return doc
+
+
+def fetch(notification_id: int) -> None:
+    s = db.session()
+    note = s.get(db.Notification, notification_id)
+    if note is None or note.status == "done":
+        return
+    profile = profiles.get(note.profile)
+    conn = None
+    try:
+        if any(p in note.uri for p in CLIENT_PATHS):
+            token = client_token(profile)
+        else:
+            conn = connection_for(note.uri)
+            if conn is None or conn.status == "revoked":
+                raise CustodianError("no active connection for this subscription")
+            token = access_token(profile, conn)
+        got = download(profile, note.uri, token)
+        if got is None:
+            raise Retry(f"GET {note.uri}: 202 where data was announced")
+        doc = keep(profile, note.uri, conn, got)
+        ingest(s, doc)
+    except Retry:
+        raise
+    except CustodianError as err:
+        note.status, note.error = "failed", str(err)
+        s.commit()
+        log.error("notification %s failed: %s", note.uri, err)
+        return
+    note.status, note.error = "done", ""
+    if conn is not None:
+        conn.status, conn.last_sync, conn.reason = "active", int(time.time()), ""
+    s.commit()
+
+
+def published_min(conn: db.Connection, profile: profiles.Profile) -> dict[str, str]:
+    """Ask only for what is new: from the start of the last stored reading."""
+    last = db.session().scalar(
+        select(func.max(db.Reading.start))
+        .join(db.MeterReading)
+        .join(db.UsagePoint)
+        .where(db.UsagePoint.connection_id == conn.id)
+    )
+    if last is None:
+        return {}
+    if profile.published_format == "epoch":
+        return {"published-min": str(last)}
+    return {"published-min": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last))}
+
+
+def sync(connection_id: int) -> None:
+    s = db.session()
+    conn = s.get(db.Connection, connection_id)
+    if conn is None or conn.status in ("revoked", "failed") or not conn.subscription_uri:
+        return
+    profile = profiles.get(conn.profile)
+    got = download(
+        profile, conn.subscription_uri, access_token(profile, conn), published_min(conn, profile)
+    )
+    if got is None:
+        log.info("connection %s: the custodian will notify when the data is ready", conn.id)
+        return
+    ingest(s, keep(profile, conn.subscription_uri, conn, got))
+    conn.status, conn.last_sync = "active", int(time.time())
+    s.commit()
+
+
+def replay(document_id: int) -> int:
+    """Ingest a kept document again (the same rows result)."""
+    doc = db.session().get(db.Document, document_id)
+    if doc is None:
+        raise KeyError(f"no document {document_id}")
+    return ingest(db.session(), doc)

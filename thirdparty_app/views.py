@@ -1,0 +1,164 @@
+"""The third party's web endpoints: the Notification webhook, connecting a customer (OAuth),
+disconnecting, and the home page."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.flask_client import OAuth
+from flask import Blueprint, Flask, Response, abort, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+import espi
+
+from . import db, profiles
+from .custodian import CustodianError, revoke, save_tokens
+from .jobs import enqueue_fetch, enqueue_sync
+
+log = logging.getLogger(__name__)
+bp = Blueprint("tp", __name__)
+oauth = OAuth()
+
+
+def init_app(app: Flask) -> None:
+    oauth.init_app(app)
+    app.register_blueprint(bp)
+
+
+def oauth_client(profile: profiles.Profile) -> Any:
+    """The Authlib client of a custodian profile (registered on first use)."""
+    client = oauth.create_client(profile.name)
+    if client is None:
+        kwargs: dict[str, Any] = {"token_endpoint_auth_method": "client_secret_basic"}
+        if profile.scope:
+            kwargs["scope"] = profile.scope
+        if profile.pkce:
+            kwargs["code_challenge_method"] = "S256"
+        client = oauth.register(
+            profile.name,
+            client_id=profile.client_id,
+            client_secret=profile.client_secret,
+            authorize_url=profile.authorize_url,
+            access_token_url=profile.token_url,
+            client_kwargs=kwargs,
+        )
+    return client
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+@bp.post("/espi/1_1/Notification")
+def notification() -> Response:
+    """A custodian says data is ready: record each URI once, queue its download, answer 200.
+    URIs outside every configured custodian's resource base are refused (never fetched)."""
+    try:
+        batch = espi.parse(
+            request.get_data(), espi.ParseOptions(warn=False, max_bytes=1 << 20)
+        ).batch_list
+    except espi.ParseError as err:
+        log.warning("notification refused: %s", err)
+        return problem(400, f"not a BatchList: {err}")
+    if batch is None:
+        return problem(400, "not a BatchList")
+    owners = {uri: profiles.owning(uri) for uri in batch.resources}
+    foreign = [uri for uri, owner in owners.items() if owner is None]
+    if foreign:
+        log.warning("notification refused: URIs of no configured custodian: %s", foreign)
+        return problem(400, f"URIs of no configured custodian: {', '.join(foreign[:3])}")
+    s = db.session()
+    for uri, owner in owners.items():
+        if s.scalar(select(db.Notification).where(db.Notification.uri == uri)) is not None:
+            continue  # announced before: nothing new
+        note = db.Notification(uri=uri, profile=owner.name)  # type: ignore[union-attr]
+        s.add(note)
+        s.commit()
+        enqueue_fetch(note.id)
+    return Response(status=200)
+
+
+def problem(status: int, description: str) -> Response:
+    body = {"error": "invalid_request", "error_description": description}
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+@bp.get("/connect/<name>")
+def connect(name: str) -> Any:
+    try:
+        profile = profiles.get(name)
+    except KeyError as err:
+        abort(404, str(err))
+    return oauth_client(profile).authorize_redirect(
+        url_for("tp.callback", name=name, _external=True)
+    )
+
+
+@bp.get("/callback/<name>")
+def callback(name: str) -> Any:
+    profile = profiles.get(name)
+    if request.args.get("error"):
+        return failed(
+            profile, request.args.get("error", ""), request.args.get("error_description", "")
+        )
+    try:
+        token = oauth_client(profile).authorize_access_token()
+    except OAuthError as err:
+        return failed(profile, err.error, err.description or "")
+    s = db.session()
+    conn = db.Connection(profile=name, label=request.args.get("label", ""))
+    save_tokens(conn, token)
+    s.add(conn)
+    s.commit()
+    enqueue_sync(conn.id)
+    return redirect(url_for("tp.home"))
+
+
+def failed(profile: profiles.Profile, error: str, description: str) -> tuple[str, int]:
+    reasons = {
+        "access_denied": "You chose not to share your data. Nothing was shared.",
+        "mismatching_state": "The answer from your utility did not match this browser's request "
+        "(an old or a forged link). Please start again.",
+    }
+    text = reasons.get(error, description or error)
+    return render_template("failed.html", profile=profile, error=error, text=text), 400
+
+
+@bp.post("/connections/<int:conn_id>/disconnect")
+def disconnect(conn_id: int) -> Any:
+    s = db.session()
+    conn = s.get(db.Connection, conn_id)
+    if conn is None:
+        abort(404)
+    try:
+        revoke(profiles.get(conn.profile), conn)
+    except CustodianError as err:
+        conn.reason = f"revocation at the custodian failed: {err}"
+    conn.status = "revoked"
+    s.commit()
+    return redirect(url_for("tp.home"))
+
+
+@bp.get("/")
+def home() -> str:
+    s = db.session()
+    connections = list(s.scalars(select(db.Connection).order_by(db.Connection.id)))
+    counts = dict(
+        s.execute(
+            select(db.UsagePoint.connection_id, func.count(db.Reading.start))
+            .join(db.MeterReading, db.MeterReading.usage_point_id == db.UsagePoint.id)
+            .join(db.Reading, db.Reading.meter_reading_id == db.MeterReading.id)
+            .group_by(db.UsagePoint.connection_id)
+        ).all()
+    )
+    return render_template(
+        "home.html",
+        profiles=profiles.all_profiles().values(),
+        connections=connections,
+        counts=counts,
+    )
