@@ -7,8 +7,8 @@
 
 Configuration: defaults below, then ``THIRDPARTY_*`` environment variables (Flask's prefixed
 env: ``THIRDPARTY_SECRET_KEY``, ``THIRDPARTY_TOKEN_KEY``,
-``THIRDPARTY_CUSTODIANS__local__client_id``) and ``DATABASE_URL``. Outside development and tests it refuses to start without ``SECRET_KEY``
-and ``TOKEN_KEY``.
+``THIRDPARTY_CUSTODIANS__local__client_id``) and ``DATABASE_URL``. Outside development and
+tests it refuses to start without ``SECRET_KEY`` and ``TOKEN_KEY``.
 """
 
 from __future__ import annotations
