@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import click
 from cryptography.fernet import Fernet
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from appkit import database, queue
 
@@ -66,7 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     views.init_app(app)
     register_commands(app)
     if app.config["EMBEDDED_WORKER"]:
-        app.extensions["tp.consumer"] = queue.start_embedded(app.extensions["tp.huey"])
+        start_worker(app, embedded=True)
     return app
 
 
@@ -97,5 +97,18 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("worker")
     def worker() -> None:
-        """Run the job queue's worker."""
+        """Run the job queue's worker (first re-queueing what a stopped worker left)."""
+        start_worker(app, embedded=False)
+
+
+def start_worker(app: Flask, embedded: bool) -> None:
+    with app.app_context():
+        if inspect(database.engine()).has_table("notification"):  # not before `init-db`
+            try:
+                jobs.recover()
+            except Exception:  # a broken document must not keep the worker from starting
+                logging.getLogger(__name__).exception("recovery failed")
+    if embedded:
+        app.extensions["tp.consumer"] = queue.start_embedded(app.extensions["tp.huey"])
+    else:
         queue.run_worker(app.extensions["tp.huey"])

@@ -200,6 +200,22 @@ def sync(connection_id: int) -> None:
     s.commit()
 
 
+def recover() -> int:
+    """Queue again what a worker that died left unfinished: notifications still queued, and
+    documents fetched but not ingested (their transaction never committed). Run when a worker
+    starts; since every job is idempotent, work queued twice does no harm."""
+    s = db.session()
+    notes = s.scalars(select(db.Notification.id).where(db.Notification.status == "queued")).all()
+    for note_id in notes:
+        enqueue_fetch(note_id)
+    docs = s.scalars(select(db.Document).where(db.Document.status == "fetched")).all()
+    for doc in docs:
+        ingest(s, doc)
+    if notes or docs:
+        log.info("recovered %d notification(s) and %d document(s)", len(notes), len(docs))
+    return len(notes) + len(docs)
+
+
 def replay(document_id: int) -> int:
     """Ingest a kept document again (the same rows result)."""
     doc = db.session().get(db.Document, document_id)
