@@ -17,6 +17,7 @@ from datacustodian import create_app as create_custodian
 from datacustodian import store as custodian_store
 from datacustodian.migrate import upgrade as upgrade_custodian
 from datacustodian.sandbox import seed
+from tests.thirdparty.proxy import Flaky
 from thirdparty_app import MIGRATIONS, create_app
 from thirdparty_app import db as tp
 
@@ -38,7 +39,9 @@ def world(tmp_path_factory):
         "TESTING": True, "DATABASE_URL": f"sqlite:///{folder}/dc.sqlite", "QUEUE_URL": f"sqlite:///{folder}/dcq.sqlite",
         "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "",
     })  # fmt: skip
-    c_server, c_base = serve(custodian)
+    c_server, direct = serve(custodian)
+    flaky = Flaky(target=direct)  # third parties reach the custodian through a proxy that can fail
+    p_server, c_base = serve(flaky)
     custodian.config["BASE_URL"] = c_base
     with custodian.app_context():
         upgrade_custodian(custodian)
@@ -61,8 +64,8 @@ def world(tmp_path_factory):
     t_server = make_server("127.0.0.1", int(third_base.rsplit(":", 1)[1]), third, threaded=True)
     threading.Thread(target=t_server.serve_forever, daemon=True).start()
     yield {"custodian": custodian, "third": third, "c_base": c_base, "t_base": third_base, "resource": resource,
-           "creds": creds}  # fmt: skip
-    for server in (c_server, t_server):
+           "creds": creds, "flaky": flaky}  # fmt: skip
+    for server in (c_server, p_server, t_server):
         server.shutdown()
         server.server_close()
     custodian.extensions["dc.consumer"].stop()
@@ -172,3 +175,81 @@ def test_replaying_a_document_changes_nothing(world):
         database.close_session(None)
     assert result.exit_code == 0, result.output
     assert stored_readings(third) == before
+
+
+def connection(third):
+    with third.app_context():
+        conn = database.session().scalar(select(tp.Connection).order_by(tp.Connection.id))
+        database.close_session(None)
+        return conn
+
+
+def test_a_custodian_answering_503_twice_is_retried(world):
+    third, flaky = world["third"], world["flaky"]
+    with third.app_context():
+        notes_before = database.session().scalar(select(func.count()).select_from(tp.Notification))
+        database.close_session(None)
+    flaky.fail("correlationID", 2)  # the download of the data the notification announces
+    with third.app_context():
+        from thirdparty_app import jobs
+
+        jobs.enqueue_sync(connection(third).id)
+
+    def fetched():
+        with third.app_context():
+            s = database.session()
+            notes = s.scalars(select(tp.Notification).order_by(tp.Notification.id)).all()
+            database.close_session(None)
+            return len(notes) > notes_before and notes[-1].status == "done"
+
+    wait(fetched, timeout=60)
+    tries = [line for line in flaky.seen if "correlationID" in line]
+    assert len(tries) >= 3 and flaky.failures["correlationID"] == 0
+
+
+def test_expired_tokens_are_refreshed(world):
+    third = world["third"]
+    from thirdparty_app import jobs, vault
+
+    with third.app_context():
+        s = database.session()
+        conn = s.scalar(select(tp.Connection))
+        old_access, old_refresh = vault.unseal(conn.access_token), vault.unseal(conn.refresh_token)
+        conn.expires_at = 0
+        s.commit()
+        jobs.sync(conn.id)  # refreshes first, then asks for new data
+        s.refresh(conn)
+        assert vault.unseal(conn.access_token) != old_access
+        assert vault.unseal(conn.refresh_token) != old_refresh
+        assert conn.expires_at > time.time()
+        database.close_session(None)
+    stale = requests.get(f"{world['resource']}/Batch/Subscription/1", timeout=10,
+                         headers={"Authorization": f"Bearer {old_access}"})  # fmt: skip
+    assert stale.status_code == 401, "refreshing retires the old tokens at the custodian"
+
+
+def test_disconnect_revokes_and_stops_syncing(world):
+    third = world["third"]
+    conn = connection(third)
+    r = requests.post(f"{world['t_base']}/connections/{conn.id}/disconnect", timeout=30)
+    assert r.status_code == 200 and "revoked" in r.text
+    from thirdparty_app import jobs, vault
+
+    with third.app_context():
+        s = database.session()
+        conn = s.get(tp.Connection, conn.id)
+        assert conn.status == "revoked"
+        token = vault.unseal(conn.access_token)
+        readings_before = s.scalar(select(func.count()).select_from(tp.Reading))
+        jobs.sync(conn.id)  # does nothing for a revoked connection
+        database.close_session(None)
+    gone = requests.get(
+        conn.subscription_uri, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert gone.status_code == 401
+    with third.app_context():
+        assert (
+            database.session().scalar(select(func.count()).select_from(tp.Reading))
+            == readings_before
+        )
+        database.close_session(None)
