@@ -25,7 +25,6 @@ from .profiles import Profile
 
 log = logging.getLogger(__name__)
 TIMEOUT = (10, 120)  # connect, read
-_client_tokens: dict[str, tuple[str, float]] = {}
 _lock = threading.Lock()
 
 
@@ -83,8 +82,9 @@ def send(profile: Profile, method: str, url: str, **kwargs: Any) -> requests.Res
 
 def client_token(profile: Profile) -> str:
     """The third party's own token (PG&E answers it as ``client_access_token``)."""
+    cache: dict[str, tuple[str, float]] = current_app.extensions.setdefault("tp.client_tokens", {})
     with _lock:
-        cached = _client_tokens.get(profile.name)
+        cached = cache.get(profile.name)
         if cached and cached[1] > time.time() + 60:
             return cached[0]
     resp = send(
@@ -105,7 +105,7 @@ def client_token(profile: Profile) -> str:
             "token response without client_access_token", resp.status_code, resp.text
         )
     with _lock:
-        _client_tokens[profile.name] = (token, time.time() + float(body.get("expires_in", 3600)))
+        cache[profile.name] = (token, time.time() + float(body.get("expires_in", 3600)))
     return str(token)
 
 

@@ -9,7 +9,17 @@ from typing import Any
 
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import Blueprint, Flask, Response, abort, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import func, select
 
 import espi
@@ -20,16 +30,16 @@ from .jobs import enqueue_fetch, enqueue_sync
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tp", __name__)
-oauth = OAuth()
 
 
 def init_app(app: Flask) -> None:
-    oauth.init_app(app)
+    app.extensions["tp.oauth"] = OAuth(app)  # one registry per app: profiles differ between apps
     app.register_blueprint(bp)
 
 
 def oauth_client(profile: profiles.Profile) -> Any:
     """The Authlib client of a custodian profile (registered on first use)."""
+    oauth = current_app.extensions["tp.oauth"]
     client = oauth.create_client(profile.name)
     if client is None:
         kwargs: dict[str, Any] = {"token_endpoint_auth_method": "client_secret_basic"}

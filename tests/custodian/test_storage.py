@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-
-import psycopg
 import pytest
 from sqlalchemy import func, select
 
@@ -13,8 +9,7 @@ import espi
 from datacustodian import create_app, db
 from datacustodian.migrate import upgrade
 from datacustodian.sandbox import seed
-
-PG = os.environ.get("TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.conftest import fresh_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -22,17 +17,8 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/dc.sqlite"
         return
-    try:
-        admin = psycopg.connect(PG, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"PostgreSQL is not reachable at {PG}: {err}")
-    name = f"dc_{secrets.token_hex(4)}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_postgres() as url:
+        yield url
 
 
 def test_migrate_seed_and_load(database_url, tmp_path, sample):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -17,6 +18,7 @@ from datacustodian import create_app as create_custodian
 from datacustodian import store as custodian_store
 from datacustodian.migrate import upgrade as upgrade_custodian
 from datacustodian.sandbox import seed
+from tests.conftest import fresh_postgres, fresh_redis
 from tests.thirdparty.proxy import Flaky
 from thirdparty_app import MIGRATIONS, create_app
 from thirdparty_app import db as tp
@@ -28,9 +30,24 @@ def serve(app):
     return server, f"http://127.0.0.1:{server.server_port}"
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite + embedded queue", "postgresql + redis queue"])
+def world(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("flow")
+    with contextlib.ExitStack() as stack:
+        if request.param.startswith("postgresql"):
+            storage = {
+                "DATABASE_URL": stack.enter_context(fresh_postgres()),
+                "QUEUE_URL": fresh_redis(),
+            }
+        else:
+            storage = {
+                "DATABASE_URL": f"sqlite:///{folder}/tp.sqlite",
+                "QUEUE_URL": f"sqlite:///{folder}/tpq.sqlite",
+            }
+        yield from make_world(folder, storage)
+
+
+def make_world(folder, storage):
     third_server = make_server("127.0.0.1", 0, None, threaded=True)  # reserve the port first
     third_base = f"http://127.0.0.1:{third_server.server_port}"
     third_server.server_close()
@@ -51,8 +68,7 @@ def world(tmp_path_factory):
 
     resource = f"{c_base}/GreenButtonConnect/espi/1_1/resource"
     third = create_app({
-        "TESTING": True, "DATABASE_URL": f"sqlite:///{folder}/tp.sqlite", "QUEUE_URL": f"sqlite:///{folder}/tpq.sqlite",
-        "DOCUMENTS": str(folder / "documents"), "EMBEDDED_WORKER": True, "JOB_RETRY_DELAY": 1,
+        "TESTING": True, **storage, "DOCUMENTS": str(folder / "documents"), "EMBEDDED_WORKER": True, "JOB_RETRY_DELAY": 1,
         "CUSTODIANS": {"local": {
             "authorize_url": f"{c_base}/datacustodian/test/oauth/v2/authorize",
             "token_url": f"{c_base}/datacustodian/oauth/v2/token", "resource_base": resource,
@@ -70,6 +86,7 @@ def world(tmp_path_factory):
         server.server_close()
     custodian.extensions["dc.consumer"].stop()
     third.extensions["tp.consumer"].stop()
+    third.extensions["appkit.engine"].dispose()
 
 
 def wait(condition, timeout=30):
