@@ -23,7 +23,10 @@ from sqlalchemy import select
 
 from . import db
 
-server = AuthorizationServer()
+
+def server() -> AuthorizationServer:
+    """This app's authorization server (one per app: each has its own configuration)."""
+    return current_app.extensions["dc.oauth"]  # type: ignore[no-any-return]
 
 
 def resource_base() -> str:
@@ -142,10 +145,13 @@ def init_app(app: Flask) -> None:
     app.config.setdefault(
         "OAUTH2_TOKEN_EXPIRES_IN", {"authorization_code": 3600, "client_credentials": 3600}
     )
-    server.init_app(app, query_client=query_client, save_token=save_token)
-    server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=False)])
-    server.register_grant(RefreshTokenGrant)
-    server.register_grant(ClientCredentialsGrant)
+    authorization_server = AuthorizationServer(
+        app, query_client=query_client, save_token=save_token
+    )
+    authorization_server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=False)])
+    authorization_server.register_grant(RefreshTokenGrant)
+    authorization_server.register_grant(ClientCredentialsGrant)
+    app.extensions["dc.oauth"] = authorization_server
 
 
 # --------------------------------------------------------------------------- resource access

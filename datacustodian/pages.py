@@ -71,7 +71,7 @@ def authorize() -> Any:
         return redirect(url_for("pages.login", next=request.full_path))
     if request.method == "GET":
         try:
-            grant = server.get_consent_grant(end_user=customer)
+            grant = server().get_consent_grant(end_user=customer)
         except OAuth2Error as err:
             return render_template("error.html", error=err.error, description=err.description), 400
         client = grant.client
@@ -87,17 +87,17 @@ def authorize() -> Any:
             usage_points=customer.usage_points,
         )
     try:
-        grant = server.get_consent_grant(end_user=customer)
+        grant = server().get_consent_grant(end_user=customer)
     except OAuth2Error as err:
         return render_template("error.html", error=err.error, description=err.description), 400
     if request.form.get("decision") != "approve":
-        return server.create_authorization_response(grant=grant, grant_user=None)
+        return server().create_authorization_response(grant=grant, grant_user=None)
     chosen = [int(x) for x in request.form.getlist("usage_point")]
     mine = {up.id for up in customer.usage_points}
     if not chosen or not set(chosen) <= mine:
         abort(400, "choose at least one of your service agreements")
     authorization = grant_authorization(customer, chosen)
-    return server.create_authorization_response(grant=grant, grant_user=authorization)
+    return server().create_authorization_response(grant=grant, grant_user=authorization)
 
 
 def grant_authorization(customer: db.Customer, usage_point_ids: list[int]) -> db.Authorization:
@@ -127,11 +127,11 @@ def test_authorize() -> Any:
     if customer is None:
         abort(503, "no sandbox customer: run `flask --app datacustodian seed`")
     try:
-        grant = server.get_consent_grant(end_user=customer)
+        grant = server().get_consent_grant(end_user=customer)
     except OAuth2Error as err:
         return render_template("error.html", error=err.error, description=err.description), 400
     ids = [up.id for up in customer.usage_points]
-    return server.create_authorization_response(
+    return server().create_authorization_response(
         grant=grant, grant_user=grant_authorization(customer, ids)
     )
 
@@ -139,7 +139,7 @@ def test_authorize() -> Any:
 @bp.post("/datacustodian/oauth/v2/token")
 @bp.post("/datacustodian/test/oauth/v2/token")
 def token() -> Response:
-    return server.create_token_response()  # type: ignore[no-any-return]
+    return server().create_token_response()  # type: ignore[no-any-return]
 
 
 @bp.route("/datacustodian/oauth/v2/token", methods=["GET", "PUT", "DELETE"])
