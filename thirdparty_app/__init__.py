@@ -89,6 +89,23 @@ def register_commands(app: Flask) -> None:
             n += 1
         click.echo(f"{n} connection(s) queued for sync")
 
+    @app.cli.command("bulk")
+    @click.option("--profile", "name", default="local", show_default=True)
+    def bulk_cmd(name: str) -> None:
+        """Ask a custodian for the Bulk of all our authorizations (queued)."""
+        jobs.enqueue_bulk(name)
+        click.echo(f"bulk request for {name} queued")
+
+    @app.cli.command("status")
+    @click.option("--profile", "name", default="local", show_default=True)
+    def status_cmd(name: str) -> None:
+        """Is the custodian up, and how many authorizations does it hold for us?"""
+        import json
+
+        from . import custodian, profiles
+
+        click.echo(json.dumps(custodian.health(profiles.get(name)), indent=2))
+
     @app.cli.command("replay")
     @click.argument("document_id", type=int)
     def replay_cmd(document_id: int) -> None:

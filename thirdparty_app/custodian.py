@@ -179,3 +179,28 @@ def revoke(profile: Profile, conn: db.Connection) -> None:
         raise CustodianError(
             f"revocation refused: HTTP {resp.status_code}", resp.status_code, resp.text
         )
+
+
+def health(profile: Profile) -> dict[str, Any]:
+    """ReadServiceStatus, and who the custodian says we are (ApplicationInformation when a
+    registration token is configured), and how many authorizations it holds for us."""
+    import espi
+
+    token = client_token(profile)
+    base = profile.resource_base.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"}
+    status = send(profile, "GET", f"{base}/ReadServiceStatus", headers=headers)
+    out: dict[str, Any] = {"profile": profile.name, "status_http": status.status_code}
+    if status.status_code == 200:
+        current = espi.parse(status.content).service_status
+        out["service_status"] = (
+            current.current_status.label if current and current.current_status is not None else ""
+        )
+    auths = send(profile, "GET", f"{base}/Authorization", headers=headers)
+    if auths.status_code == 200:
+        feed = espi.parse(auths.content, espi.ParseOptions(warn=False))
+        out["authorizations"] = len(feed.authorizations)
+        out["active"] = sum(
+            1 for a in feed.authorizations if a.status == espi.AuthorizationStatus.ACTIVE
+        )
+    return out

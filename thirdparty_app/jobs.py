@@ -27,6 +27,7 @@ from huey.exceptions import RetryTask
 from sqlalchemy import func, select
 
 from appkit import queue
+from espi import scope as espi_scope
 
 from . import db, profiles
 from .custodian import CustodianError, Retry, access_token, client_token, stream
@@ -51,9 +52,15 @@ def make_huey(app: Flask) -> Huey:
         with app.app_context():
             retrying(sync, connection_id)
 
+    @huey.task(retries=retries, retry_delay=delay, retry_backoff=2, name="bulk")
+    def bulk_task(profile_name: str) -> None:
+        with app.app_context():
+            retrying(bulk, profile_name)  # type: ignore[arg-type]
+
     app.extensions["tp.huey"] = huey
     app.extensions["tp.fetch"] = fetch_task
     app.extensions["tp.sync"] = sync_task
+    app.extensions["tp.bulk"] = bulk_task
     return huey
 
 
@@ -71,6 +78,10 @@ def enqueue_fetch(notification_id: int) -> None:
 
 def enqueue_sync(connection_id: int) -> None:
     current_app.extensions["tp.sync"](connection_id)
+
+
+def enqueue_bulk(profile_name: str) -> None:
+    current_app.extensions["tp.bulk"](profile_name)
 
 
 def connection_for(uri: str) -> db.Connection | None:
@@ -184,20 +195,49 @@ def published_min(conn: db.Connection, profile: profiles.Profile) -> dict[str, s
 
 
 def sync(connection_id: int) -> None:
+    """Ask for a subscription's new data, and the customer's information when shared."""
     s = db.session()
     conn = s.get(db.Connection, connection_id)
     if conn is None or conn.status in ("revoked", "failed") or not conn.subscription_uri:
         return
     profile = profiles.get(conn.profile)
-    got = download(
-        profile, conn.subscription_uri, access_token(profile, conn), published_min(conn, profile)
-    )
+    token = access_token(profile, conn)
+    if shares_customer_info(conn.scope):
+        customer = SUBSCRIPTION.sub(r"/Batch/RetailCustomer/\1", conn.subscription_uri)
+        try:
+            got_customer = download(profile, customer, token)
+        except CustodianError as err:  # the custodian may not serve it: usage data still comes
+            log.warning("connection %s: customer information: %s", conn.id, err)
+        else:
+            if got_customer is not None:
+                ingest(s, keep(profile, customer, conn, got_customer))
+    got = download(profile, conn.subscription_uri, token, published_min(conn, profile))
     if got is None:
         log.info("connection %s: the custodian will notify when the data is ready", conn.id)
         return
     ingest(s, keep(profile, conn.subscription_uri, conn, got))
     conn.status, conn.last_sync = "active", int(time.time())
     s.commit()
+
+
+def shares_customer_info(scope_text: str) -> bool:
+    try:
+        blocks = espi_scope.parse(scope_text).function_blocks
+    except espi_scope.ScopeError:
+        return False
+    return any(54 <= n <= 60 for n in blocks)
+
+
+def bulk(profile_name: str) -> None:
+    """Ask for the Bulk of every authorization of ours at a custodian (client token); the
+    custodian answers 202 and notifies."""
+    profile = profiles.get(profile_name)
+    if not profile.bulk_id:
+        raise CustodianError(f"custodian {profile.name}: no bulk_id configured")
+    uri = f"{profile.resource_base.rstrip('/')}/Batch/Bulk/{profile.bulk_id}"
+    got = download(profile, uri, client_token(profile))
+    if got is not None:
+        ingest(db.session(), keep(profile, uri, None, got))
 
 
 def recover() -> int:

@@ -245,6 +245,42 @@ def test_expired_tokens_are_refreshed(world):
     assert stale.status_code == 401, "refreshing retires the old tokens at the custodian"
 
 
+def test_customer_information_and_bulk(world):
+    third = world["third"]
+    with third.app_context():
+        s = database.session()
+        kinds = set(s.scalars(select(tp.CustomerInfo.kind)))
+        assert {"Customer", "CustomerAccount"} <= kinds  # fetched with the subscription
+        readings_before = s.scalar(select(func.count()).select_from(tp.Reading))
+        docs_before = s.scalar(select(func.count()).select_from(tp.Document))
+        database.close_session(None)
+    runner = third.test_cli_runner()
+    status = runner.invoke(args=["status"])
+    assert status.exit_code == 0 and '"service_status": "Normal"' in status.output
+    assert runner.invoke(args=["bulk"]).exit_code == 0
+
+    def bulk_fetched():
+        with third.app_context():
+            docs = (
+                database.session()
+                .scalars(select(tp.Document).where(tp.Document.uri.contains("/Batch/Bulk/")))
+                .all()
+            )
+            database.close_session(None)
+            return any(d.status == "ingested" for d in docs)
+
+    wait(bulk_fetched, timeout=60)
+    with third.app_context():
+        s = database.session()
+        assert s.scalar(select(func.count()).select_from(tp.Document)) > docs_before
+        bulk = s.scalars(select(tp.Document).where(tp.Document.uri.contains("/Batch/Bulk/"))).all()[
+            -1
+        ]
+        assert bulk.readings > 1000  # the bulk holds the same data again...
+        assert s.scalar(select(func.count()).select_from(tp.Reading)) == readings_before  # ...once
+        database.close_session(None)
+
+
 def test_disconnect_revokes_and_stops_syncing(world):
     third = world["third"]
     conn = connection(third)
