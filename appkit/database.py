@@ -8,16 +8,28 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
 def init_app(app: Flask) -> None:
     engine = create_engine(app.config["DATABASE_URL"], pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", sqlite_pragmas)
     app.extensions["appkit.engine"] = engine
     app.extensions["appkit.sessions"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(close_session)
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite shared by a web app and a worker: WAL lets readers go on while a long ingestion
+    writes, and writers wait for each other instead of failing at once."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def engine() -> Engine:

@@ -45,6 +45,7 @@ class Defaults:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_object(Defaults)
+    app.config["CUSTODIANS"] = {}  # this app's own dict: prefixed-env loading fills it in place
     app.config.from_prefixed_env("THIRDPARTY")
     if test_config:
         app.config.update(test_config)

@@ -151,9 +151,9 @@ def fetch(notification_id: int) -> None:
     note = s.get(db.Notification, notification_id)
     if note is None or note.status == "done":
         return
-    profile = profiles.get(note.profile)
     conn = None
     try:
+        profile = profiles.get(note.profile)
         if any(p in note.uri for p in CLIENT_PATHS):
             token = client_token(profile)
         else:
@@ -168,7 +168,7 @@ def fetch(notification_id: int) -> None:
         ingest(s, doc)
     except Retry:
         raise
-    except CustodianError as err:
+    except (CustodianError, KeyError, ValueError) as err:  # not worth retrying
         note.status, note.error = "failed", str(err)
         s.commit()
         log.error("notification %s failed: %s", note.uri, err)
@@ -241,18 +241,21 @@ def bulk(profile_name: str) -> None:
 
 
 def recover() -> int:
-    """Queue again what a worker that died left unfinished: notifications still queued, and
-    documents fetched but not ingested (their transaction never committed). Run when a worker
-    starts; since every job is idempotent, work queued twice does no harm."""
+    """Finish what a worker that died left: documents fetched but not ingested (their
+    transaction never committed) are ingested and their notifications marked done; notifications
+    with nothing fetched are queued again. Run when a worker starts; jobs are idempotent."""
     s = db.session()
-    notes = s.scalars(select(db.Notification.id).where(db.Notification.status == "queued")).all()
-    for note_id in notes:
-        enqueue_fetch(note_id)
     docs = s.scalars(select(db.Document).where(db.Document.status == "fetched")).all()
     for doc in docs:
         ingest(s, doc)
+        for note in s.scalars(select(db.Notification).where(db.Notification.uri == doc.uri)):
+            note.status, note.error = "done", ""
+        s.commit()
+    notes = s.scalars(select(db.Notification.id).where(db.Notification.status == "queued")).all()
+    for note_id in notes:
+        enqueue_fetch(note_id)
     if notes or docs:
-        log.info("recovered %d notification(s) and %d document(s)", len(notes), len(docs))
+        log.info("recovered %d document(s) and %d notification(s)", len(docs), len(notes))
     return len(notes) + len(docs)
 
 

@@ -19,10 +19,10 @@ PGE = "https://api.pge.com"
 @dataclass(frozen=True)
 class Profile:
     name: str
-    title: str
-    authorize_url: str
-    token_url: str
-    resource_base: str  # .../espi/1_1/resource
+    title: str = ""
+    authorize_url: str = ""  # not needed for bulk-only or client-only use
+    token_url: str = ""
+    resource_base: str = ""  # .../espi/1_1/resource
     client_id: str = ""
     client_secret: str = ""
     scope: str = ""
@@ -98,7 +98,11 @@ def all_profiles() -> dict[str, Profile]:
             raise ValueError(f"custodian {name}: unknown setting(s) {', '.join(sorted(unknown))}")
         values = {k: coerce(k, v) for k, v in overrides.items()}
         base = out.get(name)
-        out[name] = replace(base, **values) if base else Profile(name=name, **values)
+        profile = replace(base, **values) if base else Profile(name=name, title=name, **values)
+        lacking = [k for k in ("token_url", "resource_base") if not getattr(profile, k)]
+        if lacking:
+            raise ValueError(f"custodian {name}: set {', '.join(lacking)}")
+        out[name] = profile
     return out
 
 
