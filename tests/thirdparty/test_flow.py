@@ -201,6 +201,36 @@ def connection(third):
         return conn
 
 
+def test_a_document_that_breaks_off_leaves_no_rows_of_it(world, tmp_path):
+    """Ingestion is one transaction: a document cut off halfway adds none of its readings."""
+    import gzip
+
+    from thirdparty_app import jobs
+
+    third = world["third"]
+    before = stored_readings(third)
+    with third.app_context():
+        s = database.session()
+        good = s.scalar(select(tp.Document).order_by(tp.Document.id))
+        with gzip.open(good.path, "rb") as f:
+            text = f.read()
+        cut = tmp_path / "cut.xml.gz"
+        with gzip.open(cut, "wb") as f:
+            f.write(
+                text[: len(text) // 2].replace(b"<value>", b"<value>9", 1000)
+            )  # new values, then cut
+        broken = tp.Document(uri=good.uri, profile=good.profile, connection_id=good.connection_id,
+                             path=str(cut), sha256="0" * 64, size=len(text) // 2)  # fmt: skip
+        s.add(broken)
+        s.commit()
+        with pytest.raises(espi.ParseError):
+            jobs.replay(broken.id)
+        assert s.get(tp.Document, broken.id).status == "failed"
+        assert "not well-formed" in s.get(tp.Document, broken.id).error
+        database.close_session(None)
+    assert stored_readings(third) == before
+
+
 def test_a_custodian_answering_503_twice_is_retried(world):
     third, flaky = world["third"], world["flaky"]
     with third.app_context():
