@@ -45,6 +45,7 @@ class Defaults:
     RATE_LIMIT = "10 per second"  # per third party (flask-limiter syntax); "" turns it off
     MAX_CONTENT_LENGTH = 1 << 20
     SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_NAME = "datacustodian_session"  # apps on one host share cookies across ports
     OAUTH2_REFRESH_TOKEN_GENERATOR = True
 
 

@@ -107,6 +107,9 @@ def missing(res: Any) -> list[str]:
     return [name for name in REQUIRED.get(type(res), ()) if getattr(res, name) in (None, [])]
 
 
+SUBSCRIPTION_PATH = re.compile(r"(?:^|/)Subscription/([^/]+)/UsagePoint/[^/]+$")
+
+
 def parent_of(res: Any) -> Any:
     if isinstance(res, m.IntervalBlock):
         return res.meter_reading
@@ -131,7 +134,10 @@ class LinkPlan:
             return f"RetailCustomer/{self.options.retail_customer}/{kind.__name__}"
         name = COLLECTION[kind]
         if kind is m.UsagePoint:
-            return f"Subscription/{self.options.subscription}/UsagePoint"
+            # a feed of several subscriptions (Bulk): each usage point keeps its own
+            own = SUBSCRIPTION_PATH.search(norm_href(res.link("self") or ""))
+            subscription = own.group(1) if own else self.options.subscription
+            return f"Subscription/{subscription}/UsagePoint"
         parent = parent_of(res)
         return f"{self.path(parent)}/{name}" if parent is not None else name
 

@@ -110,6 +110,20 @@ def test_links_follow_the_espi_rest_paths():
     assert next(again.readings()).unit == "therm"
 
 
+def test_usage_points_of_several_subscriptions_keep_theirs():
+    ups = [
+        m.UsagePoint(
+            links=[m.Link(rel="self", href=f"https://x.test/r/Subscription/{sid}/UsagePoint/{uid}")]
+        )
+        for sid, uid in (("7", "a"), ("8", "b"))
+    ]
+    again = espi.parse(espi.dumps(ups, espi.WriteOptions(base="https://c.test/r", now=NOW)))
+    assert [up.link("self") for up in again.usage_points] == [
+        "https://c.test/r/Subscription/7/UsagePoint/a",
+        "https://c.test/r/Subscription/8/UsagePoint/b",
+    ]
+
+
 @pytest.mark.parametrize(
     "obj",
     [

@@ -39,6 +39,7 @@ class Defaults:
     EMBEDDED_WORKER = False
     MAX_CONTENT_LENGTH = 1 << 20  # notifications and uploads
     SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_NAME = "thirdparty_session"  # apps on one host share cookies across ports
     CUSTODIANS: ClassVar[dict[str, dict[str, Any]]] = {}  # profile overrides (profiles.py)
 
 

@@ -1,8 +1,8 @@
-"""`make run`: the sandbox on this machine, from nothing.
+"""`make run`: both apps on this machine, from nothing.
 
-Creates ``var/`` (databases, a generated secret key), migrates, seeds the sandbox customers,
-registers a demo third party, and serves the data custodian with its notification worker.
-Prints the URL to open and the logins. Ctrl-C stops it.
+Creates ``var/`` (SQLite databases, generated secrets), migrates, seeds the sandbox customers,
+registers a demo third party, and serves the data custodian (5001) and the third-party app
+(5002), each with its worker. Prints the URL to open and the logins. Ctrl-C stops it.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import json
 import os
 import secrets
 import sys
+import threading
 from pathlib import Path
 
-from werkzeug.serving import run_simple
+from cryptography.fernet import Fernet
+from werkzeug.serving import make_server, run_simple
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -21,13 +23,39 @@ CUSTODIAN_PORT = int(os.environ.get("CUSTODIAN_PORT", "5001"))
 THIRD_PARTY_PORT = int(os.environ.get("THIRD_PARTY_PORT", "5002"))
 
 
-def secret(name: str) -> str:
+def secret(name: str, make: str = "hex") -> str:
     """A random secret kept in var/ (never in the repository), the same on every run."""
     path = VAR / f"{name}.secret"
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
+        path.write_text(
+            Fernet.generate_key().decode() if make == "fernet" else secrets.token_hex(32)
+        )
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def third_party(creds: dict[str, str], custodian_base: str):  # type: ignore[no-untyped-def]
+    from appkit import database
+    from thirdparty_app import MIGRATIONS, create_app
+
+    app = create_app({
+        "SECRET_KEY": secret("thirdparty"),
+        "TOKEN_KEY": secret("thirdparty-tokens", "fernet"),
+        "DATABASE_URL": f"sqlite:///{VAR / 'thirdparty.sqlite'}",
+        "QUEUE_URL": f"sqlite:///{VAR / 'thirdparty-queue.sqlite'}",
+        "DOCUMENTS": str(VAR / "documents"),
+        "EMBEDDED_WORKER": True,
+        "CUSTODIANS": {"local": {
+            "client_id": creds["client_id"], "client_secret": creds["client_secret"],
+            "bulk_id": creds["bulk_id"], "scope": creds["scope"],
+            "authorize_url": f"{custodian_base}/datacustodian/oauth/v2/authorize",
+            "token_url": f"{custodian_base}/datacustodian/oauth/v2/token",
+            "resource_base": f"{custodian_base}/GreenButtonConnect/espi/1_1/resource",
+        }},
+    })  # fmt: skip
+    with app.app_context():
+        database.upgrade(app, MIGRATIONS)
+    return app
 
 
 def main() -> None:
@@ -49,17 +77,20 @@ def main() -> None:
         logins = seed()
         creds_file = VAR / "demo-client.json"
         if not creds_file.exists():
-            creds = register("Demo third party", [f"http://127.0.0.1:{THIRD_PARTY_PORT}/callback"],
+            creds = register("Demo third party", [f"http://127.0.0.1:{THIRD_PARTY_PORT}/callback/local"],
                              f"http://127.0.0.1:{THIRD_PARTY_PORT}/espi/1_1/Notification", DEFAULT_SCOPE)  # fmt: skip
             creds_file.write_text(json.dumps(creds, indent=2))
             creds_file.chmod(0o600)
-    print(f"\n  Data custodian (PG&E Share My Data sandbox): {base}/")
-    print(f"  Demo third party's credentials: {creds_file.relative_to(ROOT)}")
+    third = third_party(json.loads(creds_file.read_text()), base)
+    server = make_server("127.0.0.1", CUSTODIAN_PORT, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"\n  Open http://127.0.0.1:{THIRD_PARTY_PORT}/ and click Connect.")
+    print(f"  The data custodian (a PG&E Share My Data sandbox) is at {base}/")
     print("  Sandbox logins:")
     for login in logins:
         print(f"    {login['username']:<6} / {login['password']:<15} {login['description']}")
-    print("\n  Ctrl-C stops it.\n", flush=True)
-    run_simple("127.0.0.1", CUSTODIAN_PORT, app, threaded=True, use_reloader=False)
+    print("\n  Ctrl-C stops both.\n", flush=True)
+    run_simple("127.0.0.1", THIRD_PARTY_PORT, third, threaded=True, use_reloader=False)
 
 
 if __name__ == "__main__":

@@ -63,8 +63,8 @@ def make_world(folder, storage):
     with custodian.app_context():
         upgrade_custodian(custodian)
         seed(months=1)
-        creds = register("Flow test", [f"{third_base}/callback/local"], f"{third_base}/espi/1_1/Notification",
-                         DEFAULT_SCOPE)  # fmt: skip
+        creds = register("Flow test", [f"{third_base}/callback/local", f"{third_base}/callback/login"],
+                         f"{third_base}/espi/1_1/Notification", DEFAULT_SCOPE)  # fmt: skip
 
     resource = f"{c_base}/GreenButtonConnect/espi/1_1/resource"
     third = create_app({
@@ -73,6 +73,10 @@ def make_world(folder, storage):
             "authorize_url": f"{c_base}/datacustodian/test/oauth/v2/authorize",
             "token_url": f"{c_base}/datacustodian/oauth/v2/token", "resource_base": resource,
             "client_id": creds["client_id"], "client_secret": creds["client_secret"], "bulk_id": creds["bulk_id"],
+        }, "login": {  # the same custodian through its real login and consent pages
+            "authorize_url": f"{c_base}/datacustodian/oauth/v2/authorize",
+            "token_url": f"{c_base}/datacustodian/oauth/v2/token", "resource_base": resource + "/",
+            "client_id": creds["client_id"], "client_secret": creds["client_secret"], "scope": DEFAULT_SCOPE,
         }},
     })  # fmt: skip
     with third.app_context():
@@ -149,25 +153,83 @@ def test_connect_202_notification_fetch_and_store(world):
         database.close_session(None)
 
 
-def test_the_same_notification_ten_times_adds_nothing(world):
-    third = world["third"]
+def test_connecting_through_the_login_and_consent_pages(world):
+    """One browser, two apps on one host: their session cookies must not clash."""
+    import re
+
+    browser = requests.Session()
+    login = browser.get(f"{world['t_base']}/connect/login", timeout=30)
+    assert "Sign in to share your energy data" in login.text
+    consent = browser.post(
+        login.url, data={"username": "bob", "password": "sandbox-bob"}, timeout=30
+    )
+    ids = re.findall(r'name="usage_point" value="(\d+)"', consent.text)
+    done = browser.post(
+        consent.url, data={"decision": "approve", "usage_point": ids[:1]}, timeout=30
+    )
+    assert done.status_code == 200 and done.url == f"{world['t_base']}/"
+    with world["third"].app_context():
+        conns = (
+            database.session()
+            .scalars(select(tp.Connection).where(tp.Connection.profile == "login"))
+            .all()
+        )
+        assert len(conns) == 1 and conns[0].subscription_uri
+        database.close_session(None)
+    denied = requests.Session()
+    page = denied.get(f"{world['t_base']}/connect/login", timeout=30)
+    page = denied.post(page.url, data={"username": "bob", "password": "sandbox-bob"}, timeout=30)
+    refused = denied.post(page.url, data={"decision": "deny"}, timeout=30)
+    assert refused.status_code == 400 and "You chose not to share your data" in refused.text
+
+
+def quiet(third) -> bool:
+    """Nothing queued, nothing fetched and not yet ingested."""
     with third.app_context():
         s = database.session()
-        note = s.scalar(select(tp.Notification))
-        uri, docs_before = note.uri, s.scalar(select(func.count()).select_from(tp.Document))
+        busy = s.scalar(
+            select(func.count())
+            .select_from(tp.Notification)
+            .where(tp.Notification.status == "queued")
+        )
+        busy += s.scalar(
+            select(func.count()).select_from(tp.Document).where(tp.Document.status == "fetched")
+        )
         database.close_session(None)
-    before = stored_readings(third)
+        return busy == 0
+
+
+def test_the_same_notification_ten_times_adds_nothing(world):
+    third = world["third"]
+    wait(lambda: quiet(third))
+
+    def of(uri):
+        """The notifications and documents of one URI, and the readings of its connection."""
+        with third.app_context():
+            s = database.session()
+            notes = s.scalar(
+                select(func.count()).select_from(tp.Notification).where(tp.Notification.uri == uri)
+            )
+            docs = s.scalars(select(tp.Document).where(tp.Document.uri == uri)).all()
+            conn = docs[0].connection_id
+            readings = s.execute(
+                select(tp.Reading.start, tp.Reading.value).join(tp.MeterReading).join(tp.UsagePoint)
+                .where(tp.UsagePoint.connection_id == conn).order_by(tp.Reading.meter_reading_id, tp.Reading.start)
+            ).all()  # fmt: skip
+            database.close_session(None)
+            return notes, len(docs), [tuple(r) for r in readings]
+
+    with third.app_context():
+        uri = database.session().scalar(select(tp.Notification.uri).order_by(tp.Notification.id))
+        database.close_session(None)
+    before = of(uri)
+    assert before[0] == 1 and before[1] == 1 and before[2]
     body = espi.dumps(espi.BatchList(resources=[uri]))
     for _ in range(10):
         r = requests.post(f"{world['t_base']}/espi/1_1/Notification", data=body, timeout=10)
         assert r.status_code == 200
-    time.sleep(1)
-    assert stored_readings(third) == before
-    with third.app_context():
-        assert (
-            database.session().scalar(select(func.count()).select_from(tp.Document)) == docs_before
-        )
-        database.close_session(None)
+    wait(lambda: quiet(third))
+    assert of(uri) == before
 
 
 def test_a_foreign_notification_is_refused_and_never_fetched(world):
