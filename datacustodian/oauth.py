@@ -66,7 +66,18 @@ def subscription_uris(authorization: db.Authorization) -> dict[str, str]:
     }
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class AddsSubscription:
+    """Token answers for a customer carry the Subscription and Authorization, as PG&E's do."""
+
+    request: Any
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        status, token, headers = super().create_token_response()  # type: ignore[misc]
+        token.update(subscription_uris(self.request.user))
+        return status, token, headers
+
+
+class AuthorizationCodeGrant(AddsSubscription, grants.AuthorizationCodeGrant):
     """The customer's consent. ``request.user`` is the ESPI Authorization it created."""
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic"]
@@ -103,13 +114,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         auth = authorization_code.authorization
         return auth if auth.status == 1 else None
 
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        status, token, headers = super().create_token_response()
-        token.update(subscription_uris(self.request.user))
-        return status, token, headers
 
-
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(AddsSubscription, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -125,11 +131,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def revoke_old_credential(self, refresh_token: db.Token) -> None:
         refresh_token.revoked = True
         db.session().commit()
-
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        status, token, headers = super().create_token_response()
-        token.update(subscription_uris(self.request.user))
-        return status, token, headers
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

@@ -180,29 +180,27 @@ def batch_bulk(bulk_id: str) -> Response:
     return asynchronous(client, build)
 
 
-@bp.get("/Batch/BulkRetailCustomerInfo/<bulk_id>")
-def batch_bulk_customer(bulk_id: str) -> Response:
+def bulk_of(bulk_id: str, title: str, entries: Callable[[db.Authorization], list[Any]]) -> Response:
+    """A Bulk row: for every active authorization of the third party, ``entries`` of it."""
     client = bulk_client(bulk_id)
 
     def build(query: str) -> Response:
-        feed = m.Feed(title="Retail customer information")
+        feed = m.Feed(title=title)
         for auth in active(client):
-            feed.entries += customer_resources(auth)
+            feed.entries += entries(auth)
         return atom(feed)
 
     return asynchronous(client, build)
+
+
+@bp.get("/Batch/BulkRetailCustomerInfo/<bulk_id>")
+def batch_bulk_customer(bulk_id: str) -> Response:
+    return bulk_of(bulk_id, "Retail customer information", customer_resources)
 
 
 @bp.get("/Batch/BulkRetailDRPrgInfo/<bulk_id>")
 def batch_bulk_dr(bulk_id: str) -> Response:
-    client = bulk_client(bulk_id)
-
-    def build(query: str) -> Response:
-        feed = m.Feed(title="Demand response enrollment")
-        feed.entries += [dr_agreement(auth) for auth in active(client)]
-        return atom(feed)
-
-    return asynchronous(client, build)
+    return bulk_of(bulk_id, "Demand response enrollment", lambda auth: [dr_agreement(auth)])
 
 
 # --------------------------------------------------------------------------- customer rows

@@ -409,21 +409,21 @@ def feed_order(feed: m.Feed) -> Iterator[Any]:
             seen.add(id(res))
             yield res
 
-    for up in feed.usage_points:
-        yield from once(up.local_time_parameters)
-        yield from once(up)
-        for mr in up.meter_readings:
-            yield from once(mr.reading_type)
-            yield from once(mr)
-            for block in mr.interval_blocks:
-                yield from once(block)
-        for summary in [*up.usage_summaries, *up.power_quality_summaries]:
-            yield from once(summary)
-    for mr in feed.meter_readings:
+    def meter_reading(mr: m.MeterReading) -> Iterator[Any]:
         yield from once(mr.reading_type)
         yield from once(mr)
         for block in mr.interval_blocks:
             yield from once(block)
+
+    for up in feed.usage_points:
+        yield from once(up.local_time_parameters)
+        yield from once(up)
+        for mr in up.meter_readings:
+            yield from meter_reading(mr)
+        for summary in [*up.usage_summaries, *up.power_quality_summaries]:
+            yield from once(summary)
+    for mr in feed.meter_readings:
+        yield from meter_reading(mr)
     for res in feed.entries:
         yield from once(res)
     for block in feed.interval_blocks:
