@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import (
@@ -47,6 +48,10 @@ def oauth_client(profile: profiles.Profile) -> Any:
             kwargs["scope"] = profile.scope
         if profile.pkce:
             kwargs["code_challenge_method"] = "S256"
+        if profile.cert:  # mutual TLS for the code exchange too, as for every custodian call
+            kwargs["cert"] = profile.cert
+        if profile.ca_bundle:
+            kwargs["verify"] = profile.ca_bundle
         client = oauth.register(
             profile.name,
             client_id=profile.client_id,
@@ -120,6 +125,9 @@ def callback(name: str) -> Any:
         token = oauth_client(profile).authorize_access_token()
     except OAuthError as err:
         return failed(profile, err.error, err.description or "")
+    except (ValueError, requests.RequestException) as err:  # not even an OAuth answer
+        log.warning("token exchange with %s failed: %s", profile.name, err)
+        return failed(profile, "token_exchange_failed", token_failure(err))
     s = db.session()
     conn = db.Connection(profile=name, label=request.args.get("label", ""))
     save_tokens(conn, token)
@@ -127,6 +135,12 @@ def callback(name: str) -> Any:
     s.commit()
     enqueue_sync(conn.id)
     return redirect(url_for("tp.home"))
+
+
+def token_failure(err: Exception) -> str:
+    resp = getattr(err, "response", None)  # a requests.Response is falsy when it is a 4xx
+    detail = f"HTTP {resp.status_code}: {resp.text[:200]}" if resp is not None else str(err)
+    return f"Your utility did not complete the connection ({detail}). Please try again later."
 
 
 def failed(profile: profiles.Profile, error: str, description: str) -> tuple[str, int]:
