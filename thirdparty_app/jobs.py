@@ -179,13 +179,11 @@ def fetch(notification_id: int) -> None:
     s.commit()
 
 
-def published_min(conn: db.Connection, profile: profiles.Profile) -> dict[str, str]:
-    """Ask only for what is new: from the start of the last stored reading."""
+def published_min(profile: profiles.Profile, *where: Any) -> dict[str, str]:
+    """Ask only for what is new: from the start of the last stored reading (of the usage points
+    ``where`` selects)."""
     last = db.session().scalar(
-        select(func.max(db.Reading.start))
-        .join(db.MeterReading)
-        .join(db.UsagePoint)
-        .where(db.UsagePoint.connection_id == conn.id)
+        select(func.max(db.Reading.start)).join(db.MeterReading).join(db.UsagePoint).where(*where)
     )
     if last is None:
         return {}
@@ -195,7 +193,11 @@ def published_min(conn: db.Connection, profile: profiles.Profile) -> dict[str, s
 
 
 def sync(connection_id: int) -> None:
-    """Ask for a subscription's new data, and the customer's information when shared."""
+    """Ask for a subscription's new data (and the customer's information when shared).
+
+    The first time, the whole subscription (``Batch/Subscription/{id}``: 200 now, or 202 and a
+    notification); once its usage points are known, each one's new readings from the
+    synchronous ``Batch/Subscription/{id}/UsagePoint/{id}`` with its own ``published-min``."""
     s = db.session()
     conn = s.get(db.Connection, connection_id)
     if conn is None or conn.status in ("revoked", "failed") or not conn.subscription_uri:
@@ -211,12 +213,20 @@ def sync(connection_id: int) -> None:
         else:
             if got_customer is not None:
                 ingest(s, keep(profile, customer, conn, got_customer))
-    got = download(profile, conn.subscription_uri, token, published_min(conn, profile))
-    if got is None:
-        log.info("connection %s: the custodian will notify when the data is ready", conn.id)
-        return
-    ingest(s, keep(profile, conn.subscription_uri, conn, got))
-    conn.status, conn.last_sync = "active", int(time.time())
+    known = s.scalars(select(db.UsagePoint).where(db.UsagePoint.connection_id == conn.id)).all()
+    requests_ = [(f"{conn.subscription_uri}/UsagePoint/{up.href.rsplit('/', 1)[-1]}",
+                  published_min(profile, db.UsagePoint.id == up.id)) for up in known]  # fmt: skip
+    if not requests_:
+        requests_ = [
+            (conn.subscription_uri, published_min(profile, db.UsagePoint.connection_id == conn.id))
+        ]
+    for uri, params in requests_:
+        got = download(profile, uri, token, params)
+        if got is None:
+            log.info("connection %s: the custodian will notify when the data is ready", conn.id)
+            continue
+        ingest(s, keep(profile, uri, conn, got))
+        conn.status, conn.last_sync = "active", int(time.time())
     s.commit()
 
 

@@ -294,11 +294,13 @@ def test_a_document_that_breaks_off_leaves_no_rows_of_it(world, tmp_path):
 
 
 def test_a_custodian_answering_503_twice_is_retried(world):
+    """The next sync asks each known usage point for its new readings (synchronous row); the
+    custodian answers 503 twice, then the data."""
     third, flaky = world["third"], world["flaky"]
     with third.app_context():
-        notes_before = database.session().scalar(select(func.count()).select_from(tp.Notification))
+        docs_before = database.session().scalar(select(func.max(tp.Document.id)))
         database.close_session(None)
-    flaky.fail("correlationID", 2)  # the download of the data the notification announces
+    flaky.fail("/UsagePoint/", 2)
     with third.app_context():
         from thirdparty_app import jobs
 
@@ -306,14 +308,20 @@ def test_a_custodian_answering_503_twice_is_retried(world):
 
     def fetched():
         with third.app_context():
-            s = database.session()
-            notes = s.scalars(select(tp.Notification).order_by(tp.Notification.id)).all()
+            docs = (
+                database.session()
+                .scalars(select(tp.Document).where(tp.Document.id > docs_before))
+                .all()
+            )
             database.close_session(None)
-            return len(notes) > notes_before and notes[-1].status == "done"
+            return any("/UsagePoint/" in d.uri and d.status == "ingested" for d in docs)
 
     wait(fetched, timeout=60)
-    tries = [line for line in flaky.seen if "correlationID" in line]
-    assert len(tries) >= 3 and flaky.failures["correlationID"] == 0
+    tries = [
+        line for line in flaky.seen if "/Batch/Subscription/" in line and "/UsagePoint/" in line
+    ]
+    assert len(tries) >= 3 and flaky.failures["/UsagePoint/"] == 0
+    assert all("published-min=" in line for line in tries), "incremental: only what is new"
 
 
 def test_expired_tokens_are_refreshed(world):

@@ -21,7 +21,10 @@ from thirdparty_app import db as tp
 
 
 def test_connect_and_fetch_over_mutual_tls(tmp_path, monkeypatch):
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # they would override the test CA in requests
+    for name in (
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):  # they would override the test CA in requests
         monkeypatch.delenv(name, raising=False)
     certs = load_make_certs().make(tmp_path / "certs")
     custodian = create_custodian({
