@@ -196,6 +196,22 @@ def health(profile: Profile) -> dict[str, Any]:
         out["service_status"] = (
             current.current_status.label if current and current.current_status is not None else ""
         )
+    if profile.registration_token and profile.application_information_id:
+        app_info = send(
+            profile,
+            "GET",
+            f"{base}/ApplicationInformation/{profile.application_information_id}",
+            headers={"Authorization": f"Bearer {profile.registration_token}"},
+        )
+        if app_info.status_code == 200:
+            (info,) = espi.parse(app_info.content).application_information
+            out["application"] = {
+                "client_name": info.client_name,
+                "notify_uri": info.third_party_notify_uri,
+                "scope": info.scope,
+            }
+        else:
+            out["application_http"] = app_info.status_code
     auths = send(profile, "GET", f"{base}/Authorization", headers=headers)
     if auths.status_code == 200:
         feed = espi.parse(auths.content, espi.ParseOptions(warn=False))

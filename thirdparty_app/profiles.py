@@ -27,6 +27,8 @@ class Profile:
     client_secret: str = ""
     scope: str = ""
     bulk_id: str = ""
+    registration_token: str = ""  # for reading our ApplicationInformation
+    application_information_id: str = ""
     pkce: bool = False  # PG&E does not document PKCE
     client_cert: str = ""  # PEM file for mutual TLS
     client_key: str = ""

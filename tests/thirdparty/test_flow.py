@@ -73,6 +73,8 @@ def make_world(folder, storage):
             "authorize_url": f"{c_base}/datacustodian/test/oauth/v2/authorize",
             "token_url": f"{c_base}/datacustodian/oauth/v2/token", "resource_base": resource,
             "client_id": creds["client_id"], "client_secret": creds["client_secret"], "bulk_id": creds["bulk_id"],
+            "registration_token": creds["registration_access_token"],
+            "application_information_id": str(creds["application_information_id"]),
         }, "login": {  # the same custodian through its real login and consent pages
             "authorize_url": f"{c_base}/datacustodian/oauth/v2/authorize",
             "token_url": f"{c_base}/datacustodian/oauth/v2/token", "resource_base": resource + "/",
@@ -357,6 +359,7 @@ def test_customer_information_and_bulk(world):
     runner = third.test_cli_runner()
     status = runner.invoke(args=["status"])
     assert status.exit_code == 0 and '"service_status": "Normal"' in status.output
+    assert '"client_name": "Flow test"' in status.output and '"active": 2' in status.output
     assert runner.invoke(args=["bulk"]).exit_code == 0
 
     def bulk_fetched():
