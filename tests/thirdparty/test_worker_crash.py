@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from appkit import database
+from tests.conftest import fresh_postgres, fresh_redis
 from thirdparty_app import MIGRATIONS, create_app
 from thirdparty_app import db as tp
 from thirdparty_app.jobs import enqueue_fetch
@@ -53,15 +54,26 @@ def worker(env: dict[str, str]) -> subprocess.Popen:
     )  # fmt: skip
 
 
+@pytest.fixture(params=["sqlite + sqlite queue", "postgresql + redis queue"])
+def storage(request, tmp_path):
+    if request.param.startswith("sqlite"):
+        yield {
+            "DATABASE_URL": f"sqlite:///{tmp_path}/tp.sqlite",
+            "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+        }
+        return
+    with fresh_postgres() as url:
+        yield {"DATABASE_URL": url, "QUEUE_URL": fresh_redis()}
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path):
+def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path, storage):
     document = tmp_path / "bulk.xml"
     expected = write_feed(document, meters=6, days=365)  # 210,240 readings, about 45 MB
     server = remote_custodian(document)
     base = f"http://127.0.0.1:{server.server_port}"
     config = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/tp.sqlite", "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
-        "DOCUMENTS": str(tmp_path / "documents"), "SECRET_KEY": "test", "TOKEN_KEY": "0" * 43 + "=",
+        **storage, "DOCUMENTS": str(tmp_path / "documents"), "SECRET_KEY": "test", "TOKEN_KEY": "0" * 43 + "=",
     }  # fmt: skip
     custodian = {"token_url": f"{base}/token", "resource_base": f"{base}/GreenButtonConnect/espi/1_1/resource",
                  "client_id": "c", "client_secret": "s", "requests_per_second": "100"}  # fmt: skip
