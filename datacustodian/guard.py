@@ -16,14 +16,16 @@ API_PREFIXES = (
 
 
 def caller() -> str:
-    """Rate limits count per third party: its token (or Basic credentials), else its address."""
+    """Rate limits count per third party across the whole API (as PG&E's do): its token (or
+    Basic credentials), else its address."""
     auth = request.headers.get("Authorization", "")
     return auth.partition(" ")[2][:64] or request.remote_addr or "unknown"
 
 
 def init_app(app: Flask) -> None:
     limit = app.config["RATE_LIMIT"]
-    limiter = Limiter(caller, app=app, default_limits=[limit] if limit else [], storage_uri="memory://",
+    limiter = Limiter(caller, app=app, application_limits=[limit] if limit else [], storage_uri="memory://",
+                      strategy="moving-window",
                       headers_enabled=True)  # fmt: skip
     app.extensions["dc.limiter"] = limiter
 
