@@ -113,6 +113,43 @@ def stored_readings(third):
         return [tuple(r) for r in rows]
 
 
+def custodian_bills(custodian):
+    with custodian.app_context():
+        s = database.session()
+        from datacustodian import db as dc
+
+        auth = s.scalar(select(dc.Authorization).order_by(dc.Authorization.id))
+        out = []
+        for row in auth.usage_points(s):
+            for bill in custodian_store.usage_point(s, row, blocks=False).usage_summaries:
+                out.append(
+                    (
+                        bill.billing_period.start,
+                        bill.bill_last_period,
+                        len(bill.cost_additional_detail_last_period),
+                    )
+                )
+        database.close_session(None)
+        return sorted(out)
+
+
+def stored_bills(third):
+    with third.app_context():
+        s = database.session()
+        out = [
+            (
+                b.start,
+                b.bill,
+                len(
+                    espi.parse(b.xml.encode()).usage_summaries[0].cost_additional_detail_last_period
+                ),
+            )
+            for b in s.scalars(select(tp.UsageSummary))
+        ]
+        database.close_session(None)
+        return sorted(out)
+
+
 def custodian_readings(custodian):
     with custodian.app_context():
         s = database.session()
@@ -143,6 +180,7 @@ def test_connect_202_notification_fetch_and_store(world):
 
     wait(active)
     assert sorted(stored_readings(third)) == custodian_readings(world["custodian"])
+    assert stored_bills(third) == custodian_bills(world["custodian"]) != []
     with third.app_context():
         s = database.session()
         conn = s.scalar(select(tp.Connection))

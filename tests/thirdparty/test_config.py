@@ -1,0 +1,26 @@
+"""Configuration: secrets from the environment, never defaults outside development and tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from thirdparty_app import create_app
+
+
+def test_refuses_to_start_without_its_secrets(tmp_path, monkeypatch):
+    for name in ("THIRDPARTY_SECRET_KEY", "THIRDPARTY_TOKEN_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    paths = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+    }
+    with pytest.raises(RuntimeError, match="THIRDPARTY_SECRET_KEY"):
+        create_app(paths)
+    with pytest.raises(RuntimeError, match="THIRDPARTY_TOKEN_KEY"):
+        create_app({**paths, "SECRET_KEY": "s"})
+    monkeypatch.setenv("THIRDPARTY_CUSTODIANS__mine__token_url", "https://c.test/token")
+    app = create_app({**paths, "TESTING": True})
+    with app.app_context(), pytest.raises(ValueError, match="custodian mine: set resource_base"):
+        from thirdparty_app import profiles
+
+        profiles.get("mine")
