@@ -34,8 +34,11 @@ bp = Blueprint("tp", __name__)
 
 
 def init_app(app: Flask) -> None:
+    from .api import bp as api
+
     app.extensions["tp.oauth"] = OAuth(app)  # one registry per app: profiles differ between apps
     app.register_blueprint(bp)
+    app.register_blueprint(api)
 
 
 def oauth_client(profile: profiles.Profile) -> Any:

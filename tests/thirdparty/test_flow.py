@@ -165,7 +165,8 @@ def custodian_readings(custodian):
         return sorted(out)
 
 
-def test_connect_202_notification_fetch_and_store(world):
+def connect(world) -> None:
+    """Connect the sandbox's first customer through the test authorize pair; wait for the data."""
     browser = requests.Session()
     r = browser.get(f"{world['t_base']}/connect/local", timeout=30)
     assert r.status_code == 200 and "Connections" in r.text
@@ -179,6 +180,11 @@ def test_connect_202_notification_fetch_and_store(world):
             return status == "active"
 
     wait(active)
+
+
+def test_connect_202_notification_fetch_and_store(world):
+    connect(world)
+    third = world["third"]
     assert sorted(stored_readings(third)) == custodian_readings(world["custodian"])
     assert stored_bills(third) == custodian_bills(world["custodian"]) != []
     with third.app_context():
