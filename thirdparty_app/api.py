@@ -124,6 +124,7 @@ def buckets(up: espi.UsagePoint, aggregate: str, zone: Any) -> Iterator[dict[str
         yield {
             "meter_reading": espi.export.resource_key(mr),
             "unit": rt.unit if rt else "",
+            "flow": rt.flow_direction.label if rt and rt.flow_direction is not None else None,
             "points": points,
         }
 

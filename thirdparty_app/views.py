@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -188,4 +190,49 @@ def home() -> str:
         profiles=profiles.all_profiles().values(),
         connections=connections,
         counts=counts,
+        usage_points=list(s.scalars(select(db.UsagePoint).order_by(db.UsagePoint.id))),
+    )
+
+
+@bp.get("/usage-points/<int:up_id>")
+def usage_point(up_id: int) -> str:
+    """A usage point: its readings in a chart (JSON API + uPlot), downloads, bills."""
+    s = db.session()
+    row = s.get(db.UsagePoint, up_id)
+    if row is None:
+        abort(404)
+    last = s.scalar(
+        select(func.max(db.Reading.start))
+        .join(db.MeterReading)
+        .where(db.MeterReading.usage_point_id == up_id)
+    )
+    end = datetime.fromtimestamp(last or time.time(), UTC).date()
+    start = end - timedelta(days=6)
+    bills = []
+    query = select(db.UsageSummary).where(db.UsageSummary.usage_point_id == up_id)
+    for bill in s.scalars(query.order_by(db.UsageSummary.start.desc())):
+        summary = espi.parse(bill.xml.encode()).usage_summaries[0]
+        period = summary.billing_period
+        currency = summary.currency.label if summary.currency is not None else ""
+        items = summary.cost_additional_detail_last_period
+        bills.append(
+            {
+                "period": f"{period.start_datetime:%Y-%m-%d} to {period.end_datetime:%Y-%m-%d}"
+                if period
+                else "",
+                "amount": f"{(bill.bill or 0) / espi.model.COST_SCALE:,.2f} {currency}",
+                "items": ", ".join(
+                    f"{li.note}: {(li.amount or 0) / espi.model.COST_SCALE:,.2f}" for li in items
+                ),
+            }
+        )
+    kind = espi.ServiceKind(row.kind).label if row.kind is not None else "service kind not given"
+    return render_template(
+        "usage_point.html",
+        up=row,
+        kind=kind,
+        series=row.meter_readings,
+        bills=bills,
+        start=start.isoformat(),
+        end=end.isoformat(),
     )

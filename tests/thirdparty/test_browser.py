@@ -1,0 +1,73 @@
+"""The pages in a real browser: headless Chromium (Debian's chromium + chromium-driver)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.thirdparty.test_flow import connect, world  # noqa: F401 - the live custodian + third party
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1200,1000"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_usage_point_page_draws_the_chart(world, browser):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    connect(world)
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.get(world["t_base"] + "/")
+    link = WebDriverWait(browser, 20).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "a[href^='/usage-points/']"))
+    )
+    link.click()
+    chart = WebDriverWait(browser, 20).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over"))
+    )
+    assert chart is not None
+    points = int(browser.find_element(By.ID, "usage-chart").get_attribute("data-points"))
+    assert 6 * 24 <= points <= 8 * 24  # about a week of hourly totals
+    assert (
+        browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length") > 100
+    )
+    browser.save_screenshot(
+        str(ARTIFACTS / f"usage-point-hourly-{world['t_base'].rsplit(':', 1)[1]}.png")
+    )
+    Select(browser.find_element(By.ID, "aggregate")).select_by_value("day")
+    browser.find_element(By.CSS_SELECTOR, "#controls button").click()
+    WebDriverWait(browser, 20).until(
+        lambda b: int(b.find_element(By.ID, "usage-chart").get_attribute("data-points")) <= 8
+    )
+    assert int(browser.find_element(By.ID, "usage-chart").get_attribute("data-points")) >= 6
+    links = {a.get_attribute("data-format"): a.get_attribute("href")
+             for a in browser.find_elements(By.CSS_SELECTOR, ".downloads a")}  # fmt: skip
+    assert set(links) == {"csv", "json", "xml"} and all("start=" in href for href in links.values())
+    browser.save_screenshot(
+        str(ARTIFACTS / f"usage-point-daily-{world['t_base'].rsplit(':', 1)[1]}.png")
+    )
