@@ -12,6 +12,7 @@ warning (probably wrong), info (worth knowing).
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ class Linter:
         self.file: str | None = None
         self.counts: Counter[str] = Counter()
         self.series: dict[int, Series] = {}
+        self.pending: list[Finding] = []  # findings made outside a generator (local time)
 
     def find(self, line: int | None, severity: str, code: str, message: str) -> Iterator[Finding]:
         self.counts[code] += 1
@@ -103,6 +105,7 @@ class Linter:
                 yield from self.block(block)
             yield from self.reading(r, block)
         self.file = self.file or stream.file
+        yield from self.pending
         for s in self.series.values():
             yield from self.end_of_series(s)
         yield from self.resources(stream.resources)
@@ -125,14 +128,26 @@ class Linter:
         if s is None:
             up = mr.usage_point if mr is not None else None
             ltp = up.local_time_parameters if up is not None else None
-            zone = (
-                timeparams.zone(ltp) if ltp is not None else timeparams.EspiZone(0, 0, None, None)
-            )
+            zone = self.zone(ltp, up.source_line if up is not None else None)
             name = (mr.link("self") or "") if mr is not None else ""
             s = Series(norm_href(name) or "readings", mr.reading_type if mr else None, zone)
             s.first_line = block.source_line if block is not None else None
             self.series[key] = s
         return s
+
+    def zone(self, ltp: m.LocalTimeParameters | None, line: int | None) -> timeparams.EspiZone:
+        """The local time of a usage point; what its LocalTimeParameters get wrong is a finding
+        (the rule decoder's warnings are caught here, not left to the caller)."""
+        if ltp is None:
+            return timeparams.EspiZone(0, 0, None, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            zone = timeparams.zone(ltp)
+        for w in caught:
+            self.pending.append(
+                Finding(self.file, ltp.source_line or line, "warning", "local-time", str(w.message))
+            )
+        return zone
 
     def block(self, block: m.IntervalBlock) -> Iterator[Finding]:
         """A block that is one local day of 23 or 25 hours: a DST change, for information."""

@@ -37,7 +37,7 @@ class Defaults:
     JOB_RETRIES = 6
     JOB_RETRY_DELAY = 2  # seconds, doubled at each retry
     EMBEDDED_WORKER = False
-    MAX_CONTENT_LENGTH = 1 << 20  # notifications and uploads
+    MAX_CONTENT_LENGTH = 64 << 20  # uploads; notifications are held to 1 MiB on their own
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "thirdparty_session"  # apps on one host share cookies across ports
     CUSTODIANS: ClassVar[dict[str, dict[str, Any]]] = {}  # profile overrides (profiles.py)

@@ -45,7 +45,9 @@ class Ingest:
         self.count = 0
 
     def href(self, res: Any) -> str:
-        return res.link("self") or f"{self.document.uri}#{res.id or id(res)}"
+        own = res.link("self") or f"#{res.id or id(res)}"
+        # an uploaded file's hrefs are its own (two people's files both say /User/1/UsagePoint/01)
+        return f"{self.document.uri}#{own}" if self.document.uri.startswith("upload:") else own
 
     def row(self, model: type[Any], href: str, **values: Any) -> int:
         found = self.s.scalar(select(model).where(model.href == href))

@@ -3,8 +3,11 @@ disconnecting, and the home page."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import logging
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,13 +29,16 @@ from flask import (
 from sqlalchemy import func, select
 
 import espi
+from espi.lint import lint
 
 from . import db, profiles
 from .custodian import CustodianError, revoke, save_tokens
+from .ingest import ingest
 from .jobs import enqueue_fetch, enqueue_sync
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tp", __name__)
+NOTIFICATION_LIMIT = 1 << 20
 
 
 def init_app(app: Flask) -> None:
@@ -235,4 +241,48 @@ def usage_point(up_id: int) -> str:
         bills=bills,
         start=start.isoformat(),
         end=end.isoformat(),
+    )
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+def upload() -> Any:
+    """A Green Button file (Download My Data): kept, checked (schema and lint), and ingested
+    like the data a custodian sends, so it shows on the same pages."""
+    if request.method == "GET":
+        return render_template("upload.html")
+    sent = request.files.get("file")
+    if sent is None or not sent.filename:
+        return render_template(
+            "upload.html", error="Choose a Green Button file (XML) to upload."
+        ), 400
+    data = sent.read()
+    sha = hashlib.sha256(data).hexdigest()
+    folder = current_app.config["DOCUMENTS"]
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{sha}.xml.gz")
+    with gzip.open(path, "wb") as f:
+        f.write(data)
+    try:
+        problems = espi.validate(data)
+        findings = lint(data)
+    except espi.ParseError as err:
+        return render_template("upload.html", error=f"{sent.filename}: {err.message}"), 400
+    s = db.session()
+    doc = db.Document(
+        uri=f"upload:{sha[:16]}", profile="upload", path=path, sha256=sha, size=len(data)
+    )
+    s.add(doc)
+    s.commit()
+    ingest(s, doc)
+    ups = s.scalars(select(db.UsagePoint).where(db.UsagePoint.href.startswith(f"{doc.uri}#"))).all()
+    return render_template(
+        "upload.html",
+        name=sent.filename,
+        problems=problems,
+        findings=findings,
+        usage_points=ups,
+        readings=doc.readings,
     )

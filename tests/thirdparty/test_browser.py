@@ -71,3 +71,72 @@ def test_usage_point_page_draws_the_chart(world, browser):  # noqa: F811
     browser.save_screenshot(
         str(ARTIFACTS / f"usage-point-daily-{world['t_base'].rsplit(':', 1)[1]}.png")
     )
+
+
+def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa: F811
+    """The whole click-through a newcomer makes, through the custodian's real login pages."""
+    import requests
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(world["t_base"] + "/")
+    browser.find_element(By.CSS_SELECTOR, "a[href='/connect/login']").click()
+    wait.until(ec.presence_of_element_located((By.ID, "username"))).send_keys("carol")
+    browser.find_element(By.ID, "password").send_keys("sandbox-carol")
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    approve = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[value=approve]")))
+    browser.save_screenshot(str(ARTIFACTS / "consent.png"))
+    approve.click()
+    wait.until(ec.url_to_be(world["t_base"] + "/"))
+
+    def carol_is_in(b):
+        b.refresh()
+        return any(
+            "active" in row.text and "login" in row.text
+            for row in b.find_elements(By.CSS_SELECTOR, "tbody tr")
+        )
+
+    wait.until(carol_is_in)
+    links = browser.find_elements(By.CSS_SELECTOR, "a[href^='/usage-points/']")
+    links[-1].click()  # carol's solar usage point, the newest
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over")))
+    series = browser.execute_script("return window.usageChart.series.slice(1).map(s => s.label)")
+    assert series == ["forward (Wh)", "reverse (Wh)"]  # energy used and sent back to the grid
+    browser.save_screenshot(str(ARTIFACTS / "solar.png"))
+    csv_link = browser.find_element(By.CSS_SELECTOR, ".downloads a[data-format=csv]").get_attribute(
+        "href"
+    )
+    exported = requests.get(csv_link, timeout=30)
+    assert exported.status_code == 200 and exported.text.startswith(
+        "usage_point,reading_type,start"
+    )
+    browser.get(world["t_base"] + "/")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "login" in r.text)
+    row.find_element(By.TAG_NAME, "button").click()
+    reloaded = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
+    reloaded.until(lambda b: "login revoked" in b.find_element(By.TAG_NAME, "tbody").text)
+
+
+def test_upload_a_green_button_file(world, browser, sample):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(world["t_base"] + "/upload")
+    browser.find_element(By.ID, "file").send_keys(str(sample("BulkSCEIntervalBlock.xml")))
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    result = WebDriverWait(browser, 30).until(
+        ec.presence_of_element_located((By.ID, "upload-result"))
+    )
+    assert result.text.startswith("97 readings in 1 usage point(s).")
+    findings = browser.find_element(By.TAG_NAME, "main").text
+    assert "ServiceDeliveryPoint" in findings  # the schema problem of this SCE file
+    assert "legacy element name" in findings  # and what the reader tolerated
+    browser.save_screenshot(str(ARTIFACTS / "upload.png"))
+    result.find_element(By.TAG_NAME, "a").click()
+    WebDriverWait(browser, 20).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over"))
+    )
