@@ -11,6 +11,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -200,6 +201,34 @@ def home() -> str:
     )
 
 
+def freshness(s: Any, row: db.UsagePoint) -> str:
+    """How recent the data is and where it has holes: "Data up to ...; gaps: ..."."""
+    zone = ZoneInfo(row.zone) if row.zone else UTC
+    gaps, longest, last_end, last_start = 0, 0, None, None
+    for mr in row.meter_readings:
+        previous_end = None
+        query = select(db.Reading.start, db.Reading.duration).where(
+            db.Reading.meter_reading_id == mr.id
+        )
+        for start, duration in s.execute(query.order_by(db.Reading.start)):
+            if previous_end is not None and start > previous_end:
+                gaps += 1
+                longest = max(longest, start - previous_end)
+            previous_end = start + duration
+            last_start = start if last_start is None else max(last_start, start)
+        if previous_end is not None:
+            last_end = previous_end if last_end is None else max(last_end, previous_end)
+    if last_end is None:
+        return "No readings yet."
+    up_to = datetime.fromtimestamp(last_end, zone).strftime("%Y-%m-%d %H:%M")
+    holes = (
+        f"gaps: {gaps}, the longest {longest // 3600} h {longest % 3600 // 60} min"
+        if gaps
+        else "gaps: none"
+    )
+    return f"Data up to {up_to} ({row.zone or 'UTC'}); {holes}."
+
+
 @bp.get("/usage-points/<int:up_id>")
 def usage_point(up_id: int) -> str:
     """A usage point: its readings in a chart (JSON API + uPlot), downloads, bills."""
@@ -237,6 +266,7 @@ def usage_point(up_id: int) -> str:
         "usage_point.html",
         up=row,
         kind=kind,
+        freshness=freshness(s, row),
         series=row.meter_readings,
         bills=bills,
         start=start.isoformat(),

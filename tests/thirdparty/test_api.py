@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import jsonschema
 import pytest
@@ -84,3 +85,14 @@ def test_exports(connected, fmt):
     later = requests.get(f"{base}/usage-points/{up}/export", timeout=30,
                          params={"format": fmt, "start": first.replace("Z", "+00:00"), "end": first})  # fmt: skip
     assert later.status_code == 200
+
+
+def test_a_page_says_where_the_data_has_gaps(connected, sample):
+    base = connected["t_base"]
+    with open(sample("burlington_hydro_usage_60min.xml"), "rb") as f:
+        page = requests.post(f"{base}/upload", files={"file": ("bh.xml", f)}, timeout=30).text
+    up = re.search(r'href="(/usage-points/\d+)"', page.split('id="upload-result"')[1]).group(1)
+    shown = requests.get(base + up, timeout=30).text
+    assert re.search(
+        r'id="freshness">Data up to [\d-]+ [\d:]+ \([^)]+\); gaps: 1, the longest ', shown
+    )

@@ -51,6 +51,8 @@ def test_usage_point_page_draws_the_chart(world, browser):  # noqa: F811
         ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over"))
     )
     assert chart is not None
+    freshness = browser.find_element(By.ID, "freshness").text
+    assert freshness.startswith("Data up to ") and "gaps: none" in freshness
     points = int(browser.find_element(By.ID, "usage-chart").get_attribute("data-points"))
     assert 6 * 24 <= points <= 8 * 24  # about a week of hourly totals
     assert (
@@ -104,7 +106,7 @@ def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa:
     links[-1].click()  # carol's solar usage point, the newest
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over")))
     series = browser.execute_script("return window.usageChart.series.slice(1).map(s => s.label)")
-    assert series == ["forward (Wh)", "reverse (Wh)"]  # energy used and sent back to the grid
+    assert series == ["used from the grid (Wh)", "sent to the grid (Wh)"]
     browser.save_screenshot(str(ARTIFACTS / "solar.png"))
     csv_link = browser.find_element(By.CSS_SELECTOR, ".downloads a[data-format=csv]").get_attribute(
         "href"

@@ -6,6 +6,8 @@
   const form = document.getElementById("controls");
   const total = document.getElementById("chart-total");
   const colours = ["#0b5ea8", "#d9480f", "#2b8a3e", "#862e9c"];
+  // ESPI's flow directions in a customer's words
+  const flows = { forward: "used from the grid", reverse: "sent to the grid", net: "net" };
 
   function toEpoch(day, endOfDay) {
     if (!day) return "";
@@ -23,7 +25,7 @@
       const ys = new Array(xs.length).fill(null);
       s.points.forEach((p) => { ys[index.get(Date.parse(p.start) / 1000)] = p.value; });
       data.push(ys);
-      series.push({ label: `${s.flow || "reading"} (${s.unit || "value"})`, stroke: colours[n % colours.length],
+      series.push({ label: `${flows[s.flow] || s.flow || "reading"} (${s.unit || "value"})`, stroke: colours[n % colours.length],
                     width: 1.5, fill: colours[n % colours.length] + "22", value: (u, v) => v == null ? "-" : v.toFixed(2) });
     });
     const opts = {
