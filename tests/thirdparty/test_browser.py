@@ -61,6 +61,18 @@ def test_usage_point_page_draws_the_chart(world, browser):  # noqa: F811
     browser.save_screenshot(
         str(ARTIFACTS / f"usage-point-hourly-{world['t_base'].rsplit(':', 1)[1]}.png")
     )
+    Select(browser.find_element(By.ID, "measure")).select_by_value("cost")
+    browser.find_element(By.CSS_SELECTOR, "#controls button").click()
+    WebDriverWait(browser, 20).until(
+        lambda b: (
+            b.execute_script("return window.usageChart.series[1].label")
+            == "used from the grid (cost)"
+        )
+    )
+    assert (
+        browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length") > 100
+    )
+    Select(browser.find_element(By.ID, "measure")).select_by_value("value")
     Select(browser.find_element(By.ID, "aggregate")).select_by_value("day")
     browser.find_element(By.CSS_SELECTOR, "#controls button").click()
     WebDriverWait(browser, 20).until(

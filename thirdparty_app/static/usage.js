@@ -15,6 +15,8 @@
   }
 
   function draw(body) {
+    const measure = form.measure.value;  // "value" (energy) or "cost"
+    const unitOf = (s) => measure === "cost" ? "cost" : (s.unit || "value");
     const times = new Set();
     body.series.forEach((s) => s.points.forEach((p) => times.add(Date.parse(p.start) / 1000)));
     const xs = Array.from(times).sort((a, b) => a - b);
@@ -23,21 +25,21 @@
     const series = [{}];
     body.series.forEach((s, n) => {
       const ys = new Array(xs.length).fill(null);
-      s.points.forEach((p) => { ys[index.get(Date.parse(p.start) / 1000)] = p.value; });
+      s.points.forEach((p) => { ys[index.get(Date.parse(p.start) / 1000)] = p[measure]; });
       data.push(ys);
-      series.push({ label: `${flows[s.flow] || s.flow || "reading"} (${s.unit || "value"})`, stroke: colours[n % colours.length],
+      series.push({ label: `${flows[s.flow] || s.flow || "reading"} (${unitOf(s)})`, stroke: colours[n % colours.length],
                     width: 1.5, fill: colours[n % colours.length] + "22", value: (u, v) => v == null ? "-" : v.toFixed(2) });
     });
     const opts = {
       width: box.clientWidth || 800, height: 320, series,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), box.dataset.zone),
-      axes: [{}, { label: body.series[0] ? body.series[0].unit : "" }],
+      axes: [{}, { label: body.series[0] ? unitOf(body.series[0]) : "" }],
       cursor: { drag: { x: true, y: false } },
     };
     box.innerHTML = "";
     window.usageChart = new uPlot(opts, data, box);
-    const sum = body.series.length ? body.series[0].points.reduce((a, p) => a + p.value, 0) : 0;
-    total.textContent = `${xs.length} points; total ${sum.toFixed(1)} ${body.series[0] ? body.series[0].unit : ""}.`;
+    const sum = body.series.length ? body.series[0].points.reduce((a, p) => a + (p[measure] || 0), 0) : 0;
+    total.textContent = `${xs.length} points; total ${sum.toFixed(measure === "cost" ? 2 : 1)} ${body.series[0] ? unitOf(body.series[0]) : ""}.`;
     box.dataset.points = String(xs.length);
   }
 
