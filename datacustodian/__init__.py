@@ -17,8 +17,7 @@ import os
 from typing import Any
 
 import click
-from flask import Flask, render_template
-from sqlalchemy import select
+from flask import Flask
 
 from appkit import database, queue
 
@@ -178,15 +177,3 @@ def register(
         "bulk_id": client.bulk_id,
         "scope": scope,
     }
-
-
-def customers_and_clients() -> tuple[list[db.Customer], list[db.Client]]:
-    s = db.session()
-    return (
-        list(s.scalars(select(db.Customer).order_by(db.Customer.id))),
-        list(s.scalars(select(db.Client).order_by(db.Client.id))),
-    )
-
-
-def render(name: str, **context: Any) -> str:
-    return render_template(name, **context)

@@ -93,12 +93,6 @@ def own_authorization(client: db.Client, aid: int) -> db.Authorization:
     return auth
 
 
-def with_readings(
-    auth: db.Authorization, row: db.UsagePoint, low: int | None, high: int | None
-) -> m.UsagePoint:
-    return store.usage_point(db.session(), row, published_min=low, published_max=high)
-
-
 # --------------------------------------------------------------------------- asynchronous rows
 
 
@@ -139,8 +133,11 @@ def batch_subscription(sid: int) -> Response:
     def build(query: str) -> Response:
         args_of(query)
         low, high = period()
-        ups = [with_readings(auth, row, low, high) for row in auth.usage_points(db.session())]
-        return atom(store.feed_of(ups), sid)
+        ups = [
+            store.usage_point(db.session(), row, published_min=low, published_max=high)
+            for row in auth.usage_points(db.session())
+        ]
+        return atom(espi.builder.feed(*ups), sid)
 
     return asynchronous(auth.client, build)
 
@@ -172,10 +169,10 @@ def batch_bulk(bulk_id: str) -> Response:
         ups = []
         for auth in active(client):
             for row in auth.usage_points(db.session()):
-                up = with_readings(auth, row, low, high)
+                up = store.usage_point(db.session(), row, published_min=low, published_max=high)
                 up.links = store.self_link(f"Subscription/{auth.id}/UsagePoint/{row.public_id}")
                 ups.append(up)
-        return atom(store.feed_of(ups))
+        return atom(espi.builder.feed(*ups))
 
     return asynchronous(client, build)
 
@@ -224,7 +221,9 @@ def usage_point(sid: int, up_id: str) -> Response:
 def batch_usage_point(sid: int, up_id: str) -> Response:
     auth = subscription(sid)
     low, high = period()
-    return atom(store.feed_of([with_readings(auth, usage_point_row(auth, up_id), low, high)]), sid)
+    row = usage_point_row(auth, up_id)
+    up = store.usage_point(db.session(), row, published_min=low, published_max=high)
+    return atom(espi.builder.feed(up), sid)
 
 
 @bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>/UsageSummary")
@@ -402,7 +401,7 @@ def sample_data() -> Response:
         .order_by(db.Block.start.desc())
     )
     low = (last or 0) - 86400
-    return atom(store.feed_of([store.usage_point(s, row, published_min=low)]))
+    return atom(espi.builder.feed(store.usage_point(s, row, published_min=low)))
 
 
 @bp.get("/Authorization")

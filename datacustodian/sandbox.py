@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -293,7 +293,3 @@ def load(path: str, username: str) -> int:
         store.save_usage_point(s, customer, up, zone, up.title or f"Service agreement {n}")
     s.commit()
     return len(feed.usage_points)
-
-
-def today() -> date:
-    return end_of_data().date()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app
@@ -240,7 +239,3 @@ def block_row(meter_reading_id: int, b: m.IntervalBlock) -> db.Block:
         duration=duration,
         readings=json.dumps(rows, separators=(",", ":")),
     )
-
-
-def feed_of(resources: Iterable[Any]) -> m.Feed:
-    return espi.builder.feed(*resources)

@@ -92,9 +92,8 @@ def connection_for(uri: str) -> db.Connection | None:
     for conn in db.session().scalars(
         select(db.Connection).where(db.Connection.subscription_uri.is_not(None))
     ):
-        if SUBSCRIPTION.search(conn.subscription_uri or "") and SUBSCRIPTION.search(
-            conn.subscription_uri or ""
-        ).group(1) == match.group(1):  # type: ignore[union-attr]
+        own = SUBSCRIPTION.search(conn.subscription_uri or "")
+        if own is not None and own.group(1) == match.group(1):
             return conn
     return None
 

@@ -33,6 +33,7 @@ import espi
 from espi.lint import lint
 
 from . import db, profiles
+from .api import usage_point_row
 from .custodian import CustodianError, revoke, save_tokens
 from .ingest import ingest
 from .jobs import enqueue_fetch, enqueue_sync
@@ -233,9 +234,7 @@ def freshness(s: Any, row: db.UsagePoint) -> str:
 def usage_point(up_id: int) -> str:
     """A usage point: its readings in a chart (JSON API + uPlot), downloads, bills."""
     s = db.session()
-    row = s.get(db.UsagePoint, up_id)
-    if row is None:
-        abort(404)
+    row = usage_point_row(up_id)
     last = s.scalar(
         select(func.max(db.Reading.start))
         .join(db.MeterReading)

@@ -57,6 +57,6 @@ def test_migrate_seed_and_load(database_url, tmp_path, sample):
 
         up = store.usage_point(s, eve.usage_points[0])
         assert sum(1 for _ in up.readings()) == 48
-        assert espi.validate(espi.dumps(store.feed_of([up]))) == []
+        assert espi.validate(espi.dumps(espi.builder.feed(up))) == []
         db.close_session(None)
     app.extensions["appkit.engine"].dispose()
