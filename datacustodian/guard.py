@@ -8,6 +8,8 @@ import ssl
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 
+from appkit.http import problem
+
 API_PREFIXES = (
     "/GreenButtonConnect/",
     "/datacustodian/oauth/v2/token",
@@ -43,11 +45,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(429)
     def too_many(err: object) -> Response:
-        body = '{"error": "rate_limited", "error_description": "too many requests"}'
-        resp = Response(body, status=429, mimetype="application/json")
         retry = getattr(err, "retry_after", None)
-        resp.headers["Retry-After"] = str(int(retry) if retry else 1)
-        return resp
+        after = {"Retry-After": str(int(retry) if retry else 1)}
+        return problem(429, "rate_limited", "too many requests", after)
 
 
 def tls_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:

@@ -12,7 +12,6 @@ Client authentication at the token endpoint is HTTP Basic only, and the endpoint
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -20,6 +19,8 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Flask, Response, current_app, request
 from sqlalchemy import select
+
+from appkit.http import problem
 
 from . import db
 
@@ -166,11 +167,10 @@ class Refused(Exception):
         self.status, self.error, self.description = status, error, description
 
     def response(self) -> Response:
-        body = {"error": self.error, "error_description": self.description}
-        resp = Response(json.dumps(body), status=self.status, mimetype="application/json")
-        if self.status == 401:
-            resp.headers["WWW-Authenticate"] = f'Bearer error="{self.error}"'
-        return resp
+        challenge = (
+            {"WWW-Authenticate": f'Bearer error="{self.error}"'} if self.status == 401 else None
+        )
+        return problem(self.status, self.error, self.description, challenge)
 
 
 def bearer(kind: str) -> db.Token:

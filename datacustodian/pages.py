@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
+from appkit.http import problem
 from espi import scope as espi_scope
 
 from . import db
@@ -145,7 +146,4 @@ def token() -> Response:
 @bp.route("/datacustodian/oauth/v2/token", methods=["GET", "PUT", "DELETE"])
 @bp.route("/datacustodian/test/oauth/v2/token", methods=["GET", "PUT", "DELETE"])
 def token_wrong_method() -> Response:
-    body = {"error": "invalid_request", "error_description": "the token endpoint takes POST only"}
-    return Response(
-        json.dumps(body), status=405, mimetype="application/json", headers={"Allow": "POST"}
-    )
+    return problem(405, "invalid_request", "the token endpoint takes POST only", {"Allow": "POST"})

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy import select
 
 import espi
+from appkit.http import http_problem
 from espi import model as m
 from espi import scope as espi_scope
 
@@ -446,5 +447,4 @@ def application_information(client_pk: int) -> Response:
 @bp.errorhandler(500)
 @bp.errorhandler(503)
 def http_error(err: Any) -> Response:
-    body = {"error": err.name.lower().replace(" ", "_"), "error_description": err.description}
-    return Response(json.dumps(body), status=err.code, mimetype="application/json")
+    return http_problem(err)

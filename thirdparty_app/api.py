@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, request
 from sqlalchemy import select
 
 import espi
+from appkit.http import http_problem
 from espi import export
 
 from . import db, rows
@@ -203,8 +204,7 @@ def attachment(body: bytes, mimetype: str, filename: str) -> Response:
 @bp.errorhandler(400)
 @bp.errorhandler(404)
 def problem(err: Any) -> Response:
-    body = {"error": err.name.lower().replace(" ", "_"), "error_description": err.description}
-    return Response(json.dumps(body), status=err.code, mimetype="application/json")
+    return http_problem(err)
 
 
 # --------------------------------------------------------------------------- OpenAPI

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import logging
 import os
 import time
@@ -30,6 +29,7 @@ from flask import (
 from sqlalchemy import func, select
 
 import espi
+from appkit.http import problem
 from espi.lint import lint
 
 from . import db, profiles
@@ -85,18 +85,18 @@ def notification() -> Response:
     URIs outside every configured custodian's resource base are refused (never fetched)."""
     try:
         batch = espi.parse(
-            request.get_data(), espi.ParseOptions(warn=False, max_bytes=1 << 20)
+            request.get_data(), espi.ParseOptions(warn=False, max_bytes=NOTIFICATION_LIMIT)
         ).batch_list
     except espi.ParseError as err:
         log.warning("notification refused: %s", err)
-        return problem(400, f"not a BatchList: {err}")
+        return refuse(400, f"not a BatchList: {err}")
     if batch is None:
-        return problem(400, "not a BatchList")
+        return refuse(400, "not a BatchList")
     owners = {uri: profiles.owning(uri) for uri in batch.resources}
     foreign = [uri for uri, owner in owners.items() if owner is None]
     if foreign:
         log.warning("notification refused: URIs of no configured custodian: %s", foreign)
-        return problem(400, f"URIs of no configured custodian: {', '.join(foreign[:3])}")
+        return refuse(400, f"URIs of no configured custodian: {', '.join(foreign[:3])}")
     s = db.session()
     for uri, owner in owners.items():
         if s.scalar(select(db.Notification).where(db.Notification.uri == uri)) is not None:
@@ -108,9 +108,8 @@ def notification() -> Response:
     return Response(status=200)
 
 
-def problem(status: int, description: str) -> Response:
-    body = {"error": "invalid_request", "error_description": description}
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+def refuse(status: int, description: str) -> Response:
+    return problem(status, "invalid_request", description)
 
 
 # --------------------------------------------------------------------------- connecting
