@@ -256,10 +256,9 @@ def recover() -> int:
     s = db.session()
     docs = s.scalars(select(db.Document).where(db.Document.status == "fetched")).all()
     for doc in docs:
-        ingest(s, doc)
         for note in s.scalars(select(db.Notification).where(db.Notification.uri == doc.uri)):
-            note.status, note.error = "done", ""
-        s.commit()
+            note.status, note.error = "done", ""  # committed with the readings, or not at all
+        ingest(s, doc)
     notes = s.scalars(select(db.Notification.id).where(db.Notification.status == "queued")).all()
     for note_id in notes:
         enqueue_fetch(note_id)
