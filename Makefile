@@ -31,7 +31,7 @@ test: $(BIN)/.installed $(VENDOR)
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check espi appkit datacustodian thirdparty_app tests bench tools
+	$(BIN)/ruff check espi appkit datacustodian thirdparty_app fakes tests bench tools
 	$(BIN)/ruff format --check espi
 	$(BIN)/mypy
 

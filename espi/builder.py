@@ -57,6 +57,31 @@ def money(amount: Decimal | int | float | str) -> int:
     return int((Decimal(str(amount)) * m.COST_SCALE).to_integral_value())
 
 
+#: powerOfTenMultiplier values ESPI allows for fractions, finest last
+FRACTION_MULTIPLIERS = (0, -1, -2, -3, -6, -9, -12)
+
+
+def decimal(value: Decimal | float | int | str) -> Decimal:
+    """A number as the Decimal its text shows (``0.7526`` stays 0.7526, not its binary float)."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def scaled(
+    values: Iterable[Decimal | float | int | str | None], exponent: int = 0
+) -> tuple[UnitMultiplierKind, list[int | None]]:
+    """Integers and the powerOfTenMultiplier that keep every value exact: ``exponent`` converts
+    to the ESPI unit first (kWh -> Wh is 3). ``[0.7526, 1.2] kWh, 3`` -> ``(-1, [7526, 12000])``.
+    None stays None; digits beyond 10^-12 are rounded."""
+    numbers = [None if v is None else decimal(v).scaleb(exponent) for v in values]
+    places = max(
+        (-int(n.normalize().as_tuple().exponent) for n in numbers if n is not None and n),
+        default=0,
+    )
+    power = next((p for p in FRACTION_MULTIPLIERS if -p >= places), FRACTION_MULTIPLIERS[-1])
+    out = [None if n is None else int(n.scaleb(-power).to_integral_value()) for n in numbers]
+    return UnitMultiplierKind(power), out
+
+
 def usage_point(
     kind: ServiceKind = ServiceKind.ELECTRICITY,
     *,

@@ -89,3 +89,61 @@ class Quirk:
         times = f" ({self.count} times)" if self.count > 1 else ""
         at = f" (at {self.element})" if self.element else ""
         return f"{where(self.file, self.line)}: {self.message}{at}{times}"
+
+
+class ProviderError(EspiError):
+    """A data provider (Pelm, WattShift, ...) refused or failed a request.
+
+    ``status`` is the HTTP status (None when no answer came), ``code`` the provider's own error
+    code when its body names one, ``body`` the answer's text (at most 2,000 characters).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        body: str = "",
+    ) -> None:
+        self.message = message
+        self.provider = provider
+        self.status = status
+        self.code = code
+        self.body = body[:2000]
+        head = provider or "provider"
+        if status is not None:
+            head += f" HTTP {status}"
+        if code:
+            head += f" {code}"
+        super().__init__(f"{head}: {message}")
+
+
+class AuthError(ProviderError):
+    """Credentials or token missing, wrong, expired or revoked."""
+
+
+class RateLimited(ProviderError):
+    """Too many requests; ``retry_after`` is how many seconds the provider asked us to wait."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        provider: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        body: str = "",
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, provider=provider, status=status, code=code, body=body)
+
+
+class NotReady(ProviderError):
+    """The data exists but is not ready yet (still syncing after a connect): try again later."""
+
+
+class Unavailable(ProviderError):
+    """The provider does not answer, or answers that it cannot serve now."""

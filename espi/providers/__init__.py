@@ -1,0 +1,32 @@
+"""Data providers mapped into the ESPI model: each module holds one provider's API client and
+its mapping into :mod:`espi.model`, nothing else.
+
+    from espi import providers
+    pelm = providers.get("pelm")(client_id, secret)
+    feed = pelm.fetch(access_token)          # an espi.Feed: write it with espi.write
+"""
+
+from __future__ import annotations
+
+from ..errors import EspiError
+from .base import Provider
+from .pelm import Pelm
+from .wattshift import WattShift
+
+REGISTRY: dict[str, type[Provider]] = {cls.slug: cls for cls in (Pelm, WattShift)}
+
+
+class UnknownProvider(EspiError, LookupError):
+    pass
+
+
+def get(slug: str) -> type[Provider]:
+    """The provider class registered under ``slug``."""
+    try:
+        return REGISTRY[slug]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise UnknownProvider(f"no provider {slug!r}; known: {known}") from None
+
+
+__all__ = ["REGISTRY", "Pelm", "Provider", "UnknownProvider", "WattShift", "get"]
