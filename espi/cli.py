@@ -1,7 +1,7 @@
 """The ``espi`` command: validate, summarize and export Green Button files.
 
 Exit codes (every command): 0 success; 1 a file is not valid (``validate``); 2 a file could not
-be read (missing, not well-formed, unsafe).
+be read (missing, not well-formed, unsafe); 3 a provider refused or did not answer (``fetch``).
 """
 
 from __future__ import annotations
@@ -12,14 +12,23 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, Any, NoReturn
 
 import click
 
 from . import export
-from .errors import ParseError
+from .errors import ParseError, ProviderError
 from .lint import lint
-from .model import COST_SCALE, IntervalReading, ReadingType, UsagePoint, UsageSummary, to_datetime
+from .model import (
+    COST_SCALE,
+    Feed,
+    IntervalReading,
+    ReadingType,
+    UsagePoint,
+    UsageSummary,
+    to_datetime,
+)
 from .reader import ParseOptions, iter_readings, parse
 from .schema import SCHEMA_SETS, validate
 from .writer import DEFAULT_BASE, WriteOptions, write
@@ -55,7 +64,7 @@ def report_quirks(quirks: list[Any]) -> None:
         click.echo(f"tolerated: {q}", err=True)
 
 
-def fail(err: ParseError) -> None:
+def fail(err: ParseError) -> NoReturn:
     click.echo(f"error: {err}", err=True)
     sys.exit(2)
 
@@ -277,7 +286,6 @@ def export_cmd(file: str, fmt: str, output: str | None) -> None:
             if tmp:
                 os.unlink(tmp)
             fail(err)
-            return
     if tmp and output:
         os.replace(tmp, output)
         click.echo(f"{output}: {n:,} readings", err=True)
@@ -329,7 +337,163 @@ def convert_cmd(source: str, output: str, kind: str, zone: str | None, base: str
             report_quirks(feed.quirks)
     except (ParseError, OSError) as err:
         fail(err if isinstance(err, ParseError) else ParseError(str(err), file=source))
-        return
     write(feed, output, WriteOptions(base=base))
     count = sum(1 for _ in feed.readings())
     click.echo(f"{output}: {len(feed.usage_points)} usage point(s), {count:,} readings", err=True)
+
+
+# --------------------------------------------------------------------------- providers
+
+DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+
+
+def epoch_of(value: datetime | None) -> int | None:
+    """A CLI date (UTC unless it says otherwise) as epoch seconds."""
+    if value is None:
+        return None
+    return int((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp())
+
+
+def provider_failed(err: ProviderError) -> NoReturn:
+    click.echo(f"error: {err}", err=True)
+    if err.body and err.body not in str(err):
+        click.echo(f"answer: {err.body[:500]}", err=True)
+    sys.exit(3)
+
+
+def write_fetched(feed: Feed, output: str, base: str) -> None:
+    write(feed, output, WriteOptions(base=f"{base}/espi/1_1/resource"))
+    count = sum(1 for _ in feed.readings())
+    click.echo(
+        f"{output}: {len(feed.usage_points)} usage point(s), {count:,} readings, "
+        f"{len(feed.usage_summaries)} bill(s)",
+        err=True,
+    )
+
+
+@main.group("fetch")
+def fetch_group() -> None:
+    """Fetch a provider's data and write it as Green Button XML (exit 3: the provider refused).
+
+    Credentials come from options or the environment, never from files in the repository."""
+
+
+@fetch_group.command("pelm")
+@click.option("--client-id", envvar="PELM_CLIENT_ID", required=True, help="Pelm-Client-Id.")
+@click.option("--secret", envvar="PELM_SECRET", required=True, help="Pelm-Secret.")
+@click.option("--token", envvar="PELM_ACCESS_TOKEN", required=True, help="The user's access token.")
+@click.option("--start", type=DATE, help="First day (UTC; default: Pelm's last two months).")
+@click.option("--end", type=DATE, help="Day after the last (UTC).")
+@click.option("--zone", help="IANA zone for local-day blocks (default: from the utility).")
+@click.option("--no-bills", is_flag=True, help="Intervals only.")
+@click.option("--base-url", default=None, help="API base (default https://api.pelm.com).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+def fetch_pelm(
+    client_id: str,
+    secret: str,
+    token: str,
+    start: datetime | None,
+    end: datetime | None,
+    zone: str | None,
+    no_bills: bool,
+    base_url: str | None,
+    output: str,
+) -> None:
+    """Every account of a Pelm user: electric and gas intervals, emissions and bills."""
+    from .providers.pelm import Pelm
+
+    if (start is None) != (end is None):
+        raise click.UsageError("give --start and --end together, or neither")
+    client = Pelm(client_id, secret, base_url=base_url)
+    try:
+        feed = client.fetch(
+            token, start=epoch_of(start), end=epoch_of(end), zone=zone, bills=not no_bills
+        )
+    except ProviderError as err:
+        provider_failed(err)
+    write_fetched(feed, output, client.base_url)
+
+
+@fetch_group.command("wattshift")
+@click.option("--api-key", envvar="WATTSHIFT_API_KEY", required=True, help="x-ws-api-key.")
+@click.option("--home", help="The home whose prices to fetch.")
+@click.option("--zip", "zipcode", help="Without --plan: list the utilities and rate plans.")
+@click.option("--plan", help="With --zip: create a home on this rate plan and use it.")
+@click.option("--start", type=DATE, help="First day (UTC; default: the home's today).")
+@click.option("--end", type=DATE, help="Day after the last (UTC).")
+@click.option(
+    "--price", "usage", type=click.Path(dir_okay=False, exists=True),
+    help="A Green Button file whose readings to price: it is written with costs and TOU.",
+)  # fmt: skip
+@click.option("--zone", default="America/Los_Angeles", show_default=True)
+@click.option("--base-url", default=None, help="API base (default https://api.wattshift.com).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False))
+def fetch_wattshift(
+    api_key: str,
+    home: str | None,
+    zipcode: str | None,
+    plan: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    usage: str | None,
+    zone: str,
+    base_url: str | None,
+    output: str | None,
+) -> None:
+    """A home's 15-minute price signal as Green Button readings, or (--price FILE) FILE's
+    readings priced on the home's rate plan."""
+    from .providers import wattshift as ws
+
+    client = ws.WattShift(api_key, base_url=base_url)
+    try:
+        if home is None and zipcode and not plan:
+            for utility in client.utilities(zipcode):
+                click.echo(f"{utility.id}  {utility.name}")
+                for p in utility.rate_plans:
+                    click.echo(f"    {p.id}  {p.name}")
+            return
+        if home is None:
+            if not (zipcode and plan):
+                raise click.UsageError("give --home, or --zip and --plan to create one")
+            utility_id = next(
+                (
+                    u.id
+                    for u in client.utilities(zipcode)
+                    if any(p.id == plan for p in u.rate_plans)
+                ),
+                None,
+            )
+            if utility_id is None:
+                raise click.UsageError(f"rate plan {plan} is not offered at {zipcode}")
+            home = str(client.create_home(f"espi {zipcode}", zipcode, utility_id, plan)["id"])
+            click.echo(f"created home {home}", err=True)
+        if output is None:
+            raise click.UsageError("give -o/--output")
+        if usage is None:
+            feed = client.fetch(home, start=epoch_of(start), end=epoch_of(end), zone=zone)
+        else:
+            feed = price_file(client, home, usage)
+    except ProviderError as err:
+        provider_failed(err)
+    write_fetched(feed, output, client.base_url)
+
+
+def price_file(client: Any, home: str, path: str) -> Feed:
+    from .codes import Currency
+    from .providers.wattshift import price
+
+    try:
+        feed = parse(path, ParseOptions(warn=False))
+    except ParseError as err:
+        fail(err)
+    readings = list(feed.readings())
+    spans = [(r.start, r.start + (r.duration or 0)) for r in readings if r.start is not None]
+    if not spans:
+        raise click.UsageError(f"{path} has no readings to price")
+    signal = client.price_signal_between(home, min(a for a, _ in spans), max(b for _, b in spans))
+    priced = price(readings, signal)
+    for mr in feed.meter_readings:
+        if mr.reading_type is not None and mr.reading_type.currency is None:
+            mr.reading_type.currency = Currency.USD
+    click.echo(f"priced {priced:,} of {len(readings):,} readings", err=True)
+    return feed

@@ -35,6 +35,7 @@ from ..errors import AuthError, NotReady, ProviderError, RateLimited, Unavailabl
 from .base import Provider, body_of
 
 SLOT = 900  # the price signal's resolution: 96 prices a day
+WINDOW = 31 * 86400  # the longest span one price-signal request is asked for
 COST_SCALE = m.COST_SCALE
 ERRORS: dict[str, type[ProviderError]] = {
     "AUTH_MISSING_API_KEY": AuthError,
@@ -198,6 +199,18 @@ class WattShift(Provider):
             {} if start is None or end is None else {"startTime": iso(start), "endTime": iso(end)}
         )
         return to_signal(home_id, self.post(f"homes/{home_id}/price_signal", body))
+
+    def price_signal_between(self, home_id: str, start: int, end: int) -> PriceSignal:
+        """The prices over any span, asked for in windows of :data:`WINDOW`."""
+        out = PriceSignal(home_id=home_id)
+        for t in range(start - start % SLOT, end, WINDOW):
+            part = self.price_signal(home_id, t, min(t + WINDOW, end))
+            for when, imp, exp in zip(part.starts, part.imports, part.exports, strict=True):
+                if not out.starts or when > out.starts[-1]:
+                    out.starts.append(when)
+                    out.imports.append(imp)
+                    out.exports.append(exp)
+        return out
 
     def bill_period(
         self, home_id: str, usage: Sequence[Sequence[float]], start: str, end: str
