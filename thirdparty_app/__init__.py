@@ -41,12 +41,16 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "thirdparty_session"  # apps on one host share cookies across ports
     CUSTODIANS: ClassVar[dict[str, dict[str, Any]]] = {}  # profile overrides (profiles.py)
+    PROVIDER_HISTORY_DAYS = 395  # a provider connection's first sync asks for 13 months
+    PROVIDER_NOT_READY_DELAY = 30  # seconds between asks while a provider is still syncing
+    PROVIDERS: ClassVar[dict[str, dict[str, Any]]] = {}  # Pelm, WattShift settings (providers.py)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_object(Defaults)
-    app.config["CUSTODIANS"] = {}  # this app's own dict: prefixed-env loading fills it in place
+    # this app's own dicts: prefixed-env loading fills them in place
+    app.config["CUSTODIANS"], app.config["PROVIDERS"] = {}, {}
     app.config.from_prefixed_env("THIRDPARTY")
     if test_config:
         app.config.update(test_config)

@@ -27,7 +27,8 @@ def now() -> int:
 
 
 class Connection(Base):
-    """One customer's authorization at one custodian (ESPI Authorization + Subscription)."""
+    """One customer's authorization at one custodian (ESPI Authorization + Subscription), or
+    at a provider (``profile`` is then the provider's slug, e.g. ``pelm``)."""
 
     __tablename__ = "connection"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -120,6 +121,22 @@ class Reading(Base):
     value: Mapped[int] = mapped_column(BigInteger)
     cost: Mapped[int | None] = mapped_column(BigInteger)
     quality: Mapped[int | None] = mapped_column()
+    tou: Mapped[int | None] = mapped_column()  # time-of-use period, from a rate plan's prices
+
+
+class Pricing(Base):
+    """A rate plan attached to a usage point (a WattShift home) and how its pricing went."""
+
+    __tablename__ = "pricing"
+    usage_point_id: Mapped[int] = mapped_column(ForeignKey("usage_point.id"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40), default="wattshift")
+    home_id: Mapped[str] = mapped_column(String(200))
+    rate_plan: Mapped[str] = mapped_column(String(200))
+    #: pricing, priced, failed
+    status: Mapped[str] = mapped_column(String(20), default="pricing")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    priced: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=now)
 
 
 class UsageSummary(Base):

@@ -11,6 +11,7 @@ import gzip
 import logging
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -43,6 +44,7 @@ class Ingest:
         self.ids: dict[int, int] = {}  # id(espi object) -> row id
         self.pending: list[dict[str, Any]] = []
         self.count = 0
+        self.usage_points: set[int] = set()
 
     def href(self, res: Any) -> str:
         own = res.link("self") or f"#{res.id or id(res)}"
@@ -74,6 +76,7 @@ class Ingest:
                 title=up.title or "",
                 zone=zone,
             )
+            self.usage_points.add(self.ids[id(up)])
         return self.ids[id(up)]
 
     def reading_type(self, rt: m.ReadingType | None) -> int | None:
@@ -117,6 +120,7 @@ class Ingest:
                 "value": r.value or 0,
                 "cost": r.cost,
                 "quality": int(r.qualities[0]) if r.qualities else None,
+                "tou": r.tou,
             }
         )
         self.count += 1
@@ -179,4 +183,15 @@ def ingest(s: Session, document: db.Document) -> int:
         s.commit()
         raise
     log.info("ingested %s: %d readings", document.uri, work.count)
+    reprice(s, work.usage_points)
     return work.count
+
+
+def reprice(s: Session, usage_points: set[int]) -> None:
+    """Readings just stored carry the source's costs: usage points with a rate plan attached
+    are priced again (queued)."""
+    if not usage_points:
+        return
+    query = select(db.Pricing.usage_point_id).where(db.Pricing.usage_point_id.in_(usage_points))
+    for up_id in s.scalars(query):
+        current_app.extensions["tp.price"](up_id)

@@ -4,7 +4,8 @@
   for replay), then ingest it;
 - ``sync(connection_id)``: ask a custodian for a subscription's new data (``Batch/Subscription``
   with ``published-min`` from the last stored reading): 200 is ingested at once, 202 waits for
-  the notification.
+  the notification; a provider connection (Pelm) fetches from the provider instead;
+- ``price(usage_point_id)``: price a usage point's readings on its attached rate plan.
 
 Failures worth retrying (5xx, timeouts, 429, a 202 where data was expected) are retried with
 exponential backoff; the others are recorded on the notification or connection.
@@ -29,7 +30,7 @@ from sqlalchemy import func, select
 from appkit import queue
 from espi import scope as espi_scope
 
-from . import db, profiles
+from . import db, profiles, providers
 from .custodian import CustodianError, Retry, access_token, client_token, stream
 from .ingest import ingest
 
@@ -57,7 +58,13 @@ def make_huey(app: Flask) -> Huey:
         with app.app_context():
             retrying(bulk, profile_name)  # type: ignore[arg-type]
 
+    @huey.task(retries=retries, retry_delay=delay, retry_backoff=2, name="price")
+    def price_task(usage_point_id: int) -> None:
+        with app.app_context():
+            retrying(providers.price_usage_point, usage_point_id)
+
     app.extensions["tp.huey"] = huey
+    app.extensions["tp.price"] = price_task
     app.extensions["tp.fetch"] = fetch_task
     app.extensions["tp.sync"] = sync_task
     app.extensions["tp.bulk"] = bulk_task
@@ -199,6 +206,9 @@ def sync(connection_id: int) -> None:
     synchronous ``Batch/Subscription/{id}/UsagePoint/{id}`` with its own ``published-min``."""
     s = db.session()
     conn = s.get(db.Connection, connection_id)
+    if conn is not None and conn.profile in providers.SLUGS and conn.status != "revoked":
+        providers.sync_pelm(conn)
+        return
     if conn is None or conn.status in ("revoked", "failed") or not conn.subscription_uri:
         return
     profile = profiles.get(conn.profile)

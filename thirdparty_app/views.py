@@ -32,7 +32,7 @@ import espi
 from appkit.http import problem
 from espi.lint import lint
 
-from . import db, profiles
+from . import db, profiles, providers
 from .api import usage_point_row
 from .custodian import CustodianError, revoke, save_tokens
 from .ingest import ingest
@@ -49,6 +49,7 @@ def init_app(app: Flask) -> None:
     app.extensions["tp.oauth"] = OAuth(app)  # one registry per app: profiles differ between apps
     app.register_blueprint(bp)
     app.register_blueprint(api)
+    app.register_blueprint(providers.bp)
 
 
 def oauth_client(profile: profiles.Profile) -> Any:
@@ -171,19 +172,29 @@ def disconnect(conn_id: int) -> Any:
     conn = s.get(db.Connection, conn_id)
     if conn is None:
         abort(404)
-    try:
-        revoke(profiles.get(conn.profile), conn)
-    except CustodianError as err:
-        conn.reason = f"revocation at the custodian failed: {err}"
+    if conn.profile in providers.SLUGS:  # Pelm documents no revocation: forget the token
+        conn.access_token = None
+        conn.reason = "the stored access token was deleted"
+    else:
+        try:
+            revoke(profiles.get(conn.profile), conn)
+        except CustodianError as err:
+            conn.reason = f"revocation at the custodian failed: {err}"
     conn.status = "revoked"
     s.commit()
     return redirect(url_for("tp.home"))
 
 
-@bp.get("/")
-def home() -> str:
+STATES = {
+    "active": "Active",
+    "waiting": "Waiting for data",
+    "revoked": "Revoked",
+    "failed": "Failed",
+}
+
+
+def connections_context() -> dict[str, Any]:
     s = db.session()
-    connections = list(s.scalars(select(db.Connection).order_by(db.Connection.id)))
     counts = dict(
         s.execute(
             select(db.UsagePoint.connection_id, func.count(db.Reading.start))
@@ -192,13 +203,42 @@ def home() -> str:
             .group_by(db.UsagePoint.connection_id)
         ).all()
     )
+    titles = {p.name: p.title for p in profiles.all_profiles().values()}
+    titles.update({slug: providers.DEFAULTS[slug]["title"] for slug in providers.SLUGS})
+    return {
+        "connections": list(s.scalars(select(db.Connection).order_by(db.Connection.id.desc()))),
+        "counts": counts,
+        "titles": titles,
+        "states": STATES,
+    }
+
+
+@bp.app_template_filter("datetime")
+def datetime_filter(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@bp.get("/")
+def home() -> str:
+    s = db.session()
     return render_template(
         "home.html",
         profiles=profiles.all_profiles().values(),
-        connections=connections,
-        counts=counts,
+        provider_links=[
+            (slug, providers.DEFAULTS[slug]["title"])
+            for slug in providers.SLUGS
+            if providers.configured(slug)
+        ],
         usage_points=list(s.scalars(select(db.UsagePoint).order_by(db.UsagePoint.id))),
+        kinds={int(k): k.label for k in espi.ServiceKind},
+        **connections_context(),
     )
+
+
+@bp.get("/connections")
+def connections() -> str:
+    """Every authorization with its state (active, waiting, revoked, failed) and the reason."""
+    return render_template("connections.html", **connections_context())
 
 
 def freshness(s: Any, row: db.UsagePoint) -> str:
@@ -260,8 +300,15 @@ def usage_point(up_id: int) -> str:
             }
         )
     kind = espi.ServiceKind(row.kind).label if row.kind is not None else "service kind not given"
+    zipcode = request.args.get("zip", "")
+    plans, plans_error = providers.rate_plans(zipcode)
     return render_template(
         "usage_point.html",
+        pricing=s.get(db.Pricing, up_id),
+        pricing_available=providers.configured("wattshift"),
+        zipcode=zipcode,
+        plans=plans,
+        plans_error=plans_error,
         up=row,
         kind=kind,
         freshness=freshness(s, row),

@@ -109,7 +109,7 @@ def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa:
     def carol_is_in(b):
         b.refresh()
         return any(
-            "active" in row.text and "login" in row.text
+            "Active" in row.text and "login" in row.text
             for row in b.find_elements(By.CSS_SELECTOR, "tbody tr")
         )
 
@@ -131,7 +131,12 @@ def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa:
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "login" in r.text)
     row.find_element(By.TAG_NAME, "button").click()
     reloaded = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
-    reloaded.until(lambda b: "login revoked" in b.find_element(By.TAG_NAME, "tbody").text)
+    reloaded.until(
+        lambda b: any(
+            "login" in r.text and "Revoked" in r.text
+            for r in b.find_elements(By.CSS_SELECTOR, "tbody tr")
+        )
+    )
 
 
 def test_upload_a_green_button_file(world, browser, sample):  # noqa: F811

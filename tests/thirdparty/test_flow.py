@@ -18,6 +18,9 @@ from datacustodian import create_app as create_custodian
 from datacustodian import store as custodian_store
 from datacustodian.migrate import upgrade as upgrade_custodian
 from datacustodian.sandbox import seed
+from fakes import pelm as fake_pelm
+from fakes import wattshift as fake_wattshift
+from fakes.common import serve as serve_fake
 from tests.conftest import fresh_postgres, fresh_redis
 from tests.thirdparty.proxy import Flaky
 from thirdparty_app import MIGRATIONS, create_app
@@ -66,6 +69,8 @@ def make_world(folder, storage):
         creds = register("Flow test", [f"{third_base}/callback/local", f"{third_base}/callback/login"],
                          f"{third_base}/espi/1_1/Notification", DEFAULT_SCOPE)  # fmt: skip
 
+    pelm = serve_fake(fake_pelm.create_app(data_delay=1))
+    wattshift = serve_fake(fake_wattshift.create_app())
     resource = f"{c_base}/GreenButtonConnect/espi/1_1/resource"
     third = create_app({
         "TESTING": True, **storage, "DOCUMENTS": str(folder / "documents"), "EMBEDDED_WORKER": True, "JOB_RETRY_DELAY": 1,
@@ -80,14 +85,20 @@ def make_world(folder, storage):
             "token_url": f"{c_base}/datacustodian/oauth/v2/token", "resource_base": resource + "/",
             "client_id": creds["client_id"], "client_secret": creds["client_secret"], "scope": DEFAULT_SCOPE,
         }},
+        "PROVIDERS": {
+            "pelm": {"base_url": pelm.url, "connect_url": f"{pelm.url}/connect",
+                     "client_id": "pelm-sandbox-client", "secret": "pelm-sandbox-secret"},
+            "wattshift": {"base_url": wattshift.url, "api_key": "ws-sandbox-key"},
+        },
+        "PROVIDER_HISTORY_DAYS": 20, "PROVIDER_NOT_READY_DELAY": 1,
     })  # fmt: skip
     with third.app_context():
         database.upgrade(third, MIGRATIONS)
     t_server = make_server("127.0.0.1", int(third_base.rsplit(":", 1)[1]), third, threaded=True)
     threading.Thread(target=t_server.serve_forever, daemon=True).start()
     yield {"custodian": custodian, "third": third, "c_base": c_base, "t_base": third_base, "resource": resource,
-           "creds": creds, "flaky": flaky}  # fmt: skip
-    for server in (c_server, p_server, t_server):
+           "creds": creds, "flaky": flaky, "pelm": pelm, "wattshift": wattshift}  # fmt: skip
+    for server in (c_server, p_server, t_server, pelm.server, wattshift.server):
         server.shutdown()
         server.server_close()
     custodian.extensions["dc.consumer"].stop()
@@ -169,7 +180,7 @@ def connect(world) -> None:
     """Connect the sandbox's first customer through the test authorize pair; wait for the data."""
     browser = requests.Session()
     r = browser.get(f"{world['t_base']}/connect/local", timeout=30)
-    assert r.status_code == 200 and "Connections" in r.text
+    assert r.status_code == 200 and "Authorizations" in r.text
     third = world["third"]
 
     def active():

@@ -1,0 +1,126 @@
+"""Pelm and WattShift in the third-party app, over HTTP against the local fakes: a Pelm
+connection lands in the same tables and API as Green Button data; a WattShift rate plan prices
+a usage point's readings. Runs on SQLite + embedded queue and on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import requests
+from sqlalchemy import func, select
+
+from appkit import database
+from tests.thirdparty.test_flow import wait, world  # noqa: F401 - the shared live world
+from thirdparty_app import db as tp
+
+
+def pelm_connect(world, session: requests.Session, password: str = "sandbox") -> requests.Response:  # noqa: F811
+    """Click "Connect via Pelm", fill in Pelm's Connect page, follow the answer back."""
+    page = session.get(f"{world['t_base']}/providers/pelm/connect", timeout=30)
+    assert page.status_code == 200 and "Pelm Connect" in page.text, page.text[:300]
+    form = {
+        "connect_token": page.url.split("connect_token=")[1].split("&")[0],
+        "redirect_uri": f"{world['t_base']}/providers/pelm/callback",
+        "utility": "pge", "username": "customer", "password": password, "terms": "yes",
+        "action": "connect",
+    }
+    return session.post(f"{world['pelm'].url}/connect", data=form, timeout=60)
+
+
+def pelm_connection(third):
+    with third.app_context():
+        s = database.session()
+        conn = s.scalar(select(tp.Connection).where(tp.Connection.profile == "pelm").order_by(tp.Connection.id.desc()))
+        count = s.scalar(
+            select(func.count()).select_from(tp.Reading).join(tp.MeterReading).join(tp.UsagePoint)
+            .where(tp.UsagePoint.connection_id == conn.id)
+        )
+        database.close_session(None)
+        return conn, count
+
+
+def test_home_offers_pelm(world):  # noqa: F811
+    page = requests.get(world["t_base"] + "/", timeout=30).text
+    assert "Connect via Pelm" in page
+
+
+def test_pelm_connection_shows_like_green_button_data(world):  # noqa: F811
+    session = requests.Session()
+    home = pelm_connect(world, session)
+    assert home.status_code == 200 and home.url == world["t_base"] + "/"
+    third = world["third"]
+    # the fake answers data_unavailable for a second after Connect: the job tries again later
+    wait(lambda: pelm_connection(third)[0].status == "active", timeout=90)
+    conn, count = pelm_connection(third)
+    assert conn.reason == "" and count > 20 * 24
+    assert "Pelm" in session.get(world["t_base"] + "/connections", timeout=30).text
+    ups = requests.get(world["t_base"] + "/api/usage-points", timeout=30).json()
+    mine = [u for u in ups if u["href"].startswith(world["pelm"].url)]
+    assert {u["service_kind"] for u in mine} >= {"electricity", "gas"}, mine
+    electric = next(u for u in mine if u["href"].endswith("-ELECTRIC"))
+    readings = requests.get(
+        f"{world['t_base']}/api/usage-points/{electric['id']}/readings", params={"aggregate": "day"}, timeout=30
+    ).json()
+    assert readings["series"] and readings["series"][0]["points"]
+    page = requests.get(f"{world['t_base']}/usage-points/{electric['id']}", timeout=30)
+    assert page.status_code == 200 and "usage-chart" in page.text
+    xml = requests.get(f"{world['t_base']}/usage-points/{electric['id']}/export", params={"format": "xml"}, timeout=60)
+    import espi
+
+    assert espi.validate(xml.content) == []
+
+
+def test_pelm_connect_with_a_wrong_password_and_exit(world):  # noqa: F811
+    session = requests.Session()
+    refused = pelm_connect(world, session, password="wrong")
+    assert refused.status_code == 401 and "credentials_invalid" in refused.text
+    page = session.get(f"{world['t_base']}/providers/pelm/connect", timeout=30)
+    token = page.url.split("connect_token=")[1].split("&")[0]
+    left = session.post(f"{world['pelm'].url}/connect", timeout=30, data={
+        "connect_token": token, "redirect_uri": f"{world['t_base']}/providers/pelm/callback", "action": "exit"})
+    assert left.status_code == 400 and "nothing was shared" in left.text
+    conn, _ = pelm_connection(world["third"])
+    assert conn.status == "failed" and "left Pelm Connect" in conn.reason
+    forged = requests.get(f"{world['t_base']}/providers/pelm/callback", params={"code": "x"}, timeout=30)
+    assert forged.status_code == 400 and "does not belong" in forged.text
+
+
+def test_wattshift_rate_plan_prices_readings(world):  # noqa: F811
+    third = world["third"]
+    with third.app_context():
+        s = database.session()
+        up = s.scalar(select(tp.UsagePoint).where(tp.UsagePoint.kind == 0).order_by(tp.UsagePoint.id))
+        up_id = up.id
+        database.close_session(None)
+    page = requests.get(f"{world['t_base']}/usage-points/{up_id}", params={"zip": "95313"}, timeout=30).text
+    assert "TOU-C" in page and "Price my readings" in page
+    plan = "66d811ce52c6fe40859130e8"  # TOU-C: $0.52 from 16:00 to 21:00, else $0.38
+    answer = requests.post(f"{world['t_base']}/usage-points/{up_id}/pricing", data={"zip": "95313", "plan": plan}, timeout=60)
+    assert answer.status_code == 200
+
+    def priced():
+        with third.app_context():
+            p = database.session().get(tp.Pricing, up_id)
+            done = p is not None and p.status == "priced"
+            database.close_session(None)
+            return done
+
+    wait(priced, timeout=90)
+    with third.app_context():
+        s = database.session()
+        rows = s.execute(
+            select(tp.Reading.value, tp.Reading.cost, tp.Reading.tou, tp.ReadingType.power_of_ten, tp.ReadingType.flow_direction)
+            .join(tp.MeterReading, tp.Reading.meter_reading_id == tp.MeterReading.id)
+            .join(tp.ReadingType, tp.MeterReading.reading_type_id == tp.ReadingType.id)
+            .where(tp.MeterReading.usage_point_id == up_id, tp.Reading.duration == 3600)
+        ).all()
+        pricing = s.get(tp.Pricing, up_id)
+        database.close_session(None)
+    assert pricing.priced > 0 and "TOU-C" in pricing.rate_plan
+    forward = [r for r in rows if r.flow_direction in (None, 1) and r.cost is not None]
+    assert forward and {r.tou for r in forward} <= {1, 2}
+    for r in forward[:50]:  # whole hours lie in one period: cost = kWh x the hour's price
+        kwh = Decimal(r.value).scaleb(r.power_of_ten - 3)
+        assert r.cost in (int(kwh * Decimal("0.38") * 100000), int(kwh * Decimal("0.52") * 100000))
+    page = requests.get(f"{world['t_base']}/usage-points/{up_id}", timeout=30).text
+    assert "readings priced" in page
