@@ -14,7 +14,7 @@ from tests.thirdparty.test_flow import wait, world  # noqa: F401 - the shared li
 from thirdparty_app import db as tp
 
 
-def pelm_connect(world, session: requests.Session, password: str = "sandbox") -> requests.Response:  # noqa: F811
+def pelm_connect(world, session: requests.Session, password: str = "sandbox") -> requests.Response:  # noqa: F811, S107
     """Click "Connect via Pelm", fill in Pelm's Connect page, follow the answer back."""
     page = session.get(f"{world['t_base']}/providers/pelm/connect", timeout=30)
     assert page.status_code == 200 and "Pelm Connect" in page.text, page.text[:300]
