@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 CUSTODIAN_PORT = int(os.environ.get("CUSTODIAN_PORT", "5001"))
 THIRD_PARTY_PORT = int(os.environ.get("THIRD_PARTY_PORT", "5002"))
+PELM_PORT = int(os.environ.get("PELM_PORT", "5003"))
+WATTSHIFT_PORT = int(os.environ.get("WATTSHIFT_PORT", "5004"))
 
 
 def secret(name: str, make: str = "hex") -> str:
@@ -34,6 +36,21 @@ def secret(name: str, make: str = "hex") -> str:
     return path.read_text().strip()
 
 
+def fakes() -> dict[str, dict[str, str]]:
+    """The local Pelm and WattShift (the real ones cannot be reached from here), and the third
+    party's settings for them."""
+    from fakes import pelm, wattshift
+    from fakes.common import serve
+
+    pelm_url = serve(pelm.create_app(data_delay=5), port=PELM_PORT).url
+    ws_url = serve(wattshift.create_app(), port=WATTSHIFT_PORT).url
+    return {
+        "pelm": {"base_url": pelm_url, "connect_url": f"{pelm_url}/connect",
+                 "client_id": "pelm-sandbox-client", "secret": "pelm-sandbox-secret"},
+        "wattshift": {"base_url": ws_url, "api_key": "ws-sandbox-key"},
+    }  # fmt: skip
+
+
 def third_party(creds: dict[str, str], custodian_base: str):  # type: ignore[no-untyped-def]
     from appkit import database
     from thirdparty_app import MIGRATIONS, create_app
@@ -45,6 +62,7 @@ def third_party(creds: dict[str, str], custodian_base: str):  # type: ignore[no-
         "QUEUE_URL": f"sqlite:///{VAR / 'thirdparty-queue.sqlite'}",
         "DOCUMENTS": str(VAR / "documents"),
         "EMBEDDED_WORKER": True,
+        "PROVIDERS": fakes(),
         "CUSTODIANS": {"local": {
             "client_id": creds["client_id"], "client_secret": creds["client_secret"],
             "bulk_id": creds["bulk_id"], "scope": creds["scope"],
@@ -89,7 +107,9 @@ def main() -> None:
     print("  Sandbox logins:")
     for login in logins:
         print(f"    {login['username']:<6} / {login['password']:<15} {login['description']}")
-    print("\n  Ctrl-C stops both.\n", flush=True)
+    print(f"  Pelm (local stand-in, port {PELM_PORT}): any username, password sandbox")
+    print(f"  WattShift (local stand-in, port {WATTSHIFT_PORT}): rate plans for ZIP codes 93xxx-95xxx")
+    print("\n  Ctrl-C stops everything.\n", flush=True)
     run_simple("127.0.0.1", THIRD_PARTY_PORT, third, threaded=True, use_reloader=False)
 
 

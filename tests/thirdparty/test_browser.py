@@ -13,6 +13,11 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
+#: elements that stick out of the window sideways (the page would scroll horizontally)
+WIDER = """return [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest('.scroll')))
+  .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className).slice(0, 5)"""
+
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
     reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
@@ -159,3 +164,55 @@ def test_upload_a_green_button_file(world, browser, sample):  # noqa: F811
     WebDriverWait(browser, 20).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over"))
     )
+
+
+def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noqa: F811
+    """Connect via Pelm in the browser (the fake's Connect page stands in for the widget), then
+    the account's chart, at a phone's width: the page must not scroll sideways."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.get(world["t_base"] + "/")
+    browser.find_element(By.LINK_TEXT, "Connect via Pelm").click()
+    wait.until(ec.presence_of_element_located((By.ID, "username"))).send_keys("customer")
+    browser.find_element(By.ID, "password").send_keys("sandbox")
+    browser.find_element(By.CSS_SELECTOR, "input[name=terms]").click()
+    browser.save_screenshot(str(ARTIFACTS / "pelm-connect.png"))
+    browser.find_element(By.CSS_SELECTOR, "button[value=connect]").click()
+    wait.until(ec.url_to_be(world["t_base"] + "/"))
+
+    def pelm_is_active(b):
+        b.refresh()
+        return any("Pelm" in r.text and "Active" in r.text for r in b.find_elements(By.CSS_SELECTOR, "tbody tr"))
+
+    wait.until(pelm_is_active)
+    browser.set_window_size(390, 844)
+    try:
+        browser.save_screenshot(str(ARTIFACTS / "home-phone.png"))
+        assert not browser.execute_script(WIDER), browser.execute_script(WIDER)
+        link = next(a for a in browser.find_elements(By.CSS_SELECTOR, "a[href^='/usage-points/']")
+                    if "(electric)" in a.text)
+        link.click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over")))
+        assert browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length") > 24
+        browser.save_screenshot(str(ARTIFACTS / "pelm-phone.png"))
+        labels = browser.execute_script("return window.usageChart.series.slice(1).map(s => s.label)")
+        assert labels == ["used from the grid (Wh)", "emissions, CO2e (g)"]  # two units, two axes
+        # keyboard zoom and pan
+        from selenium.webdriver.common.keys import Keys
+
+        span = "return [window.usageChart.scales.x.min, window.usageChart.scales.x.max]"
+        chart = browser.find_element(By.ID, "usage-chart")
+        before = browser.execute_script(span)
+        chart.send_keys("+")
+        zoomed = browser.execute_script(span)
+        assert zoomed[1] - zoomed[0] < before[1] - before[0]
+        chart.send_keys(Keys.ARROW_LEFT)
+        panned = browser.execute_script(span)
+        assert panned[0] < zoomed[0] and panned[1] - panned[0] == pytest.approx(zoomed[1] - zoomed[0])
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    finally:
+        browser.set_window_size(1200, 1000)
