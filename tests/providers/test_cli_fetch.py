@@ -46,8 +46,17 @@ def test_fetch_pelm_writes_valid_xml(pelm: Served, tmp_path: Path) -> None:
     out = tmp_path / "pelm.xml"
     env = {"PELM_CLIENT_ID": CLIENT, "PELM_SECRET": SECRET, "PELM_ACCESS_TOKEN": token}
     code, _, err = run(
-        "fetch", "pelm", "--base-url", pelm.url, "--start", "2026-10-01", "--end", "2026-10-08",
-        "-o", str(out), env=env,
+        "fetch",
+        "pelm",
+        "--base-url",
+        pelm.url,
+        "--start",
+        "2026-10-01",
+        "--end",
+        "2026-10-08",
+        "-o",
+        str(out),
+        env=env,
     )
     assert code == 0, err
     assert "3 usage point(s)" in err and "bill(s)" in err
@@ -59,7 +68,9 @@ def test_fetch_pelm_writes_valid_xml(pelm: Served, tmp_path: Path) -> None:
 
 def test_fetch_pelm_refused(pelm: Served, tmp_path: Path) -> None:
     env = {"PELM_CLIENT_ID": CLIENT, "PELM_SECRET": SECRET, "PELM_ACCESS_TOKEN": "stale"}
-    code, _, err = run("fetch", "pelm", "--base-url", pelm.url, "-o", str(tmp_path / "x.xml"), env=env)
+    code, _, err = run(
+        "fetch", "pelm", "--base-url", pelm.url, "-o", str(tmp_path / "x.xml"), env=env
+    )
     assert code == 3
     assert "error: pelm HTTP 401 token_invalid: the access token is missing or invalid" in err
     assert not (tmp_path / "x.xml").exists()
@@ -74,14 +85,27 @@ def test_fetch_wattshift_lists_plans_and_prices_a_file(wattshift: Served, tmp_pa
     up = espi.builder.usage_point(local_time="America/Los_Angeles")
     start = int(time.time()) // DAY * DAY - 3 * DAY
     espi.builder.meter_reading(
-        up, espi.builder.reading_type(interval_length=3600), [(start + h * 3600, 3600, 1000) for h in range(24)]
+        up,
+        espi.builder.reading_type(interval_length=3600),
+        [(start + h * 3600, 3600, 1000) for h in range(24)],
     )
     usage = tmp_path / "usage.xml"
     espi.write(espi.builder.feed(up), usage)
     priced = tmp_path / "priced.xml"
     code, _, err = run(
-        "fetch", "wattshift", "--base-url", wattshift.url, "--zip", "95313", "--plan", plan,
-        "--price", str(usage), "-o", str(priced), env=env,
+        "fetch",
+        "wattshift",
+        "--base-url",
+        wattshift.url,
+        "--zip",
+        "95313",
+        "--plan",
+        plan,
+        "--price",
+        str(usage),
+        "-o",
+        str(priced),
+        env=env,
     )
     assert code == 0, err
     assert "priced 24 of 24 readings" in err
@@ -90,13 +114,33 @@ def test_fetch_wattshift_lists_plans_and_prices_a_file(wattshift: Served, tmp_pa
     assert costs == {38000, 52000}  # 1 kWh at TOU-C's off-peak and peak prices
     signal = tmp_path / "signal.xml"
     home = next(iter(wattshift.app.extensions["wattshift"].homes))
-    code, _, err = run("fetch", "wattshift", "--base-url", wattshift.url, "--home", home,
-                       "--start", "2026-11-01", "--end", "2026-11-03", "-o", str(signal), env=env)
+    code, _, err = run(
+        "fetch",
+        "wattshift",
+        "--base-url",
+        wattshift.url,
+        "--home",
+        home,
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-11-03",
+        "-o",
+        str(signal),
+        env=env,
+    )
     assert code == 0, err
     assert espi.validate(signal) == [] and sum(1 for _ in espi.iter_readings(signal)) == 192
 
 
 def test_fetch_wattshift_bad_key(wattshift: Served) -> None:
-    code, _, err = run("fetch", "wattshift", "--base-url", wattshift.url, "--zip", "95313",
-                       env={"WATTSHIFT_API_KEY": "nope"})
+    code, _, err = run(
+        "fetch",
+        "wattshift",
+        "--base-url",
+        wattshift.url,
+        "--zip",
+        "95313",
+        env={"WATTSHIFT_API_KEY": "nope"},
+    )
     assert code == 3 and "AUTH_INVALID_API_KEY" in err

@@ -22,33 +22,42 @@ CLIENT, SECRET = "pelm-sandbox-client", "pelm-sandbox-secret"
 DAY = 86400
 
 
-def connect(client: P.Pelm, fake_url: str, user_id: str = "user-1", **form: str) -> str:
-    """Connect as a customer would (the Connect page stands in for the widget); the access
-    token."""
+def submit_connect(
+    client: P.Pelm,
+    fake_url: str,
+    user_id: str = "user-1",
+    password: str = "sandbox",  # noqa: S107
+) -> requests.Response:
+    """Fill in the Connect page as a customer would (it stands in for Pelm's widget)."""
     token = client.connect_token(user_id, "pge")
-    answer = requests.post(
-        f"{fake_url}/connect",
-        data={
-            "connect_token": token,
-            "redirect_uri": "http://127.0.0.1:9/done",
-            "utility": "pge",
-            "username": "customer",
-            "password": "sandbox",
-            "terms": "yes",
-            "action": "connect",
-            **form,
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
+    form = {
+        "connect_token": token,
+        "redirect_uri": "http://127.0.0.1:9/done",
+        "utility": "pge",
+        "username": "customer",
+        "password": password,
+        "terms": "yes",
+        "action": "connect",
+    }
+    return requests.post(f"{fake_url}/connect", data=form, allow_redirects=False, timeout=10)
+
+
+def code_of(answer: requests.Response) -> str:
     assert answer.status_code == 302, answer.text
-    code = answer.headers["Location"].split("code=", 1)[1]
-    return str(client.exchange(code)["access_token"])
+    return answer.headers["Location"].split("code=", 1)[1]
+
+
+def connect(client: P.Pelm, fake_url: str, user_id: str = "user-1") -> str:
+    """Connect as a customer would; the access token."""
+    return str(client.exchange(code_of(submit_connect(client, fake_url, user_id)))["access_token"])
 
 
 class TestPelm(ProviderContract):
     slug = "pelm"
-    server_error_body: ClassVar[Any] = {"error_code": "internal_error", "message": "Something went wrong"}
+    server_error_body: ClassVar[Any] = {
+        "error_code": "internal_error",
+        "message": "Something went wrong",
+    }
 
     def make_fake(self) -> Any:
         return fake_pelm.create_app(CLIENT, SECRET)
@@ -228,43 +237,13 @@ class TestPelm(ProviderContract):
 
     def test_code_is_single_use(self, fake: Served) -> None:
         client = self.client(fake.url)
-        token = client.connect_token("u", "pge")
-        answer = requests.post(
-            f"{fake.url}/connect",
-            allow_redirects=False,
-            timeout=10,
-            data={
-                "connect_token": token,
-                "redirect_uri": "http://x/cb",
-                "utility": "pge",
-                "username": "c",
-                "password": "sandbox",
-                "terms": "yes",
-                "action": "connect",
-            },
-        )
-        code = answer.headers["Location"].split("code=", 1)[1]
+        code = code_of(submit_connect(client, fake.url))
         client.exchange(code)
         with pytest.raises(ProviderError, match="invalid or has expired"):
             client.exchange(code)
 
     def test_wrong_utility_password_stays_on_the_connect_page(self, fake: Served) -> None:
-        client = self.client(fake.url)
-        token = client.connect_token("u", "pge")
-        answer = requests.post(
-            f"{fake.url}/connect",
-            allow_redirects=False,
-            timeout=10,
-            data={
-                "connect_token": token,
-                "redirect_uri": "http://x/cb",
-                "utility": "pge",
-                "username": "c",
-                "password": "wrong",
-                "terms": "yes",
-                "action": "connect",
-            },
-        )
+        answer = submit_connect(self.client(fake.url), fake.url, password="wrong")
         assert answer.status_code == 401 and "credentials_invalid" in answer.text
 
 
