@@ -48,6 +48,8 @@ class Provider:
     slug: ClassVar[str] = ""
     title: ClassVar[str] = ""
     default_base: ClassVar[str] = ""
+    #: the provider's error codes that mean a particular error class (others go by status)
+    codes: ClassVar[dict[str, type[ProviderError]]] = {}
 
     def __init__(
         self,
@@ -75,31 +77,46 @@ class Provider:
         return {}
 
     def error(self, resp: requests.Response) -> ProviderError:
-        """The error an unsuccessful answer means. The default reads common JSON bodies."""
+        """The error an unsuccessful answer means. The default reads common JSON bodies
+        (``{error_code | error, message | error_description}``)."""
         body = body_of(resp)
         message, code = resp.reason or "request failed", None
         if isinstance(body, dict):
-            message = str(body.get("message") or body.get("error_description") or message)
             code = body.get("error_code") or body.get("error")
+            message = str(body.get("message") or body.get("error_description") or code or message)
         return self.classify(resp, message, str(code) if code else None)
 
-    def classify(self, resp: requests.Response, message: str, code: str | None) -> ProviderError:
-        """The error class for an answer's status."""
+    def classify(
+        self,
+        resp: requests.Response,
+        message: str,
+        code: str | None,
+        wait: float | None = None,
+    ) -> ProviderError:
+        """The error for an answer: the class the provider's ``code`` names in :attr:`codes`,
+        else by status. ``wait``: seconds to wait that the body gave (else Retry-After)."""
+        status = resp.status_code
+        kind = self.codes.get(code or "")
+        if kind is None:
+            if status in (401, 403):
+                kind = AuthError
+            elif status == 429:
+                kind = RateLimited
+            elif status in (502, 503, 504):
+                kind = Unavailable
+            else:
+                kind = ProviderError
         kw: dict[str, Any] = {
             "provider": self.slug,
-            "status": resp.status_code,
+            "status": status,
             "code": code,
             "body": resp.text,
         }
-        if resp.status_code in (401, 403):
-            return AuthError(message, **kw)
-        if resp.status_code == 429:
-            return RateLimited(
-                message, retry_after=retry_after(resp.headers.get("Retry-After")), **kw
-            )
-        if resp.status_code in (502, 503, 504):
-            return Unavailable(message, **kw)
-        return ProviderError(message, **kw)
+        if kind is RateLimited:
+            if wait is None:
+                wait = retry_after(resp.headers.get("Retry-After"))
+            return RateLimited(message, retry_after=wait, **kw)
+        return kind(message, **kw)
 
     # ------------------------------------------------------------------ the request loop
 

@@ -19,13 +19,11 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import requests
-
 from .. import builder
 from .. import model as m
 from ..codes import CommodityKind, ItemKind, MeasurementKind, ServiceKind, UnitSymbolKind
 from ..errors import AuthError, NotReady, ProviderError, Unavailable
-from .base import Provider, body_of
+from .base import Provider
 
 DAY = 86400
 #: Pelm answers two months when no dates are given; longer histories are fetched in windows.
@@ -73,6 +71,7 @@ class Pelm(Provider):
     slug = "pelm"
     title = "Pelm"
     default_base = "https://api.pelm.com"
+    codes = ERRORS
 
     def __init__(self, client_id: str, secret: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -84,18 +83,6 @@ class Pelm(Provider):
         if token:
             out["Authorization"] = f"Bearer {token}"
         return out
-
-    def error(self, resp: requests.Response) -> ProviderError:
-        body = body_of(resp)
-        if isinstance(body, dict) and body.get("error_code"):
-            code, message = str(body["error_code"]), str(body.get("message") or body["error_code"])
-            kind = ERRORS.get(code)
-            if kind is not None:
-                return kind(
-                    message, provider=self.slug, status=resp.status_code, code=code, body=resp.text
-                )
-            return self.classify(resp, message, code)
-        return super().error(resp)
 
     # ------------------------------------------------------------------ the API
 

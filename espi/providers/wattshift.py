@@ -71,12 +71,18 @@ class PriceSignal:
     starts: list[int] = field(default_factory=list)
     imports: list[Decimal] = field(default_factory=list)
     exports: list[Decimal | None] = field(default_factory=list)
+    #: import price -> its TOU period (derived from ``imports``)
+    levels: dict[Decimal, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.exports) != len(self.imports):
+            self.exports = [None] * len(self.imports)
+        self.levels = {price: n for n, price in enumerate(sorted(set(self.imports)), 1)}
 
     def tou(self, price: Decimal) -> int:
         """The time-of-use period of an import price: 1 for the lowest price level, 2 for the
         next, ... (the signal's ``data`` blocks are runs of one price)."""
-        levels = sorted(set(self.imports))
-        return levels.index(price) + 1
+        return self.levels[price]
 
 
 def iso(t: int | datetime) -> str:
@@ -92,6 +98,7 @@ class WattShift(Provider):
     slug = "wattshift"
     title = "WattShift"
     default_base = "https://api.wattshift.com"
+    codes = ERRORS
 
     def __init__(
         self, api_key: str | None = None, *, session_token: str | None = None, **kwargs: Any
@@ -121,19 +128,8 @@ class WattShift(Provider):
             message += ": " + "; ".join(f"{f.get('field')}: {f.get('message')}" for f in fields)
         if body.get("recovery_action"):
             message += f" ({body['recovery_action']})"
-        kw: dict[str, Any] = {
-            "provider": self.slug,
-            "status": resp.status_code,
-            "code": code,
-            "body": resp.text,
-        }
-        kind = ERRORS.get(code)
-        if kind is RateLimited or resp.status_code == 429:
-            wait = body.get("retry_after_seconds") or resp.headers.get("Retry-After")
-            return RateLimited(message, retry_after=float(wait) if wait else None, **kw)
-        if kind is not None:
-            return kind(message, **kw)
-        return self.classify(resp, message, code)
+        wait = body.get("retry_after_seconds")
+        return self.classify(resp, message, code, float(wait) if wait else None)
 
     def post(self, path: str, body: dict[str, Any] | None = None, *, reads: bool = True) -> Any:
         """WattShift's calls are POSTs; those that only read may be sent again after a 5xx."""
@@ -202,15 +198,17 @@ class WattShift(Provider):
 
     def price_signal_between(self, home_id: str, start: int, end: int) -> PriceSignal:
         """The prices over any span, asked for in windows of :data:`WINDOW`."""
-        out = PriceSignal(home_id=home_id)
+        starts: list[int] = []
+        imports: list[Decimal] = []
+        exports: list[Decimal | None] = []
         for t in range(start - start % SLOT, end, WINDOW):
             part = self.price_signal(home_id, t, min(t + WINDOW, end))
             for when, imp, exp in zip(part.starts, part.imports, part.exports, strict=True):
-                if not out.starts or when > out.starts[-1]:
-                    out.starts.append(when)
-                    out.imports.append(imp)
-                    out.exports.append(exp)
-        return out
+                if not starts or when > starts[-1]:
+                    starts.append(when)
+                    imports.append(imp)
+                    exports.append(exp)
+        return PriceSignal(home_id, starts, imports, exports)
 
     def bill_period(
         self, home_id: str, usage: Sequence[Sequence[float]], start: str, end: str
@@ -244,26 +242,29 @@ class WattShift(Provider):
 def to_signal(home_id: str, answer: dict[str, Any]) -> PriceSignal:
     """The answer's arrays (``imports``/``exports``, or ``import``/``export``) are the 15-minute
     prices from ``startTime``; without them, ``data`` blocks are cut into 15-minute slots."""
-    out = PriceSignal(home_id=str(answer.get("homeId") or home_id))
+    home = str(answer.get("homeId") or home_id)
     prices = answer.get("imports") or answer.get("import") or answer.get("prices")
-    exports = answer.get("exports") or answer.get("export")
     if prices:
         first = epoch(str(answer["startTime"]))
-        out.starts = [first + SLOT * n for n in range(len(prices))]
-        out.imports = [builder.decimal(p) for p in prices]
-        out.exports = [builder.decimal(e) if e is not None else None for e in (exports or [])]
-    else:
-        for block in answer.get("data") or ():
-            a, b = epoch(block["startTime"]), epoch(block["endTime"])
-            imp = builder.decimal(block.get("import", block.get("price")))
-            exp = block.get("export")
-            for t in range(a, b, SLOT):
-                out.starts.append(t)
-                out.imports.append(imp)
-                out.exports.append(builder.decimal(exp) if exp is not None else None)
-    if len(out.exports) != len(out.imports):
-        out.exports = [None] * len(out.imports)
-    return out
+        exports = answer.get("exports") or answer.get("export") or []
+        return PriceSignal(
+            home,
+            [first + SLOT * n for n in range(len(prices))],
+            [builder.decimal(p) for p in prices],
+            [builder.decimal(e) if e is not None else None for e in exports],
+        )
+    starts: list[int] = []
+    imports: list[Decimal] = []
+    out_exports: list[Decimal | None] = []
+    for block in answer.get("data") or ():
+        a, b = epoch(block["startTime"]), epoch(block["endTime"])
+        imp = builder.decimal(block.get("import", block.get("price")))
+        exp = block.get("export")
+        for t in range(a, b, SLOT):
+            starts.append(t)
+            imports.append(imp)
+            out_exports.append(builder.decimal(exp) if exp is not None else None)
+    return PriceSignal(home, starts, imports, out_exports)
 
 
 def price_meter_reading(up: m.UsagePoint, signal: PriceSignal) -> m.MeterReading:
