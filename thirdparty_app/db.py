@@ -9,8 +9,18 @@ the same document ingested twice changes nothing.
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from appkit.database import close_session, engine, session
@@ -164,3 +174,9 @@ class CustomerInfo(Base):
 
 
 Index("ix_reading_start", Reading.start)
+
+
+def last_reading_start(*where: Any) -> int | None:
+    """The start of the newest stored reading of the usage points ``where`` selects."""
+    query = select(func.max(Reading.start)).join(MeterReading).join(UsagePoint).where(*where)
+    return session().scalar(query)

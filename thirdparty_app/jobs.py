@@ -13,25 +13,22 @@ exponential backoff; the others are recorded on the notification or connection.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import logging
-import os
 import re
-import tempfile
 import time
 from typing import Any
 
 from flask import Flask, current_app
 from huey.api import Huey
 from huey.exceptions import RetryTask
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from appkit import queue
 from espi import scope as espi_scope
 
 from . import db, profiles, providers
 from .custodian import CustodianError, Retry, access_token, client_token, stream
+from .documents import Kept, keeping, record
 from .ingest import ingest
 
 log = logging.getLogger(__name__)
@@ -107,11 +104,9 @@ def connection_for(uri: str) -> db.Connection | None:
 
 def download(
     profile: profiles.Profile, uri: str, token: str, params: dict[str, str] | None = None
-) -> tuple[str, str, int] | None:
-    """Stream a document to a gzipped file under DOCUMENTS; (path, sha256, size), or None
-    when the custodian answered 202 (data to come by notification)."""
-    folder = current_app.config["DOCUMENTS"]
-    os.makedirs(folder, exist_ok=True)
+) -> Kept | None:
+    """Stream a document to a kept gzipped file, or None when the custodian answered 202 (data
+    to come by notification)."""
     with stream(profile, uri, token, params) as resp:
         if resp.status_code == 202:
             return None
@@ -119,37 +114,10 @@ def download(
             raise CustodianError(
                 f"GET {uri}: HTTP {resp.status_code}", resp.status_code, resp.text[:500]
             )
-        digest, size = hashlib.sha256(), 0
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".partial")
-        try:
-            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as out:
-                for chunk in resp.iter_content(1 << 16):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-            path = os.path.join(folder, f"{digest.hexdigest()}.xml.gz")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return path, digest.hexdigest(), size
-
-
-def keep(
-    profile: profiles.Profile, uri: str, conn: db.Connection | None, got: tuple[str, str, int]
-) -> db.Document:
-    path, sha, size = got
-    doc = db.Document(
-        uri=uri,
-        profile=profile.name,
-        connection_id=conn.id if conn else None,
-        path=path,
-        sha256=sha,
-        size=size,
-    )
-    db.session().add(doc)
-    db.session().commit()
-    return doc
+        with keeping() as out:
+            for chunk in resp.iter_content(1 << 16):
+                out.write(chunk)
+    return out.kept
 
 
 def fetch(notification_id: int) -> None:
@@ -170,7 +138,7 @@ def fetch(notification_id: int) -> None:
         got = download(profile, note.uri, token)
         if got is None:
             raise Retry(f"GET {note.uri}: 202 where data was announced")
-        doc = keep(profile, note.uri, conn, got)
+        doc = record(profile.name, note.uri, conn, got)
         ingest(s, doc)
     except Retry:
         raise
@@ -188,9 +156,7 @@ def fetch(notification_id: int) -> None:
 def published_min(profile: profiles.Profile, *where: Any) -> dict[str, str]:
     """Ask only for what is new: from the start of the last stored reading (of the usage points
     ``where`` selects)."""
-    last = db.session().scalar(
-        select(func.max(db.Reading.start)).join(db.MeterReading).join(db.UsagePoint).where(*where)
-    )
+    last = db.last_reading_start(*where)
     if last is None:
         return {}
     if profile.published_format == "epoch":
@@ -221,7 +187,7 @@ def sync(connection_id: int) -> None:
             log.warning("connection %s: customer information: %s", conn.id, err)
         else:
             if got_customer is not None:
-                ingest(s, keep(profile, customer, conn, got_customer))
+                ingest(s, record(profile.name, customer, conn, got_customer))
     known = s.scalars(select(db.UsagePoint).where(db.UsagePoint.connection_id == conn.id)).all()
     requests_ = [(f"{conn.subscription_uri}/UsagePoint/{up.href.rsplit('/', 1)[-1]}",
                   published_min(profile, db.UsagePoint.id == up.id)) for up in known]  # fmt: skip
@@ -234,7 +200,7 @@ def sync(connection_id: int) -> None:
         if got is None:
             log.info("connection %s: the custodian will notify when the data is ready", conn.id)
             continue
-        ingest(s, keep(profile, uri, conn, got))
+        ingest(s, record(profile.name, uri, conn, got))
         conn.status, conn.last_sync = "active", int(time.time())
     s.commit()
 
@@ -256,7 +222,7 @@ def bulk(profile_name: str) -> None:
     uri = f"{profile.resource_base.rstrip('/')}/Batch/Bulk/{profile.bulk_id}"
     got = download(profile, uri, client_token(profile))
     if got is not None:
-        ingest(db.session(), keep(profile, uri, None, got))
+        ingest(db.session(), record(profile.name, uri, None, got))
 
 
 def recover() -> int:

@@ -13,12 +13,8 @@ secret, utility_slug; ``wattshift``: base_url, api_key.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import logging
-import os
 import secrets
-import tempfile
 import time
 from decimal import Decimal
 from typing import Any
@@ -42,7 +38,8 @@ from espi.providers import wattshift as espi_ws
 
 from . import db, vault
 from .custodian import Retry
-from .ingest import ingest
+from .documents import keeping, record
+from .ingest import BATCH, ingest
 
 log = logging.getLogger(__name__)
 bp = Blueprint("providers", __name__)
@@ -84,6 +81,12 @@ def pelm_client() -> espi_pelm.Pelm:
 def wattshift_client() -> espi_ws.WattShift:
     s = settings("wattshift")
     return espi_ws.WattShift(s["api_key"], base_url=s["base_url"])
+
+
+def later(err: espi.ProviderError, delay: float | None = None) -> Retry:
+    """A provider's passing refusal as a job retry: after ``delay``, else its Retry-After."""
+    wait = delay if delay is not None else getattr(err, "retry_after", None)
+    return Retry(str(err), err.status, err.body, wait)
 
 
 def failed_page(title: str, text: str) -> tuple[str, int]:
@@ -155,12 +158,7 @@ def sync_pelm(conn: db.Connection) -> None:
     token = vault.unseal(conn.access_token)
     if not token:
         return
-    last = s.scalar(
-        select(func.max(db.Reading.start))
-        .join(db.MeterReading)
-        .join(db.UsagePoint)
-        .where(db.UsagePoint.connection_id == conn.id)
-    )
+    last = db.last_reading_start(db.UsagePoint.connection_id == conn.id)
     end = int(time.time())
     history = current_app.config["PROVIDER_HISTORY_DAYS"] * 86400
     start = (last - OVERLAP) if last is not None else end - history
@@ -170,10 +168,9 @@ def sync_pelm(conn: db.Connection) -> None:
     except espi.NotReady as err:
         conn.reason = "Pelm is still gathering this account's data; trying again shortly"
         s.commit()
-        delay = current_app.config["PROVIDER_NOT_READY_DELAY"]
-        raise Retry(str(err), err.status, err.body, delay=delay) from err
+        raise later(err, current_app.config["PROVIDER_NOT_READY_DELAY"]) from err
     except (espi.RateLimited, espi.Unavailable) as err:
-        raise Retry(str(err), err.status, err.body, getattr(err, "retry_after", None)) from err
+        raise later(err) from err
     except espi.ProviderError as err:
         conn.status, conn.reason = "failed", str(err)
         s.commit()
@@ -185,46 +182,11 @@ def sync_pelm(conn: db.Connection) -> None:
     s.commit()
 
 
-class Hashing:
-    """A binary file wrapper that counts and hashes what is written through it."""
-
-    def __init__(self, target: Any) -> None:
-        self.target = target
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return int(self.target.write(data))
-
-
 def keep_feed(feed: espi.Feed, uri: str, conn: db.Connection, base: str) -> db.Document:
-    """Write a provider's Feed as a kept, gzipped Green Button document (streamed)."""
-    folder = current_app.config["DOCUMENTS"]
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as out:
-            hashing = Hashing(out)
-            espi.write(feed, hashing, espi.WriteOptions(base=f"{base}/espi/1_1/resource"))
-        path = os.path.join(folder, f"{hashing.digest.hexdigest()}.xml.gz")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    sha = hashing.digest.hexdigest()
-    doc = db.Document(
-        uri=f"{uri}:{sha[:16]}",
-        profile=conn.profile,
-        connection_id=conn.id,
-        path=path,
-        sha256=sha,
-        size=hashing.size,
-    )
-    db.session().add(doc)
-    db.session().commit()
-    return doc
+    """Keep a provider's Feed as a gzipped Green Button document (streamed) and record it."""
+    with keeping() as out:
+        espi.write(feed, out, espi.WriteOptions(base=f"{base}/espi/1_1/resource"))  # type: ignore[arg-type]
+    return record(conn.profile, f"{uri}:{out.kept.sha256[:16]}", conn, out.kept)
 
 
 # --------------------------------------------------------------------------- rate plans
@@ -285,7 +247,7 @@ def price_usage_point(up_id: int) -> None:
             priced += price_meter_reading(s, client, pricing.home_id, mr.id, rt)
     except (espi.RateLimited, espi.Unavailable) as err:
         s.rollback()
-        raise Retry(str(err), err.status, err.body, getattr(err, "retry_after", None)) from err
+        raise later(err) from err
     except espi.ProviderError as err:
         s.rollback()
         pricing.status, pricing.reason = "failed", str(err)
@@ -307,21 +269,28 @@ def price_meter_reading(
         return 0
     signal = client.price_signal_between(home, int(span[0]), int(span[1]))
     export = rt.flow_direction == int(espi.FlowDirectionKind.REVERSE)
-    rows = s.execute(
-        select(db.Reading.start, db.Reading.duration, db.Reading.value).where(
-            db.Reading.meter_reading_id == mr_id
-        )
-    ).all()
-    changes = []
-    for start, duration, value in rows:
-        kwh = Decimal(value).scaleb(rt.power_of_ten - 3)
-        found = espi_ws.cost_of(signal, start, duration, kwh, export=export)
-        if found is not None:
-            changes.append(
-                {"meter_reading_id": mr_id, "start": start, "cost": found[0], "tou": found[1]}
-            )
-    if changes:
-        s.execute(update(db.Reading), changes)
+    priced, after = 0, int(span[0]) - 1
+    while True:  # a page of readings at a time: memory stays flat however long the history
+        page = s.execute(
+            select(db.Reading.start, db.Reading.duration, db.Reading.value)
+            .where(db.Reading.meter_reading_id == mr_id, db.Reading.start > after)
+            .order_by(db.Reading.start)
+            .limit(BATCH)
+        ).all()
+        if not page:
+            break
+        changes = []
+        for start, duration, value in page:
+            kwh = Decimal(value).scaleb(rt.power_of_ten - 3)
+            found = espi_ws.cost_of(signal, start, duration, kwh, export=export)
+            if found is not None:
+                changes.append(
+                    {"meter_reading_id": mr_id, "start": start, "cost": found[0], "tou": found[1]}
+                )
+        if changes:
+            s.execute(update(db.Reading), changes)
+        priced += len(changes)
+        after = page[-1][0]
     if rt.currency is None:
         rt.currency = int(espi.Currency.USD)
-    return len(changes)
+    return priced

@@ -3,10 +3,7 @@ disconnecting, and the home page."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import logging
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +32,7 @@ from espi.lint import lint
 from . import db, profiles, providers
 from .api import usage_point_row
 from .custodian import CustodianError, revoke, save_tokens
+from .documents import keeping, record
 from .ingest import ingest
 from .jobs import enqueue_fetch, enqueue_sync
 
@@ -274,11 +272,7 @@ def usage_point(up_id: int) -> str:
     """A usage point: its readings in a chart (JSON API + uPlot), downloads, bills."""
     s = db.session()
     row = usage_point_row(up_id)
-    last = s.scalar(
-        select(func.max(db.Reading.start))
-        .join(db.MeterReading)
-        .where(db.MeterReading.usage_point_id == up_id)
-    )
+    last = db.last_reading_start(db.UsagePoint.id == up_id)
     end = datetime.fromtimestamp(last or time.time(), UTC).date()
     start = end - timedelta(days=6)
     bills = []
@@ -334,23 +328,15 @@ def upload() -> Any:
             "upload.html", error="Choose a Green Button file (XML) to upload."
         ), 400
     data = sent.read()
-    sha = hashlib.sha256(data).hexdigest()
-    folder = current_app.config["DOCUMENTS"]
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{sha}.xml.gz")
-    with gzip.open(path, "wb") as f:
-        f.write(data)
+    with keeping() as out:
+        out.write(data)
     try:
         problems = espi.validate(data)
         findings = lint(data)
     except espi.ParseError as err:
         return render_template("upload.html", error=f"{sent.filename}: {err.message}"), 400
     s = db.session()
-    doc = db.Document(
-        uri=f"upload:{sha[:16]}", profile="upload", path=path, sha256=sha, size=len(data)
-    )
-    s.add(doc)
-    s.commit()
+    doc = record("upload", f"upload:{out.kept.sha256[:16]}", None, out.kept)
     ingest(s, doc)
     ups = s.scalars(select(db.UsagePoint).where(db.UsagePoint.href.startswith(f"{doc.uri}#"))).all()
     return render_template(
