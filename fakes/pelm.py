@@ -11,6 +11,7 @@ with electricity (hourly) and gas (daily), one with electricity only (15-minute 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import secrets
 import time
@@ -140,18 +141,22 @@ def intervals(
     return out
 
 
+def previous_month(t: datetime) -> datetime:
+    """The same time on the 15th of the month before."""
+    return (t - timedelta(days=28)).replace(day=15)
+
+
 def bills(account: dict[str, Any]) -> list[dict[str, Any]]:
     """Monthly bills over the history: periods from the 15th, 08:00 UTC (Pacific midnight)."""
-    out = []
     end_day = datetime.fromtimestamp(history_end(), UTC)
     anchor = datetime(end_day.year, end_day.month, 15, 8, tzinfo=UTC)
     if anchor > end_day:
-        anchor = (anchor - timedelta(days=28)).replace(day=15)
-    for n in range(12, 0, -1):
-        stop = anchor
-        for _ in range(n - 1):
-            stop = (stop - timedelta(days=28)).replace(day=15)
-        start = (stop - timedelta(days=28)).replace(day=15)
+        anchor = previous_month(anchor)
+    edges = [anchor]
+    for _ in range(12):
+        edges.insert(0, previous_month(edges[0]))
+    out = []
+    for start, stop in itertools.pairwise(edges):
         a, b = int(start.timestamp()), int(stop.timestamp())
         electric = sum(i["usage"] for i in intervals(account, "ELECTRIC", a, b))
         gas = (
