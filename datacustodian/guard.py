@@ -3,12 +3,13 @@ and PG&E-like rate limits."""
 
 from __future__ import annotations
 
-import ssl
-
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 
 from appkit.http import problem
+from appkit.tls import tls_context
+
+__all__ = ["init_app", "tls_context"]
 
 API_PREFIXES = (
     "/GreenButtonConnect/",
@@ -48,14 +49,3 @@ def init_app(app: Flask) -> None:
         retry = getattr(err, "retry_after", None)
         after = {"Retry-After": str(int(retry) if retry else 1)}
         return problem(429, "rate_limited", "too many requests", after)
-
-
-def tls_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
-    """The server's TLS: its certificate, and (with ``client_ca``) client certificates asked for
-    and checked against that CA. A connection without one is let in and answered 400."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-    if client_ca:
-        ctx.verify_mode = ssl.CERT_OPTIONAL
-        ctx.load_verify_locations(client_ca)
-    return ctx

@@ -3,6 +3,8 @@ threaded loopback server."""
 
 from __future__ import annotations
 
+import hashlib
+import math
 import threading
 import time
 from collections import deque
@@ -11,6 +13,9 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
+
+HOUR = 3600
+DAY = 86400
 
 
 @dataclass
@@ -107,3 +112,33 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 0, ssl_context: Any =
     scheme = "https" if ssl_context else "http"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return Served(f"{scheme}://{host}:{server.server_port}", server, app)
+
+
+# --------------------------------------------------------------------------- made-up usage
+
+
+def noise(key: str, t: int) -> float:
+    """A stable pseudo-random number in [0, 1) for an account and an instant."""
+    digest = hashlib.blake2b(f"{key}:{t}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") / 2**32
+
+
+def kwh(account_id: str, t: int, step: int, offset: int = -8) -> float:
+    """A household's use over [t, t + step): seasonal base, evening peak, noise. ``offset``: the
+    local standard time's hours from UTC (Pacific by default; near enough for a fake)."""
+    hour = ((t // HOUR) + offset) % 24
+    day = (t // DAY) % 365
+    base = 0.35 + 0.25 * math.cos(2 * math.pi * (day - 200) / 365)
+    evening = 0.9 * math.exp(-(((hour - 19) / 2.5) ** 2))
+    return (base + evening + 0.3 * noise(account_id, t)) * step / HOUR
+
+
+def therms(account_id: str, t: int) -> float:
+    day = (t // DAY) % 365
+    return 0.6 + 1.8 * max(0.0, math.cos(2 * math.pi * (day - 15) / 365)) + noise(account_id, t)
+
+
+def solar_kwh(t: int, step: int, size_kw: float, offset: int = -8) -> float:
+    """A rooftop system's output over [t, t + step): a noon-centred bell, none at night."""
+    hour = ((t + step / 2) / HOUR + offset) % 24
+    return size_kw * 0.8 * max(0.0, math.cos(math.pi * (hour - 12.5) / 13)) ** 1.5 * step / HOUR

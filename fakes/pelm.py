@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import secrets
 import time
 import uuid
@@ -23,10 +22,8 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, abort, jsonify, render_template_string, request
 
-from .common import Faults
+from .common import DAY, HOUR, Faults, kwh, therms
 
-HOUR = 3600
-DAY = 86400
 HISTORY_DAYS = 400
 PASSWORD = "sandbox"  # noqa: S105 - the fake's published sandbox password
 UTILITIES = {"pge": "Pacific Gas and Electric", "sce": "Southern California Edison"}
@@ -98,25 +95,6 @@ def accounts_for(user_id: str) -> list[dict[str, Any]]:
 
 def public(account: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in account.items() if k != "step"}
-
-
-def noise(key: str, t: int) -> float:
-    """A stable pseudo-random number in [0, 1) for an account and an instant."""
-    digest = hashlib.blake2b(f"{key}:{t}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") / 2**32
-
-
-def kwh(account_id: str, t: int, step: int) -> float:
-    hour = ((t // HOUR) - 8) % 24  # Pacific standard time, near enough for a fake
-    day = (t // DAY) % 365
-    base = 0.35 + 0.25 * math.cos(2 * math.pi * (day - 200) / 365)
-    evening = 0.9 * math.exp(-(((hour - 19) / 2.5) ** 2))
-    return (base + evening + 0.3 * noise(account_id, t)) * step / HOUR
-
-
-def therms(account_id: str, t: int) -> float:
-    day = (t // DAY) % 365
-    return 0.6 + 1.8 * max(0.0, math.cos(2 * math.pi * (day - 15) / 365)) + noise(account_id, t)
 
 
 def history_end() -> int:

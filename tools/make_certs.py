@@ -62,20 +62,22 @@ def write(
         path.chmod(0o600)
 
 
-def make(folder: Path) -> Path:
+def make(folder: Path, clients: dict[str, str] | None = None) -> Path:
+    """``clients``: file stem -> common name of each client certificate (default: ``client``,
+    "third party")."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = issue("espi test CA", ca_key, None, ca=True)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server = issue("127.0.0.1", server_key, (ca.subject, ca_key), usage=[ExtendedKeyUsageOID.SERVER_AUTH],
                    sans=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])  # fmt: skip
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client = issue(
-        "third party", client_key, (ca.subject, ca_key), usage=[ExtendedKeyUsageOID.CLIENT_AUTH]
-    )
     write(folder, "ca", ca, None)
     write(folder, "server", server, server_key)
-    write(folder, "client", client, client_key)
+    for stem, common in (clients or {"client": "third party"}).items():
+        client_key = ec.generate_private_key(ec.SECP256R1())
+        usage = [ExtendedKeyUsageOID.CLIENT_AUTH]
+        client = issue(common, client_key, (ca.subject, ca_key), usage=usage)
+        write(folder, stem, client, client_key)
     return folder
 
 

@@ -12,8 +12,9 @@ from ..errors import EspiError
 from .base import Provider
 from .pelm import Pelm
 from .wattshift import WattShift
+from .wattzon import WattzOn
 
-REGISTRY: dict[str, type[Provider]] = {cls.slug: cls for cls in (Pelm, WattShift)}
+REGISTRY: dict[str, type[Provider]] = {cls.slug: cls for cls in (Pelm, WattShift, WattzOn)}
 
 
 class UnknownProvider(EspiError, LookupError):
@@ -29,4 +30,4 @@ def get(slug: str) -> type[Provider]:
         raise UnknownProvider(f"no provider {slug!r}; known: {known}") from None
 
 
-__all__ = ["REGISTRY", "Pelm", "Provider", "UnknownProvider", "WattShift", "get"]
+__all__ = ["REGISTRY", "Pelm", "Provider", "UnknownProvider", "WattShift", "WattzOn", "get"]

@@ -43,6 +43,9 @@ class Provider:
         requests are tried again only after a 429 or a refused connection).
     backoff: the first wait in seconds, doubled each time; a Retry-After header wins, up to
         ``max_wait`` seconds (a longer demand is raised as :class:`RateLimited` at once).
+    cert: a client certificate for mutual TLS: ``(crt, key)`` paths, or one file with both.
+    verify: the CA bundle the server's certificate must chain to (the system's by default).
+        Sent with every request, so REQUESTS_CA_BUNDLE in the environment cannot override it.
     """
 
     slug: ClassVar[str] = ""
@@ -61,6 +64,8 @@ class Provider:
         backoff: float = 0.5,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        cert: tuple[str, str] | str | None = None,
+        verify: str | bool | None = None,
     ) -> None:
         self.base_url = (base_url or self.default_base).rstrip("/")
         self.session = session or requests.Session()
@@ -69,6 +74,9 @@ class Provider:
         self.backoff = backoff
         self.max_wait = max_wait
         self.sleep = sleep
+        self.tls: dict[str, Any] = {"cert": cert} if cert else {}
+        if verify is not None:
+            self.tls["verify"] = verify
 
     # ------------------------------------------------------------------ subclasses fill in
 
@@ -137,6 +145,7 @@ class Provider:
         if idempotent is None:
             idempotent = method in IDEMPOTENT
         headers = {**self.headers(token), **kwargs.pop("headers", {})}
+        kwargs = {**self.tls, **kwargs}
         url = self.url(path)
         attempt = 0
         while True:
@@ -146,6 +155,12 @@ class Provider:
                 resp = self.session.request(
                     method, url, headers=headers, timeout=self.timeout, **kwargs
                 )
+            except requests.exceptions.SSLError as exc:
+                raise AuthError(
+                    f"TLS with {url} failed (client certificate refused, or the server's not "
+                    f"trusted): {exc}",
+                    provider=self.slug,
+                ) from None
             except requests.ConnectionError as exc:
                 refused = not isinstance(exc, requests.ConnectTimeout | requests.ReadTimeout)
                 err = Unavailable(f"no answer from {url}: {exc}", provider=self.slug)

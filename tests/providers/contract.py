@@ -29,6 +29,8 @@ class ProviderContract:
     rate_limit_body: ClassVar[Any] = None
     #: the body of a server error, as the provider documents it
     server_error_body: ClassVar[Any] = None
+    #: the status the provider answers wrong credentials with
+    auth_status: ClassVar[int] = 401
 
     def make_fake(self) -> Any:
         raise NotImplementedError
@@ -79,7 +81,7 @@ class ProviderContract:
     def test_wrong_credentials_are_an_auth_error(self, fake: Served) -> None:
         with pytest.raises(AuthError) as caught:
             self.cheap_call(self.bad_client(fake.url), fake)
-        assert caught.value.status == 401 and caught.value.body
+        assert caught.value.status == self.auth_status and caught.value.body
         assert caught.value.provider == self.slug
 
     def test_server_errors_are_retried_with_backoff(self, fake: Served, waits: list[float]) -> None:

@@ -1,0 +1,776 @@
+"""WattzOn Link 4.0 (https://api.wattzon.com/link/4.0/): utility bills and interval data that
+WattzOn's agents extract from a customer's utility website.
+
+Every call is authenticated by the client's TLS certificate (WattzOn signs the client's CSR):
+
+    wz = WattzOn(cert=("client.crt", "client.key"))
+    (utility,) = wz.find_utilities(zipcode="00007")
+    profile = wz.create_profile(utility, zipcode="00007", label="customer-42")
+    wz.set_credentials(profile, "username", "password")   # RSA-OAEP under a transmission key
+    job = wz.start_job(profile, mode="interval")
+    wz.wait(job)                                           # polls to a terminal status
+    feed = wz.fetch(profile)                               # bills and intervals, as an ESPI Feed
+
+Mapping: one UsagePoint per utility type and meter (a bill's ``meter_number`` or
+``service_id``, an interval file's ``meter_id``; equal identifiers meet on one usage point).
+Electricity, gas and water bills become UsageSummaries (cost, usage in Wh / therm / gallons or
+cubic feet, rate plan as ``tariffProfile``); a ``billing`` record becomes a UsageSummary of
+balances and payments as line items. Monthly interval files (``json``, or ``csv``) become
+MeterReadings with every digit kept; energy sent to the grid a second, reverse-flow one.
+
+WattzOn does not publish the field names of its normalized interval files: they are read in one
+place, :data:`INTERVAL_FIELDS`, which accepts the names the seed implies and their usual
+variants.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from .. import builder
+from .. import model as m
+from ..codes import FlowDirectionKind, ItemKind, MeasurementKind, ServiceKind
+from ..codes import UnitSymbolKind as U
+from ..errors import AuthError, NotReady, ProviderError, Unavailable
+from .base import Provider, body_of
+
+PREFIX = "/link/4.0/"
+#: terminal job statuses (the seed's list); success and partial_success carry data
+TERMINAL = {
+    "success": None,
+    "partial_success": None,
+    "credential_error": AuthError,
+    "incomplete_parameters": AuthError,
+    "action_needed": ProviderError,
+    "unexpected_presentation": ProviderError,
+    "timeout_site": Unavailable,
+    "site_error": Unavailable,
+    "terminated": ProviderError,
+    "agent_failure": ProviderError,
+    "timeout_agent": Unavailable,
+}
+#: in-progress statuses, in the order they usually come
+IN_PROGRESS = (
+    "queued",
+    "init",
+    "start",
+    "login",
+    "account_navigation",
+    "bill_extract",
+    "bill_processing",
+    "interval_extract",
+    "interval_processing",
+    "logout",
+    "worker_wait",
+)
+#: what each terminal failure means, for people
+STATUS_TEXT = {
+    "credential_error": "the utility refused the username or password",
+    "incomplete_parameters": "the profile lacks the credentials the agent needs",
+    "action_needed": "the utility website needs the customer's attention (terms, password reset)",
+    "unexpected_presentation": "the utility website changed in a way the agent did not expect",
+    "timeout_site": "the utility website timed out",
+    "site_error": "the utility website reported an error",
+    "terminated": "the job was stopped at WattzOn",
+    "agent_failure": "WattzOn's agent failed",
+    "timeout_agent": "WattzOn's agent timed out",
+}
+SERVICES = {
+    "electricity": ServiceKind.ELECTRICITY,
+    "electric": ServiceKind.ELECTRICITY,
+    "gas": ServiceKind.GAS,
+    "water": ServiceKind.WATER,
+}
+#: unit (lower case) -> (ESPI unit, power of ten from it, the service it implies)
+UNITS: dict[str, tuple[U, int, ServiceKind]] = {
+    "kwh": (U.WH, 3, ServiceKind.ELECTRICITY),
+    "wh": (U.WH, 0, ServiceKind.ELECTRICITY),
+    "mwh": (U.WH, 6, ServiceKind.ELECTRICITY),
+    "therm": (U.THERM, 0, ServiceKind.GAS),
+    "therms": (U.THERM, 0, ServiceKind.GAS),
+    "ccf": (U.FT3, 2, ServiceKind.GAS),
+    "gallons": (U.US_GAL, 0, ServiceKind.WATER),
+    "gal": (U.US_GAL, 0, ServiceKind.WATER),
+    "kgal": (U.US_GAL, 3, ServiceKind.WATER),
+    "hcf": (U.FT3, 2, ServiceKind.WATER),
+    "cf": (U.FT3, 0, ServiceKind.WATER),
+}
+#: the normalized interval files' fields: our name -> the names accepted, first found wins
+INTERVAL_FIELDS = {
+    "start": ("start", "start_time", "interval_start", "timestamp", "time"),
+    "end": ("end", "end_time", "interval_end"),
+    "duration": ("duration", "seconds", "interval_length"),
+    "usage": ("usage", "value", "kwh", "consumption"),
+    "units": ("units", "unit", "uom"),
+    "direction": ("direction", "flow"),
+}
+REVERSE = {"received", "export", "exported", "generation", "reverse"}
+ERRORS: dict[str, type[ProviderError]] = {
+    # a sensitive value's own problems, not the client's: fetch a new key or fix the value
+    "key_expired": ProviderError,
+    "decryption_failed": ProviderError,
+}
+
+#: the padding of sensitive values: PKCS#1 OAEP with SHA-1 (PKCS1_OAEP's usual defaults; SHA-1
+#: stays sound inside OAEP)
+OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
+
+T = TypeVar("T")
+
+
+def code_of(message: str) -> str:
+    """WattzOn's error texts as codes: ``"Key expired"`` -> ``key_expired``."""
+    return re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")
+
+
+def state_of(status: Any) -> str:
+    """A job status as the seed lists it (``"AgentState.success"`` -> ``success``)."""
+    return str(status or "").rsplit(".", 1)[-1].strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class TransmissionKey:
+    public_key: str  # PEM
+    expires: int  # epoch seconds
+
+    def encrypt(self, value: str) -> str:
+        """``value`` encrypted as the sensitive-field endpoints want it: RSA PKCS#1 OAEP (SHA-1,
+        the usual PKCS1_OAEP defaults), then base64."""
+        key = serialization.load_pem_public_key(self.public_key.encode())
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise ProviderError("the transmission key is not an RSA key", provider="wattzon")
+        return base64.b64encode(key.encrypt(value.encode(), OAEP)).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    job_id: str
+    status: str  # as sent (``AgentState.success`` or ``success``)
+    finished: bool
+    detail: str = ""
+
+    @property
+    def state(self) -> str:
+        return state_of(self.status)
+
+    @property
+    def ok(self) -> bool:
+        """Finished with data (success, or success with some records missing)."""
+        return self.finished and self.state in ("success", "partial_success")
+
+    def error(self) -> ProviderError | None:
+        """The error a finished, unsuccessful job means (None while running or when it
+        succeeded). A status the seed does not list counts by ``finished`` alone."""
+        if not self.finished or self.ok:
+            return None
+        kind = TERMINAL.get(self.state) or ProviderError
+        text = STATUS_TEXT.get(self.state, f"the job ended {self.state or 'without a status'}")
+        if self.detail:
+            text += f" ({self.detail})"
+        return kind(f"job {self.job_id}: {text}", provider="wattzon", code=self.state)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """WattzOn's SQS message for a finished job."""
+
+    profile_id: int
+    job_id: str
+    final_state: str
+    mode: str = "bill"
+    tags: tuple[str, ...] = ()
+    created_at: str = ""
+    new_records: int = 0
+    existing_records: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return state_of(self.final_state) in ("success", "partial_success")
+
+
+class WattzOn(Provider):
+    """WattzOn Link. ``cert``: the client certificate and key (``(crt, key)`` paths, or one
+    combined file); ``verify``: the CA bundle that signs WattzOn's server certificate (the
+    system's by default)."""
+
+    slug = "wattzon"
+    title = "WattzOn Link"
+    default_base = "https://api.wattzon.com"
+    codes = ERRORS
+
+    def __init__(self, cert: tuple[str, str] | str | None = None, **kwargs: Any) -> None:
+        super().__init__(cert=cert, **kwargs)
+        self._key: TransmissionKey | None = None
+
+    def url(self, path: str) -> str:
+        """WattzOn's paths under /link/4.0/, with the trailing slash its own client adds."""
+        path = path if path.startswith(PREFIX) else PREFIX + path.lstrip("/")
+        return f"{self.base_url}{path.rstrip('/')}/"
+
+    def error(self, resp: requests.Response) -> ProviderError:
+        """WattzOn's errors are ``{"error": "Profile not found"}``."""
+        body = body_of(resp)
+        if isinstance(body, dict) and body.get("error"):
+            message = str(body["error"])
+            return self.classify(resp, message, code_of(message))
+        return super().error(resp)
+
+    # ------------------------------------------------------------------ basics and look-ups
+
+    def echo(self, text: str) -> str:
+        return str(self.json("GET", "echo", params={"string": text}).get("string"))
+
+    def certificate_info(self) -> dict[str, Any]:
+        """The client certificate as WattzOn knows it: client_name, enabled, expiration_date,
+        created_date."""
+        return dict(self.json("GET", "certificates/info"))
+
+    def zip_info(self, zipcode: str) -> dict[str, Any]:
+        return dict(self.json("GET", f"zips/{zipcode}"))
+
+    def find_utilities(
+        self, *, zipcode: str | None = None, name: str | None = None, type: str | None = None
+    ) -> list[int]:
+        """Utility provider ids serving a ZIP code or matching a name (``type``: electricity,
+        gas or water)."""
+        if not zipcode and not name:
+            raise ValueError("give a ZIP code or a name")
+        params = {k: v for k, v in (("zipcode", zipcode), ("name", name), ("type", type)) if v}
+        answer = self.json("GET", "utilities", params=params)
+        return [int(i) for i in answer.get("provider_ids") or ()]
+
+    def utility(self, provider_id: int) -> dict[str, Any]:
+        """name, type (comma-separated: electricity, gas, water), lseid, homepage_url."""
+        return dict(self.json("GET", f"utilities/{provider_id}"))
+
+    # ------------------------------------------------------------------ profiles and tags
+
+    def profiles(
+        self,
+        *,
+        ids: Iterable[int] | None = None,
+        provider: int | None = None,
+        start_date: str | None = None,
+        end_date: str | None = None,
+        tags: Iterable[str] | None = None,
+        label: str | None = None,
+    ) -> list[int]:
+        """Profile ids matching every filter given."""
+        params: dict[str, Any] = {
+            "id": ",".join(map(str, ids)) if ids is not None else None,
+            "provider": provider,
+            "start_date": start_date,
+            "end_date": end_date,
+            "tags": ",".join(tags) if tags is not None else None,
+            "label": label,
+        }
+        answer = self.json(
+            "GET", "profiles", params={k: v for k, v in params.items() if v is not None}
+        )
+        return [int(p) for p in answer.get("profiles") or ()]
+
+    def profile(self, profile_id: int) -> dict[str, Any]:
+        return dict(self.json("GET", f"profiles/{profile_id}"))
+
+    def create_profile(
+        self, provider_id: int, *, zipcode: str | None = None, label: str | None = None
+    ) -> int:
+        """A new profile's id."""
+        body = {"provider_id": provider_id, "zipcode": zipcode, "label": label}
+        answer = self.json(
+            "POST", "profiles", json={k: v for k, v in body.items() if v is not None}
+        )
+        return int(answer.get("profile_id", answer.get("id")))
+
+    def change_profile(self, profile_id: int, **fields: Any) -> dict[str, Any]:
+        """Change provider_id, zipcode or label; the profile as it now is."""
+        unknown = set(fields) - {"provider_id", "zipcode", "label"}
+        if unknown:
+            raise ValueError(f"a profile has no field(s) {', '.join(sorted(unknown))}")
+        return dict(self.json("PUT", f"profiles/{profile_id}", json=fields))
+
+    def delete_profile(self, profile_id: int) -> None:
+        self.request("DELETE", f"profiles/{profile_id}")
+
+    def tags(self, profile_id: int) -> list[str]:
+        return [str(t) for t in self.json("GET", f"profiles/{profile_id}/tags").get("tags") or ()]
+
+    def add_tag(self, profile_id: int, name: str) -> bool:
+        """Tag a profile; True when the tag was new to WattzOn (201), False when it existed."""
+        resp = self.request("POST", f"profiles/{profile_id}/tags", json={"name": name})
+        return resp.status_code == 201
+
+    def delete_tag(self, profile_id: int, name: str) -> None:
+        self.request("DELETE", f"profiles/{profile_id}/tags", json={"name": name})
+
+    # ------------------------------------------------------------------ sensitive fields
+
+    def transmission_key(self, *, fresh: bool = False) -> TransmissionKey:
+        """The public key to encrypt sensitive values with (kept until a minute before it
+        expires)."""
+        key = self._key
+        if fresh or key is None or key.expires - 60 <= time.time():
+            answer = self.json("GET", "profiles/keys")
+            key = TransmissionKey(str(answer["public_key"]), int(answer["expires"]))
+            self._key = key
+        return key
+
+    def sensitive_fields(self, profile_id: int) -> list[str]:
+        """The names of a profile's sensitive fields (their values cannot be read back)."""
+        answer = self.json("GET", f"profiles/{profile_id}/sensitive")
+        return [str(f) for f in answer.get("fields") or ()]
+
+    def set_sensitive(
+        self, profile_id: int, name: str, value: str, *, replace: bool = False
+    ) -> None:
+        """Store a sensitive field, encrypted under the transmission key (a key that expired on
+        the way is replaced and the value sent once more). An existing field is an error (409)
+        unless ``replace``."""
+        for attempt in (0, 1):
+            key = self.transmission_key(fresh=attempt > 0)
+            body = {"field": name, "value": key.encrypt(value)}
+            try:
+                self.request(
+                    "PUT" if replace else "POST", f"profiles/{profile_id}/sensitive", json=body
+                )
+                return
+            except ProviderError as err:
+                if err.code != "key_expired" or attempt:
+                    raise
+
+    def delete_sensitive(self, profile_id: int, name: str) -> None:
+        self.request("DELETE", f"profiles/{profile_id}/sensitive/{name}")
+
+    def set_credentials(
+        self, profile_id: int, username: str, password: str, *, replace: bool = False
+    ) -> None:
+        """The utility website's username and password, which most agents need."""
+        self.set_sensitive(profile_id, "username", username, replace=replace)
+        self.set_sensitive(profile_id, "password", password, replace=replace)
+
+    # ------------------------------------------------------------------ extraction jobs
+
+    def start_job(self, profile_id: int, *, mode: str = "bill", notify: bool = True) -> str:
+        """Start extracting ``bill`` or ``interval`` data; the job id. ``notify``: send the
+        SQS notification when it ends."""
+        if mode not in ("bill", "interval"):
+            raise ValueError(f"mode is bill or interval, not {mode!r}")
+        body = {"profile_id": profile_id, "mode": mode, "send_notification": bool(notify)}
+        return str(self.json("POST", "jobs", json=body)["job_id"])
+
+    def job(self, job_id: str) -> JobStatus:
+        return job_status(self.json("GET", f"jobs/{job_id}"))
+
+    def last_job(self, profile_id: int) -> JobStatus:
+        return job_status(self.json("GET", f"jobs/profiles/{profile_id}"))
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        poll: float = 5.0,
+        timeout: float = 1800.0,
+        progress: Callable[[JobStatus], None] | None = None,
+    ) -> JobStatus:
+        """Poll a job until it finishes; raise the error an unsuccessful end means (and
+        :class:`NotReady` if it is still running after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.job(job_id)
+            if progress is not None:
+                progress(status)
+            if status.finished:
+                err = status.error()
+                if err is not None:
+                    raise err
+                return status
+            if time.monotonic() >= deadline:
+                raise NotReady(
+                    f"job {job_id} still {status.state} after {timeout:g} s", provider=self.slug
+                )
+            self.sleep(poll)
+
+    # ------------------------------------------------------------------ data
+
+    def bills(self, profile_id: int, job_id: str | None = None) -> list[dict[str, Any]]:
+        """Every bill record of a profile (of one job with ``job_id``); none yet is []."""
+        params = {"job_id": job_id} if job_id else {}
+        try:
+            answer = self.json("GET", f"data/bills/{profile_id}", params=params)
+        except ProviderError as err:
+            if err.code == "bills_not_found":
+                return []
+            raise
+        rows = answer.get("data") if isinstance(answer, dict) else answer
+        return [dict(r) for r in rows or ()]
+
+    def bill_pdf(self, profile_id: int, bill_id: str) -> bytes:
+        return self.request("GET", f"data/bills/{profile_id}/{bill_id}/pdf").content
+
+    def interval_periods(self, profile_id: int) -> list[dict[str, Any]]:
+        """The monthly interval periods available (meter_id, month_id, first_interval,
+        last_interval, complete, extraction_time, ...); none yet is []."""
+        try:
+            answer = self.json("GET", f"data/intervals/{profile_id}")
+        except ProviderError as err:
+            if err.code == "no_intervals_found":
+                return []
+            raise
+        rows = answer.get("intervals") if isinstance(answer, dict) else answer
+        return [dict(r) for r in rows or ()]
+
+    def interval_month(
+        self, profile_id: int, meter_id: str, month: str, *, format: str = "json"
+    ) -> list[dict[str, Any]]:
+        """One month (YYYY-MM) of a meter's intervals, normalized by WattzOn (``json`` or
+        ``csv``), as rows of :data:`INTERVAL_FIELDS` names."""
+        if format not in ("json", "csv"):
+            raise ValueError("format is json or csv (the source files differ by utility)")
+        resp = self.request(
+            "GET",
+            f"data/intervals/{profile_id}/{meter_id}/monthly/{month}",
+            params={"format": format},
+        )
+        where = f"{meter_id} {month}"
+        return interval_rows(resp.text, format, where)
+
+    def fetch(
+        self,
+        profile_id: int,
+        *,
+        bills: bool = True,
+        intervals: bool = True,
+        since: int | None = None,
+        format: str = "json",
+        zone: str | None = None,
+    ) -> m.Feed:
+        """A profile's bills and interval months (those reaching ``since`` or later) as one
+        Feed. ``zone``: the usage points' IANA time zone (local-day blocks)."""
+        months: dict[str, list[dict[str, Any]]] = {}
+        if intervals:
+            for period in self.interval_periods(profile_id):
+                last = period.get("last_interval")
+                if since is not None and last is not None and int(last) < since:
+                    continue
+                meter = str(period["meter_id"])
+                months.setdefault(meter, []).extend(
+                    self.interval_month(profile_id, meter, str(period["month_id"]), format=format)
+                )
+        records = self.bills(profile_id) if bills else []
+        return to_feed(records, months, zone=zone, base=f"{self.base_url}/link/4.0/{profile_id}")
+
+
+def job_status(answer: dict[str, Any]) -> JobStatus:
+    return JobStatus(
+        job_id=str(answer.get("job_id") or ""),
+        status=str(answer.get("job_status") or ""),
+        finished=bool(answer.get("finished")),
+        detail=str(answer.get("detail") or ""),
+    )
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def notification(body: str | bytes | dict[str, Any]) -> Notification:
+    """WattzOn's SQS message body, checked; a wrong one is a ProviderError naming the field."""
+    try:
+        data = json.loads(body) if isinstance(body, str | bytes) else body
+    except ValueError as err:
+        raise ProviderError(f"the notification is not JSON: {err}", provider="wattzon") from None
+    if not isinstance(data, dict):
+        raise ProviderError("the notification is not a JSON object", provider="wattzon")
+    if data.get("app", "link") != "link":
+        raise ProviderError(f"app is {data.get('app')!r}, not 'link'", provider="wattzon")
+    for name in ("profile_id", "job_id", "final_state"):
+        if data.get(name) in (None, ""):
+            raise ProviderError(f"the notification has no {name}", provider="wattzon")
+    numbers = {}
+    for name in ("profile_id", "new_records", "existing_records"):
+        try:
+            numbers[name] = int(data.get(name) or 0)
+        except (TypeError, ValueError):
+            message = f"the notification's {name} is not a number: {data[name]!r}"
+            raise ProviderError(message, provider="wattzon") from None
+    return Notification(
+        job_id=str(data["job_id"]),
+        final_state=str(data["final_state"]),
+        mode=str(data.get("mode") or "bill"),
+        tags=tuple(str(t) for t in data.get("tags") or ()),
+        created_at=str(data.get("created_at") or ""),
+        **numbers,
+    )
+
+
+def on_notification(
+    body: str | bytes | dict[str, Any], start: Callable[[Notification], T]
+) -> T | None:
+    """Handle one SQS message body: a job that ended with data calls ``start`` (which begins
+    fetching that profile's data) and returns what it returns; a failed job returns None."""
+    note = notification(body)
+    return start(note) if note.ok else None
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def when(value: Any) -> int | None:
+    """Epoch seconds from a Unix time or an ISO 8601 text (UTC when it names no zone)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) or str(value).lstrip("-").isdigit():
+        return int(value)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def period_end(value: Any) -> int | None:
+    """An inclusive end (``2016-10-31T23:59:59``) as the exclusive one ESPI counts to."""
+    t = when(value)
+    return t + 1 if t is not None and t % 60 == 59 else t
+
+
+def unit(name: Any, service: ServiceKind | None = None) -> tuple[U, int, ServiceKind]:
+    key = str(name or "").strip().lower()
+    if key in UNITS:
+        return UNITS[key]
+    if not key and service is ServiceKind.GAS:
+        return UNITS["therms"]
+    if not key:
+        return UNITS["kwh"]
+    raise ProviderError(f"unknown unit {name!r}", provider="wattzon")
+
+
+def pick(row: dict[str, Any], name: str) -> Any:
+    for key in INTERVAL_FIELDS[name]:
+        if row.get(key) not in (None, ""):
+            return row[key]
+    return None
+
+
+def interval_rows(text: str, format: str, where: str) -> list[dict[str, Any]]:
+    """A normalized interval file as rows ``{start, duration, usage, units, direction}``."""
+    try:
+        if format == "csv":
+            rows: list[dict[str, Any]] = list(csv.DictReader(io.StringIO(text)))
+            top: dict[str, Any] = {}
+        else:
+            data = json.loads(text)
+            top = data if isinstance(data, dict) else {}
+            rows = list(top.get("intervals") or top.get("data") or []) if top else list(data)
+    except (ValueError, csv.Error) as err:
+        message = f"{where}: unreadable {format} intervals: {err}"
+        raise ProviderError(message, provider="wattzon") from None
+    out = []
+    for n, row in enumerate(rows, 1):
+        start, end = when(pick(row, "start")), when(pick(row, "end"))
+        duration = pick(row, "duration")
+        usage = pick(row, "usage")
+        if start is None or usage is None or (end is None and duration is None):
+            raise ProviderError(
+                f"{where}: interval {n} lacks its start, end or usage: {row}", provider="wattzon"
+            )
+        out.append(
+            {
+                "start": start,
+                "duration": int(duration) if end is None else end - start,
+                "usage": usage,
+                "units": pick(row, "units") or pick(top, "units"),
+                "direction": str(pick(row, "direction") or "delivered").lower(),
+            }
+        )
+    return out
+
+
+@dataclass
+class Points:
+    """Usage points by (service, identifier), made on first use."""
+
+    zone: str | None
+    base: str
+    by_key: dict[tuple[ServiceKind, str], m.UsagePoint] = field(default_factory=dict)
+
+    def get(self, service: ServiceKind, ident: str, title: str) -> m.UsagePoint:
+        key = (service, ident)
+        if key not in self.by_key:
+            up = builder.usage_point(service, local_time=self.zone, title=title)
+            up.links = [m.Link(rel="self", href=f"{self.base}/UsagePoint/{service.name}-{ident}")]
+            self.by_key[key] = up
+        return self.by_key[key]
+
+
+def bill_title(record: dict[str, Any], service: ServiceKind) -> str:
+    parts = [service.name.lower(), record.get("service_address"), record.get("account_number")]
+    return " ".join(str(p) for p in parts if p)
+
+
+def bill_summary(up: m.UsagePoint, record: dict[str, Any], base: str) -> m.UsageSummary | None:
+    """An electricity, gas or water bill record as a UsageSummary."""
+    start, end = when(record.get("start_date")), period_end(record.get("end_date"))
+    if start is None or end is None:
+        date = when(record.get("date") or record.get("bill_date"))
+        if date is None:
+            return None
+        start, end = date - 30 * 86400, date  # older agents: one interpolated date
+    items = []
+    exported = record.get("exported_energy")
+    uom, exponent, _ = unit(record.get("units"), up.kind)
+    consumption: dict[str, Any] = {}
+    if record.get("usage") is not None:
+        power, (value,) = builder.scaled([record["usage"]], exponent)
+        consumption = {"consumption": value, "uom": uom, "power_of_ten": int(power)}
+    if exported not in (None, "", 0):
+        power, (value,) = builder.scaled([exported], exponent)
+        items.append(
+            builder.line_item(
+                "Exported energy",
+                0,
+                ItemKind.INFORMATION,
+                measurement=m.SummaryMeasurement(
+                    uom=uom, power_of_ten_multiplier=power, value=value
+                ),
+            )
+        )
+    summary = builder.usage_summary(
+        up,
+        start=start,
+        end=end,
+        bill=None if record.get("cost") is None else builder.decimal(record["cost"]),
+        line_items=items,
+        status_time_stamp=when(record.get("bill_date")) or end,
+        tariff_profile=record.get("rate_plan") or None,
+        **consumption,
+    )
+    if record.get("bill_id"):
+        summary.links = [m.Link(rel="self", href=f"{base}/UsageSummary/{record['bill_id']}")]
+    return summary
+
+
+#: a billing record's amounts: field -> (note, kind, sign)
+BALANCES = (
+    ("previous_balance", "Previous balance", ItemKind.INFORMATION, 1),
+    ("payment_received", "Payment received", ItemKind.PAYMENT, -1),
+    ("past_due_balance", "Past due balance", ItemKind.INFORMATION, 1),
+    ("total_amount_due", "Total amount due", ItemKind.INFORMATION, 1),
+)
+
+
+def billing_summary(
+    up: m.UsagePoint, record: dict[str, Any], periods: dict[str, tuple[int, int]]
+) -> m.UsageSummary | None:
+    """A ``billing`` record (balances, payments, due date) as a UsageSummary: its period is its
+    own, else that of the utility bills of the same date, else the day it was issued."""
+    start, end = when(record.get("start_date")), period_end(record.get("end_date"))
+    issued = when(record.get("bill_date"))
+    if start is None or end is None:
+        found = periods.get(str(record.get("bill_date") or ""))
+        if found is None and issued is None:
+            return None
+        start, end = found or (issued or 0, (issued or 0) + 86400)
+    items = [
+        builder.line_item(note, sign * builder.decimal(record[key]), kind)
+        for key, note, kind, sign in BALANCES
+        if record.get(key) not in (None, "")
+    ]
+    for key, note in (("due_date", "Due date"), ("payment_date", "Payment date")):
+        if record.get(key):
+            items.append(
+                builder.line_item(note, 0, ItemKind.INFORMATION, date_time=when(record[key]))
+            )
+    charges = record.get("current_charges")
+    summary = builder.usage_summary(
+        up,
+        start=start,
+        end=end,
+        bill=None if charges in (None, "") else builder.decimal(charges),
+        line_items=items,
+        status_time_stamp=issued or end,
+    )
+    summary.commodity = None  # the account's balance, not one commodity's
+    return summary
+
+
+def interval_readings(
+    up: m.UsagePoint, rows: list[dict[str, Any]], service: ServiceKind, meter: str
+) -> None:
+    """A meter's interval rows as MeterReadings: delivered energy, and received (reverse flow)
+    when there is any."""
+    for reverse in (False, True):
+        part = [r for r in rows if (r["direction"] in REVERSE) is reverse]
+        if not part:
+            continue
+        by_start = {r["start"]: r for r in part}  # months may share an edge
+        part = [by_start[t] for t in sorted(by_start)]
+        uom, exponent, _ = unit(part[0]["units"], service)
+        power, values = builder.scaled((r["usage"] for r in part), exponent)
+        lengths = {r["duration"] for r in part}
+        rt = builder.reading_type(
+            uom,
+            power_of_ten=int(power),
+            interval_length=lengths.pop() if len(lengths) == 1 else None,
+            flow=FlowDirectionKind.REVERSE if reverse else FlowDirectionKind.FORWARD,
+            commodity=builder.COMMODITY.get(service),
+            kind=MeasurementKind.VOLUME if uom in (U.FT3, U.US_GAL) else MeasurementKind.ENERGY,
+        )
+        series = [(r["start"], r["duration"], v) for r, v in zip(part, values, strict=True)]
+        title = f"{'Received' if reverse else 'Delivered'} ({meter})"
+        builder.meter_reading(up, rt, series, title=title)
+
+
+def to_feed(
+    records: Iterable[dict[str, Any]],
+    months: dict[str, list[dict[str, Any]]] | None = None,
+    *,
+    zone: str | None = None,
+    base: str = WattzOn.default_base,
+) -> m.Feed:
+    """WattzOn's bill records and normalized interval rows (per meter id) as an ESPI Feed."""
+    points = Points(zone, base)
+    records = list(records)
+    periods: dict[str, tuple[int, int]] = {}
+    for record in records:
+        service = SERVICES.get(str(record.get("type") or "").lower())
+        if service is None:
+            continue
+        ident = str(
+            record.get("meter_number") or record.get("service_id") or record.get("account_number")
+        )
+        up = points.get(service, ident, bill_title(record, service))
+        summary = bill_summary(up, record, points.base)
+        if summary is not None and summary.billing_period is not None and record.get("bill_date"):
+            bp = summary.billing_period
+            periods[str(record["bill_date"])] = (
+                bp.start or 0,
+                (bp.start or 0) + (bp.duration or 0),
+            )
+    for meter, rows in (months or {}).items():
+        if not rows:
+            continue
+        _, _, service = unit(rows[0]["units"])
+        up = next(
+            (up for (kind, ident), up in points.by_key.items() if ident == meter),
+            None,
+        ) or points.get(service, meter, f"{service.name.lower()} meter {meter}")
+        interval_readings(up, rows, up.kind or service, meter)
+    billed = [r for r in records if str(r.get("type") or "").lower() == "billing"]
+    if billed:  # on the electricity usage point, else the first (as the account's)
+        ups = sorted(points.by_key.items(), key=lambda kv: kv[0][0] is not ServiceKind.ELECTRICITY)
+        up = ups[0][1] if ups else points.get(ServiceKind.ELECTRICITY, "account", "account")
+        for record in billed:
+            billing_summary(up, record, periods)
+    return builder.feed(*points.by_key.values(), title="WattzOn Link usage")
