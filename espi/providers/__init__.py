@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from ..errors import EspiError
 from .base import Provider
+from .griddy import Griddy
 from .pelm import Pelm
 from .wattshift import WattShift
 from .wattzon import WattzOn
 
-REGISTRY: dict[str, type[Provider]] = {cls.slug: cls for cls in (Pelm, WattShift, WattzOn)}
+REGISTRY: dict[str, type[Provider]] = {cls.slug: cls for cls in (Pelm, WattShift, WattzOn, Griddy)}
 
 
 class UnknownProvider(EspiError, LookupError):
@@ -30,4 +31,13 @@ def get(slug: str) -> type[Provider]:
         raise UnknownProvider(f"no provider {slug!r}; known: {known}") from None
 
 
-__all__ = ["REGISTRY", "Pelm", "Provider", "UnknownProvider", "WattShift", "WattzOn", "get"]
+__all__ = [
+    "REGISTRY",
+    "Griddy",
+    "Pelm",
+    "Provider",
+    "UnknownProvider",
+    "WattShift",
+    "WattzOn",
+    "get",
+]
