@@ -478,6 +478,155 @@ def fetch_wattshift(
     write_fetched(feed, output, client.base_url)
 
 
+@fetch_group.command("wattzon")
+@click.option(
+    "--cert",
+    envvar="WATTZON_CERT",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The client certificate WattzOn signed (PEM).",
+)
+@click.option(
+    "--key",
+    envvar="WATTZON_KEY",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Its private key (PEM).",
+)
+@click.option(
+    "--ca",
+    envvar="WATTZON_CA",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA bundle for WattzOn's server certificate (default: the system's).",
+)
+@click.option("--zip", "zipcode", help="Without --profile or --utility: list the utilities there.")
+@click.option("--profile", type=int, help="The profile whose data to fetch.")
+@click.option("--utility", type=int, help="With --zip: create a profile at this utility.")
+@click.option("--username", envvar="WATTZON_USERNAME", help="The utility website's username.")
+@click.option("--password", envvar="WATTZON_PASSWORD", help="Its password (asked when missing).")
+@click.option(
+    "--extract",
+    type=click.Choice(["none", "bill", "interval", "both"]),
+    default="none",
+    show_default=True,
+    help="Run extraction jobs first (a new profile: both).",
+)
+@click.option("--poll", type=float, default=5.0, show_default=True,
+              help="Seconds between checks of a running job.")  # fmt: skip
+@click.option("--since", type=DATE, help="Interval months from this day on (default: all).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.option("--zone", help="IANA zone for local-day blocks (default UTC days).")
+@click.option("--base-url", default=None, help="API base (default https://api.wattzon.com).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False))
+def fetch_wattzon(
+    cert: str,
+    key: str,
+    ca: str | None,
+    zipcode: str | None,
+    profile: int | None,
+    utility: int | None,
+    username: str | None,
+    password: str | None,
+    extract: str,
+    poll: float,
+    since: datetime | None,
+    fmt: str,
+    zone: str | None,
+    base_url: str | None,
+    output: str | None,
+) -> None:
+    """A WattzOn Link profile's bills and interval data (over mutual TLS), after extraction
+    jobs if asked; or the utilities at a ZIP code; or a new profile for a customer."""
+    from .providers.wattzon import WattzOn
+
+    client = WattzOn((cert, key), base_url=base_url, verify=ca)
+    try:
+        if profile is None and utility is None:
+            if not zipcode:
+                raise click.UsageError(
+                    "give --profile, --zip to list utilities, or --utility and --zip"
+                )
+            for uid in client.find_utilities(zipcode=zipcode):
+                info = client.utility(uid)
+                click.echo(f"{uid}  {info.get('name')}  ({info.get('type')})")
+            return
+        if output is None:
+            raise click.UsageError("give -o/--output")
+        if profile is None:
+            if not username:
+                raise click.UsageError("a new profile needs --username (and --password)")
+            password = password or click.prompt("utility password", hide_input=True)
+            profile = client.create_profile(int(utility or 0), zipcode=zipcode)
+            client.set_credentials(profile, username, str(password))
+            click.echo(f"created profile {profile}", err=True)
+            extract = "both" if extract == "none" else extract
+        for mode in ("bill", "interval") if extract == "both" else (extract,) * (extract != "none"):
+            run_job(client, profile, mode, poll)
+        feed = client.fetch(profile, since=epoch_of(since), format=fmt, zone=zone)
+    except ProviderError as err:
+        provider_failed(err)
+    write_fetched(feed, output, client.base_url)
+
+
+def run_job(client: Any, profile: int, mode: str, poll: float) -> None:
+    """Run one extraction job, with a progress bar over the seed's statuses."""
+    from .providers.wattzon import IN_PROGRESS
+
+    job = client.start_job(profile, mode=mode, notify=False)
+    with click.progressbar(length=len(IN_PROGRESS) + 1, label=f"{mode} job", file=sys.stderr,
+                           item_show_func=lambda s: s) as bar:  # fmt: skip
+        done = [0]
+
+        def show(status: Any) -> None:
+            if status.finished:
+                step = len(IN_PROGRESS) + 1
+            elif status.state in IN_PROGRESS:
+                step = IN_PROGRESS.index(status.state) + 1
+            else:
+                step = done[0]  # a status WattzOn added since: the bar waits
+            bar.update(max(0, step - done[0]), status.state)
+            done[0] = max(done[0], step)
+
+        client.wait(job, poll=poll, progress=show)
+
+
+@fetch_group.command("griddy")
+@click.option("--email", envvar="GRIDDY_EMAIL", required=True, help="The member's email.")
+@click.option("--password", envvar="GRIDDY_PASSWORD", help="Their password (asked when missing).")
+@click.option(
+    "--prices",
+    "point",
+    type=click.Choice(["LZ_HOUSTON", "LZ_NORTH", "LZ_SOUTH", "LZ_WEST"]),
+    help="Write this load zone's prices now and forecast, instead of the member's use.",
+)
+@click.option("--zone", help="IANA zone for local-day blocks (default: the meter's, Central).")
+@click.option("--base-url", default=None, help="API base (default https://app.gogriddy.com).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+def fetch_griddy(
+    email: str,
+    password: str | None,
+    point: str | None,
+    zone: str | None,
+    base_url: str | None,
+    output: str,
+) -> None:
+    """A Griddy member's hourly use with cost and price, and monthly totals (Griddy closed in
+    2021: this works against a stand-in such as the sandbox's)."""
+    from .providers.griddy import Griddy, prices_feed
+
+    password = password or click.prompt("Griddy password", hide_input=True)
+    client = Griddy(email, str(password), base_url=base_url)
+    try:
+        feed = (
+            prices_feed(client.prices(point), client.base_url) if point else client.fetch(zone=zone)
+        )
+    except ProviderError as err:
+        provider_failed(err)
+    write_fetched(feed, output, client.base_url)
+
+
 def price_file(client: Any, home: str, path: str) -> Feed:
     from .codes import Currency
     from .providers.wattshift import price

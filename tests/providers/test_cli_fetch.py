@@ -13,10 +13,13 @@ from click.testing import CliRunner
 import espi
 from espi.cli import main
 from espi.providers import pelm as P
+from fakes import griddy as fake_griddy
 from fakes import pelm as fake_pelm
 from fakes import wattshift as fake_ws
+from fakes import wattzon as fake_wz
 from fakes.common import Served, serve
 
+from .conftest import serve_tls
 from .test_pelm import CLIENT, SECRET, connect
 
 DAY = 86400
@@ -144,3 +147,76 @@ def test_fetch_wattshift_bad_key(wattshift: Served) -> None:
         env={"WATTSHIFT_API_KEY": "nope"},
     )
     assert code == 3 and "AUTH_INVALID_API_KEY" in err
+
+
+# --------------------------------------------------------------------------- WattzOn, Griddy
+
+
+@pytest.fixture
+def wattzon(certs: Path) -> Iterator[Served]:
+    served = serve_tls(fake_wz.create_app(), certs)
+    yield served
+    served.stop()
+
+
+def wattzon_env(certs: Path) -> dict[str, str]:
+    return {"WATTZON_CERT": str(certs / "client.pem"), "WATTZON_KEY": str(certs / "client.key"),
+            "WATTZON_CA": str(certs / "ca.pem"), "WATTZON_PASSWORD": "secret"}  # fmt: skip
+
+
+def test_fetch_wattzon_lists_utilities_creates_a_profile_and_writes_valid_xml(
+    wattzon: Served, certs: Path, tmp_path: Path
+) -> None:
+    env = wattzon_env(certs)
+    code, out, _ = run("fetch", "wattzon", "--base-url", wattzon.url, "--zip", "00007", env=env)
+    assert code == 0 and "3149  Mock Utility Provider (electric+gas)  (electricity,gas)" in out
+    target = tmp_path / "wz.xml"
+    code, _, err = run("fetch", "wattzon", "--base-url", wattzon.url, "--zip", "00007",
+                       "--utility", "3149", "--username", "customer", "--poll", "0",
+                       "-o", str(target), env=env)  # fmt: skip
+    assert code == 0, err
+    assert "created profile 516" in err and "interval job" in err and "bill(s)" in err
+    assert espi.validate(target) == []
+    feed = espi.parse(target)
+    assert len(feed.usage_summaries) == 39 and sum(1 for _ in feed.readings()) > 2000
+    again = tmp_path / "csv.xml"
+    code, _, err = run("fetch", "wattzon", "--base-url", wattzon.url, "--profile", "516",
+                       "--format", "csv", "-o", str(again), env=env)  # fmt: skip
+    assert code == 0
+    rows = [(r.start, r.duration, r.value) for r in espi.iter_readings(target)]
+    assert rows == [(r.start, r.duration, r.value) for r in espi.iter_readings(again)]
+
+
+def test_fetch_wattzon_failures_exit_3_with_the_reason(
+    wattzon: Served, certs: Path, tmp_path: Path
+) -> None:
+    env = wattzon_env(certs)
+    code, _, err = run("fetch", "wattzon", "--base-url", wattzon.url, "--zip", "00007",
+                       "--utility", "3149", "--username", "credential_error", "--poll", "0",
+                       "-o", str(tmp_path / "x.xml"), env=env)  # fmt: skip
+    assert code == 3 and "the utility refused the username or password" in err
+    assert not (tmp_path / "x.xml").exists()
+    code, _, err = run("fetch", "wattzon", "--base-url", wattzon.url, "--profile", "999",
+                       "-o", str(tmp_path / "x.xml"), env=env)  # fmt: skip
+    assert code == 3 and "HTTP 404 profile_not_found: Profile not found" in err
+
+
+@pytest.fixture
+def griddy() -> Iterator[Served]:
+    served = serve(fake_griddy.create_app())
+    yield served
+    served.stop()
+
+
+def test_fetch_griddy_use_and_prices(griddy: Served, tmp_path: Path) -> None:
+    env = {"GRIDDY_EMAIL": "jane.doe@example.com", "GRIDDY_PASSWORD": "Password123"}
+    use, prices = tmp_path / "use.xml", tmp_path / "prices.xml"
+    code, _, err = run("fetch", "griddy", "--base-url", griddy.url, "-o", str(use), env=env)
+    assert code == 0, err
+    assert espi.validate(use) == [] and any(r.cost for r in espi.iter_readings(use))
+    code, _, err = run("fetch", "griddy", "--base-url", griddy.url, "--prices", "LZ_WEST",
+                       "-o", str(prices), env=env)  # fmt: skip
+    assert code == 0 and espi.validate(prices) == []
+    code, _, err = run("fetch", "griddy", "--base-url", griddy.url, "-o", str(use),
+                       env={**env, "GRIDDY_PASSWORD": "wrong"})  # fmt: skip
+    assert code == 3 and "HTTP 403 Forbidden: We couldn't authenticate you" in err

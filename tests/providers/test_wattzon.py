@@ -4,7 +4,6 @@ sensitive fields, jobs and their statuses, bills, interval months, SQS notificat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 from collections.abc import Iterator
@@ -16,35 +15,14 @@ import pytest
 from flask import Flask, request
 
 import espi
-from appkit.tls import tls_context
 from espi.codes import FlowDirectionKind, ItemKind, ServiceKind, UnitSymbolKind
 from espi.errors import AuthError, NotReady, ProviderError, Unavailable
 from espi.providers import wattzon as W
 from fakes import wattzon as fake_wz
 from fakes.common import Served, serve
 
+from .conftest import make_certs, serve_tls
 from .contract import ProviderContract
-
-ROOT = Path(__file__).resolve().parents[2]
-CLIENTS = {"client": "third party", "revoked": "former customer"}
-
-
-def make_certs(folder: Path, clients: dict[str, str] = CLIENTS) -> Path:
-    spec = importlib.util.spec_from_file_location("make_certs", ROOT / "tools" / "make_certs.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return Path(module.make(folder, clients))
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_certs(tmp_path_factory.mktemp("wattzon") / "certs")
-
-
-def serve_tls(app: Flask, certs: Path) -> Served:
-    ctx = tls_context(str(certs / "server.pem"), str(certs / "server.key"), str(certs / "ca.pem"))
-    return serve(app, ssl_context=ctx)
 
 
 def client_for(url: str, certs: Path, stem: str | None = "client", **kw: Any) -> W.WattzOn:
