@@ -38,7 +38,8 @@ def now() -> int:
 
 class Connection(Base):
     """One customer's authorization at one custodian (ESPI Authorization + Subscription), or
-    at a provider (``profile`` is then the provider's slug, e.g. ``pelm``)."""
+    at a provider (``profile`` is then the provider's slug, e.g. ``pelm``; ``label`` the
+    customer's id there: Pelm's user id, WattzOn's profile id, Griddy's user id)."""
 
     __tablename__ = "connection"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,6 +56,8 @@ class Connection(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created: Mapped[int] = mapped_column(default=now)
     last_sync: Mapped[int] = mapped_column(default=0)
+    #: a provider's jobs still running for this connection (WattzOn's ids, space-separated)
+    pending: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Notification(Base):

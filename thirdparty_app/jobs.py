@@ -173,7 +173,7 @@ def sync(connection_id: int) -> None:
     s = db.session()
     conn = s.get(db.Connection, connection_id)
     if conn is not None and conn.profile in providers.SLUGS and conn.status != "revoked":
-        providers.sync_pelm(conn)
+        providers.sync(conn)
         return
     if conn is None or conn.status in ("revoked", "failed") or not conn.subscription_uri:
         return

@@ -1,14 +1,23 @@
-"""Data providers in the third-party app: Pelm connections beside Green Button ones, and
-WattShift rate plans that price a usage point's readings.
+"""Data providers in the third-party app: Pelm, WattzOn and Griddy connections beside Green
+Button ones, and WattShift rate plans that price a usage point's readings.
 
-A Pelm connection is a :class:`db.Connection` whose profile is ``pelm``, its access token sealed
-like a custodian's. Its sync job fetches every account (:mod:`espi.providers.pelm`), keeps the
-result as a Green Button document (gzipped, like a custodian's download) and ingests it, so the
-data lands in the same tables and shows on the same pages, API and exports.
+A provider connection is a :class:`db.Connection` whose profile is the provider's slug, its
+tokens sealed like a custodian's and ``label`` the customer's id there. Its sync job fetches the
+data (:mod:`espi.providers`), keeps it as a Green Button document (gzipped, like a custodian's
+download) and ingests it, so the data lands in the same tables and shows on the same pages, API
+and exports.
+
+- Pelm: Pelm Connect (the customer signs in to the utility at Pelm), then an access token.
+- WattzOn: the customer picks the utility and gives its website's username and password, which
+  go straight to WattzOn encrypted under its transmission key (never stored here); a profile and
+  two extraction jobs (bills, intervals) follow, and the sync waits for them. WattzOn's SQS
+  notification body, POSTed to ``/providers/wattzon/notify``, starts a sync at once.
+- Griddy: the member's email and password are exchanged for tokens (the password is not kept).
 
 Configuration (``PROVIDERS`` in the config, or ``THIRDPARTY_PROVIDERS__pelm__client_id=...``):
 ``pelm``: base_url, connect_url (the Connect page; Pelm's widget in production), client_id,
-secret, utility_slug; ``wattshift``: base_url, api_key.
+secret, utility_slug; ``wattzon``: base_url, client_cert, client_key, ca_bundle; ``griddy``:
+base_url (Griddy closed in 2021: only a stand-in); ``wattshift``: base_url, api_key.
 """
 
 from __future__ import annotations
@@ -33,8 +42,10 @@ from flask import (
 from sqlalchemy import func, select, update
 
 import espi
+from espi.providers import griddy as espi_griddy
 from espi.providers import pelm as espi_pelm
 from espi.providers import wattshift as espi_ws
+from espi.providers import wattzon as espi_wz
 
 from . import db, vault
 from .custodian import Retry
@@ -44,7 +55,7 @@ from .ingest import BATCH, ingest
 log = logging.getLogger(__name__)
 bp = Blueprint("providers", __name__)
 
-SLUGS = ("pelm",)  # providers a customer connects through (connections' profile)
+SLUGS = ("pelm", "wattzon", "griddy")  # providers a customer connects through
 OVERLAP = 86400  # later syncs ask again for the last day (late or corrected readings)
 DEFAULTS: dict[str, dict[str, str]] = {
     "pelm": {
@@ -55,9 +66,22 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "secret": "",
         "utility_slug": "",
     },
+    "wattzon": {
+        "title": "WattzOn",
+        "base_url": espi_wz.WattzOn.default_base,
+        "client_cert": "",
+        "client_key": "",
+        "ca_bundle": "",
+    },
+    "griddy": {"title": "Griddy", "base_url": ""},
     "wattshift": {"title": "WattShift", "base_url": espi_ws.WattShift.default_base, "api_key": ""},
 }
-REQUIRED = {"pelm": ("client_id", "secret", "connect_url"), "wattshift": ("api_key",)}
+REQUIRED = {
+    "pelm": ("client_id", "secret", "connect_url"),
+    "wattzon": ("client_cert", "client_key"),
+    "griddy": ("base_url",),
+    "wattshift": ("api_key",),
+}
 
 
 def settings(slug: str) -> dict[str, str]:
@@ -76,6 +100,22 @@ def configured(slug: str) -> bool:
 def pelm_client() -> espi_pelm.Pelm:
     s = settings("pelm")
     return espi_pelm.Pelm(s["client_id"], s["secret"], base_url=s["base_url"])
+
+
+def wattzon_client() -> espi_wz.WattzOn:
+    s = settings("wattzon")
+    return espi_wz.WattzOn((s["client_cert"], s["client_key"]), base_url=s["base_url"],
+                           verify=s["ca_bundle"] or None)  # fmt: skip
+
+
+def griddy_client(conn: db.Connection | None = None, **login: str) -> espi_griddy.Griddy:
+    """A Griddy client with a connection's tokens, or for ``email`` and ``password``."""
+    base = settings("griddy")["base_url"]
+    if conn is None:
+        return espi_griddy.Griddy(login["email"], login["password"], base_url=base)
+    return espi_griddy.Griddy(access_token=vault.unseal(conn.access_token) or "",
+                              refresh_token=vault.unseal(conn.refresh_token), user_id=conn.label,
+                              base_url=base)  # fmt: skip
 
 
 def wattshift_client() -> espi_ws.WattShift:
@@ -150,23 +190,20 @@ def pelm_callback() -> Any:
     return redirect(url_for("tp.home"))
 
 
-def sync_pelm(conn: db.Connection) -> None:
-    """Fetch a Pelm connection's new data and ingest it (job). Data still syncing at Pelm
-    (``data_unavailable``), rate limits and outages are retried later; other refusals mark the
-    connection failed with Pelm's message."""
+def sync(conn: db.Connection) -> None:
+    """Fetch a provider connection's new data and ingest it (job). Data the provider is still
+    gathering (Pelm's ``data_unavailable``, WattzOn's running jobs), rate limits and outages are
+    retried later; other refusals mark the connection failed with the provider's message."""
     s = db.session()
-    token = vault.unseal(conn.access_token)
-    if not token:
-        return
+    title = DEFAULTS[conn.profile]["title"]
     last = db.last_reading_start(db.UsagePoint.connection_id == conn.id)
     end = int(time.time())
     history = current_app.config["PROVIDER_HISTORY_DAYS"] * 86400
     start = (last - OVERLAP) if last is not None else end - history
-    client = pelm_client()
     try:
-        feed = client.fetch(token, start=start, end=end)
+        found = FETCHERS[conn.profile](conn, start, end, last is None)
     except espi.NotReady as err:
-        conn.reason = "Pelm is still gathering this account's data; trying again shortly"
+        conn.reason = f"{title} is still gathering this account's data ({err.message})"
         s.commit()
         raise later(err, current_app.config["PROVIDER_NOT_READY_DELAY"]) from err
     except (espi.RateLimited, espi.Unavailable) as err:
@@ -176,10 +213,67 @@ def sync_pelm(conn: db.Connection) -> None:
         s.commit()
         log.error("connection %s: %s", conn.id, err)
         return
-    doc = keep_feed(feed, f"pelm:{conn.label}", conn, client.base_url)
+    if found is None:
+        return
+    feed, base = found
+    doc = keep_feed(feed, f"{conn.profile}:{conn.label}", conn, base)
     ingest(s, doc)
     conn.status, conn.reason, conn.last_sync = "active", "", int(time.time())
     s.commit()
+
+
+Fetched = tuple[espi.Feed, str] | None  # the feed and the provider's base URL
+
+
+def fetch_pelm(conn: db.Connection, start: int, end: int, first: bool) -> Fetched:
+    token = vault.unseal(conn.access_token)
+    if not token:
+        return None
+    client = pelm_client()
+    return client.fetch(token, start=start, end=end), client.base_url
+
+
+def fetch_wattzon(conn: db.Connection, start: int, end: int, first: bool) -> Fetched:
+    """The profile's data once its extraction jobs have ended (a job that failed fails the
+    connection with what its status means); later syncs read the months since the last."""
+    client = wattzon_client()
+    for job_id in conn.pending.split():
+        status = client.job(job_id)
+        if not status.finished:
+            raise espi.NotReady(f"extraction: {status.state or 'queued'}", provider="wattzon")
+        err = status.error()
+        if err is not None:
+            raise err
+    conn.pending = ""
+    feed = client.fetch(int(conn.label), since=None if first else start)
+    return feed, client.base_url
+
+
+def fetch_griddy(conn: db.Connection, start: int, end: int, first: bool) -> Fetched:
+    client = griddy_client(conn)
+    feed = client.fetch()
+    conn.access_token = vault.seal(client.access_token)  # renewed when it had expired
+    return feed, client.base_url
+
+
+FETCHERS: dict[str, Any] = {"pelm": fetch_pelm, "wattzon": fetch_wattzon, "griddy": fetch_griddy}
+
+
+def disconnect(conn: db.Connection) -> str:
+    """End a provider connection; what was done. WattzOn: the profile (with the credentials)
+    is deleted; Griddy: signed out; Pelm documents no revocation: the token is forgotten."""
+    done = "the stored access token was deleted"
+    try:
+        if conn.profile == "wattzon" and conn.label:
+            wattzon_client().delete_profile(int(conn.label))
+            done = "the profile and its credentials were deleted at WattzOn"
+        elif conn.profile == "griddy" and conn.refresh_token:
+            griddy_client(conn).sign_out()
+            done = "signed out of Griddy"
+    except espi.ProviderError as err:
+        done = f"{DEFAULTS[conn.profile]['title']} refused to end the connection: {err.message}"
+    conn.access_token = conn.refresh_token = None
+    return done
 
 
 def keep_feed(feed: espi.Feed, uri: str, conn: db.Connection, base: str) -> db.Document:
@@ -187,6 +281,117 @@ def keep_feed(feed: espi.Feed, uri: str, conn: db.Connection, base: str) -> db.D
     with keeping() as out:
         espi.write(feed, out, espi.WriteOptions(base=f"{base}/espi/1_1/resource"))  # type: ignore[arg-type]
     return record(conn.profile, f"{uri}:{out.kept.sha256[:16]}", conn, out.kept)
+
+
+# --------------------------------------------------------------------------- WattzOn
+
+
+def provider_page(slug: str, **context: Any) -> Any:
+    if not configured(slug):
+        title = DEFAULTS[slug]["title"]
+        abort(404, f"{title} is not configured (README: THIRDPARTY_PROVIDERS__{slug}__...)")
+    status = 400 if context.get("error") else 200
+    return render_template(f"{slug}_connect.html", **context), status
+
+
+@bp.route("/providers/wattzon/connect", methods=["GET", "POST"])
+def wattzon_connect() -> Any:
+    """Pick the utility by ZIP code and give its website's credentials: WattzOn gets them
+    encrypted, starts extracting bills and intervals, and the sync waits for the jobs."""
+    zipcode = (request.values.get("zip") or "").strip()
+    if not configured("wattzon"):
+        return provider_page("wattzon")
+    client = wattzon_client()
+    utilities: list[tuple[int, str]] = []
+    error = ""
+    if zipcode:
+        try:
+            utilities = [(uid, str(client.utility(uid).get("name"))) for uid in
+                         client.find_utilities(zipcode=zipcode)]  # fmt: skip
+        except espi.ProviderError as err:
+            error = "No utility found for that ZIP code." if err.status == 404 else err.message
+    if request.method == "GET" or error:
+        return provider_page("wattzon", zipcode=zipcode, utilities=utilities, error=error)
+    form = request.form
+    utility = int(form.get("utility") or 0)
+    if utility not in dict(utilities) or not form.get("username") or not form.get("password"):
+        error = "Choose your utility and give its website's username and password."
+        return provider_page("wattzon", zipcode=zipcode, utilities=utilities, error=error)
+    s = db.session()
+    conn = db.Connection(profile="wattzon", status="waiting", reason="WattzOn is extracting")
+    s.add(conn)
+    s.commit()
+    try:
+        pid = client.create_profile(utility, zipcode=zipcode, label=f"tp-{conn.id}")
+        conn.label = str(pid)
+        client.set_credentials(pid, form["username"], form["password"])
+        conn.pending = " ".join(client.start_job(pid, mode=mode) for mode in ("bill", "interval"))
+    except espi.ProviderError as err:
+        conn.status, conn.reason = "failed", str(err)
+        s.commit()
+        return failed_page("WattzOn", f"WattzOn could not start ({err.message}).")
+    conn.reason = f"WattzOn is extracting bills and intervals from {dict(utilities)[utility]}"
+    s.commit()
+    current_app.extensions["tp.sync"](conn.id)
+    return redirect(url_for("tp.home"))
+
+
+@bp.post("/providers/wattzon/notify")
+def wattzon_notify() -> Any:
+    """WattzOn's SQS notification body (relayed from the queue): a job ended, so sync that
+    profile's connection now. Unsigned, so it is only a hint: the sync asks WattzOn itself,
+    over mutual TLS, how the jobs ended; a job announced twice is synced once."""
+    s = db.session()
+
+    def start(note: espi_wz.Notification) -> tuple[dict[str, str], int]:
+        mine = (db.Connection.profile == "wattzon", db.Connection.label == str(note.profile_id))
+        conn = s.scalars(select(db.Connection).where(*mine)).first()
+        if conn is None:
+            return {"status": "unknown profile"}, 404
+        uri = f"wattzon:job:{note.job_id}"
+        if s.scalars(select(db.Notification).where(db.Notification.uri == uri)).first():
+            return {"status": "already seen"}, 200
+        s.add(db.Notification(uri=uri, profile="wattzon", status="done"))
+        s.commit()
+        if conn.pending:  # the connection's sync is already waiting for its jobs
+            return {"status": "sync already waiting"}, 200
+        if conn.status != "revoked":
+            current_app.extensions["tp.sync"](conn.id)
+        return {"status": "sync queued"}, 202
+
+    try:
+        return espi_wz.on_notification(request.get_data(), start)
+    except espi.ProviderError as err:
+        return {"error": err.message}, 400
+
+
+# --------------------------------------------------------------------------- Griddy
+
+
+@bp.route("/providers/griddy/connect", methods=["GET", "POST"])
+def griddy_connect() -> Any:
+    """Sign in with the Griddy member's email and password (kept only as tokens)."""
+    if request.method == "GET" or not configured("griddy"):
+        return provider_page("griddy")
+    email, password = request.form.get("email", "").strip(), request.form.get("password", "")
+    client = griddy_client(email=email, password=password)
+    try:
+        client.sign_in()
+    except espi.AuthError:
+        return provider_page(
+            "griddy", email=email, error="Griddy did not accept that email and password."
+        )
+    except espi.ProviderError as err:
+        return provider_page("griddy", email=email, error=f"Griddy refused: {err.message}")
+    s = db.session()
+    conn = db.Connection(profile="griddy", status="waiting", label=client.user_id or "",
+                         reason="fetching data from Griddy")  # fmt: skip
+    conn.access_token = vault.seal(client.access_token)
+    conn.refresh_token = vault.seal(client.refresh_token)
+    s.add(conn)
+    s.commit()
+    current_app.extensions["tp.sync"](conn.id)
+    return redirect(url_for("tp.home"))
 
 
 # --------------------------------------------------------------------------- rate plans

@@ -170,9 +170,8 @@ def disconnect(conn_id: int) -> Any:
     conn = s.get(db.Connection, conn_id)
     if conn is None:
         abort(404)
-    if conn.profile in providers.SLUGS:  # Pelm documents no revocation: forget the token
-        conn.access_token = None
-        conn.reason = "the stored access token was deleted"
+    if conn.profile in providers.SLUGS:
+        conn.reason = providers.disconnect(conn)
     else:
         try:
             revoke(profiles.get(conn.profile), conn)

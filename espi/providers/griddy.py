@@ -156,6 +156,14 @@ class Griddy(Provider):
                     raise
         self.sign_in()
 
+    def sign_out(self) -> bool:
+        """End the session: the refresh token stops working."""
+        if not self.refresh_token:
+            return False
+        answer = self.post("users/signout", {"refresh_token": self.refresh_token}, signed_in=False)
+        self.access_token = self.refresh_token = None
+        return bool(answer.get("success"))
+
     # ------------------------------------------------------------------ the API
 
     def member(self) -> dict[str, Any]:

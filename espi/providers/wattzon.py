@@ -14,9 +14,10 @@ Every call is authenticated by the client's TLS certificate (WattzOn signs the c
 Mapping: one UsagePoint per utility type and meter (a bill's ``meter_number`` or
 ``service_id``, an interval file's ``meter_id``; equal identifiers meet on one usage point).
 Electricity, gas and water bills become UsageSummaries (cost, usage in Wh / therm / gallons or
-cubic feet, rate plan as ``tariffProfile``); a ``billing`` record becomes a UsageSummary of
-balances and payments as line items. Monthly interval files (``json``, or ``csv``) become
-MeterReadings with every digit kept; energy sent to the grid a second, reverse-flow one.
+cubic feet, rate plan as ``tariffProfile``); a ``billing`` record's balances, payment and due
+date become line items of the electricity bill of its date (or a UsageSummary of their own).
+Monthly interval files (``json``, or ``csv``) become MeterReadings with every digit kept;
+energy sent to the grid a second, reverse-flow one.
 
 WattzOn does not publish the field names of its normalized interval files: they are read in one
 place, :data:`INTERVAL_FIELDS`, which accepts the names the seed implies and their usual
@@ -515,13 +516,11 @@ def notification(body: str | bytes | dict[str, Any]) -> Notification:
     )
 
 
-def on_notification(
-    body: str | bytes | dict[str, Any], start: Callable[[Notification], T]
-) -> T | None:
-    """Handle one SQS message body: a job that ended with data calls ``start`` (which begins
-    fetching that profile's data) and returns what it returns; a failed job returns None."""
-    note = notification(body)
-    return start(note) if note.ok else None
+def on_notification(body: str | bytes | dict[str, Any], start: Callable[[Notification], T]) -> T:
+    """Handle one SQS message body: check it, then ``start(note)``, which begins fetching the
+    profile's data (``note.ok``: the job ended with data; otherwise the fetch records why not).
+    A malformed body raises :class:`ProviderError` before anything starts."""
+    return start(notification(body))
 
 
 # --------------------------------------------------------------------------- mapping
@@ -670,18 +669,9 @@ BALANCES = (
 )
 
 
-def billing_summary(
-    up: m.UsagePoint, record: dict[str, Any], periods: dict[str, tuple[int, int]]
-) -> m.UsageSummary | None:
-    """A ``billing`` record (balances, payments, due date) as a UsageSummary: its period is its
-    own, else that of the utility bills of the same date, else the day it was issued."""
-    start, end = when(record.get("start_date")), period_end(record.get("end_date"))
-    issued = when(record.get("bill_date"))
-    if start is None or end is None:
-        found = periods.get(str(record.get("bill_date") or ""))
-        if found is None and issued is None:
-            return None
-        start, end = found or (issued or 0, (issued or 0) + 86400)
+def billing_items(record: dict[str, Any]) -> list[m.LineItem]:
+    """A ``billing`` record's balances, payment, due and payment dates and current charges (all
+    services) as line items."""
     items = [
         builder.line_item(note, sign * builder.decimal(record[key]), kind)
         for key, note, kind, sign in BALANCES
@@ -692,6 +682,34 @@ def billing_summary(
             items.append(
                 builder.line_item(note, 0, ItemKind.INFORMATION, date_time=when(record[key]))
             )
+    return items
+
+
+def billing_summary(
+    up: m.UsagePoint, record: dict[str, Any], bills: dict[str, m.UsageSummary]
+) -> m.UsageSummary | None:
+    """A ``billing`` record (balances, payments, due date): line items on the utility bill of
+    the same date (``bills``, by bill_date; electricity first), else a UsageSummary of its own
+    over its period or the day it was issued."""
+    items = billing_items(record)
+    same = bills.get(str(record.get("bill_date") or ""))
+    if same is not None:
+        same.cost_additional_detail_last_period += items
+        if record.get("current_charges") not in (None, ""):
+            same.cost_additional_detail_last_period.append(
+                builder.line_item(
+                    "Current charges (all services)",
+                    record["current_charges"],
+                    ItemKind.INFORMATION,
+                )
+            )
+        return same
+    start, end = when(record.get("start_date")), period_end(record.get("end_date"))
+    issued = when(record.get("bill_date"))
+    if start is None or end is None:
+        if issued is None:
+            return None
+        start, end = issued, issued + 86400
     charges = record.get("current_charges")
     summary = builder.usage_summary(
         up,
@@ -742,7 +760,7 @@ def to_feed(
     """WattzOn's bill records and normalized interval rows (per meter id) as an ESPI Feed."""
     points = Points(zone, base)
     records = list(records)
-    periods: dict[str, tuple[int, int]] = {}
+    bills: dict[str, m.UsageSummary] = {}  # bill_date -> its utility bill (electricity first)
     for record in records:
         service = SERVICES.get(str(record.get("type") or "").lower())
         if service is None:
@@ -752,12 +770,13 @@ def to_feed(
         )
         up = points.get(service, ident, bill_title(record, service))
         summary = bill_summary(up, record, points.base)
-        if summary is not None and summary.billing_period is not None and record.get("bill_date"):
-            bp = summary.billing_period
-            periods[str(record["bill_date"])] = (
-                bp.start or 0,
-                (bp.start or 0) + (bp.duration or 0),
-            )
+        date = str(record.get("bill_date") or "")
+        if (
+            summary is not None
+            and date
+            and (date not in bills or service is ServiceKind.ELECTRICITY)
+        ):
+            bills[date] = summary
     for meter, rows in (months or {}).items():
         if not rows:
             continue
@@ -772,5 +791,5 @@ def to_feed(
         ups = sorted(points.by_key.items(), key=lambda kv: kv[0][0] is not ServiceKind.ELECTRICITY)
         up = ups[0][1] if ups else points.get(ServiceKind.ELECTRICITY, "account", "account")
         for record in billed:
-            billing_summary(up, record, periods)
+            billing_summary(up, record, bills)
     return builder.feed(*points.by_key.values(), title="WattzOn Link usage")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
-from pathlib import Path
 
 import pytest
 import requests
@@ -13,21 +11,13 @@ from werkzeug.serving import make_server
 from datacustodian import DEFAULT_SCOPE, create_app, register
 from datacustodian.guard import tls_context
 from datacustodian.migrate import upgrade
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_make_certs():
-    spec = importlib.util.spec_from_file_location("make_certs", ROOT / "tools" / "make_certs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.certs import make_certs
 
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("guarded")
-    certs = load_make_certs().make(folder / "certs")
+    certs = make_certs(folder / "certs")
     app = create_app({
         "TESTING": True, "DATABASE_URL": f"sqlite:///{folder}/dc.sqlite",
         "QUEUE_URL": f"sqlite:///{folder}/q.sqlite", "CLIENT_CA": str(certs / "ca.pem"),

@@ -131,4 +131,3 @@ class ProviderContract:
         with pytest.raises(Unavailable, match=r"no answer from http://127\.0\.0\.1"):
             self.cheap_call(client, None)  # type: ignore[arg-type]
         assert len(waits) == 3  # a refused connection is tried again
-

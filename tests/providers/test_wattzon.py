@@ -20,8 +20,8 @@ from espi.errors import AuthError, NotReady, ProviderError, Unavailable
 from espi.providers import wattzon as W
 from fakes import wattzon as fake_wz
 from fakes.common import Served, serve
+from tests.certs import make_certs, serve_tls
 
-from .conftest import make_certs, serve_tls
 from .contract import ProviderContract
 
 
@@ -288,10 +288,12 @@ class TestWattzOn(ProviderContract):
             summary.billing_period.start + summary.billing_period.duration
             == W.when(gas["end_date"]) + 1
         )
-        billing = [s for s in feed.usage_summaries if s.commodity is None]
-        assert len(billing) == len([r for r in records if r["type"] == "billing"])
-        kinds = {li.note: li.item_kind for li in billing[0].cost_additional_detail_last_period}
+        assert len(feed.usage_summaries) == len([r for r in records if r["type"] != "billing"])
+        electric = next(u for u in feed.usage_points if u.kind is ServiceKind.ELECTRICITY)
+        items = electric.usage_summaries[0].cost_additional_detail_last_period
+        kinds = {li.note: li.item_kind for li in items}
         assert kinds["Payment received"] is ItemKind.PAYMENT and "Due date" in kinds
+        assert "Current charges (all services)" in kinds
         assert espi.validate(espi.dumps(feed)) == []
         assert wz.bill_pdf(pid, gas["bill_id"]).startswith(b"%PDF")
         assert wz.request("GET", gas["pdf"]).content.startswith(b"%PDF")  # the record's own URI
@@ -314,19 +316,17 @@ class TestWattzOn(ProviderContract):
             water.kind is ServiceKind.WATER
             and ws.overall_consumption_last_period.uom is UnitSymbolKind.US_GAL
         )
-        es, billing = power.usage_summaries
-        assert (
-            es.overall_consumption_last_period.value
-            * 10 ** int(es.overall_consumption_last_period.power_of_ten_multiplier)
-            == 512700
-        )
-        (exported,) = es.cost_additional_detail_last_period
+        (es,) = power.usage_summaries  # the billing record joins the bill of its date
+        usage = es.overall_consumption_last_period
+        assert usage.value * 10 ** int(usage.power_of_ten_multiplier) == 512700
+        exported, *billing = es.cost_additional_detail_last_period
         assert exported.measurement.value == 96500 and exported.amount == 0
-        assert billing.billing_period == es.billing_period  # the bills of that date give the period
-        paid = next(
-            li for li in billing.cost_additional_detail_last_period if li.note == "Payment received"
-        )
+        paid = next(li for li in billing if li.note == "Payment received")
         assert paid.amount == -10000000
+        assert es.bill_last_period == 8412000  # the electricity bill's own cost stays
+        alone = W.to_feed([records[2]])  # a billing record with no bill of its date
+        (summary,) = alone.usage_summaries
+        assert summary.bill_last_period == 12519000 and summary.commodity is None
         assert espi.validate(espi.dumps(feed)) == []
 
     def test_interval_months_json_and_csv_agree(self, wz: W.WattzOn) -> None:
@@ -378,7 +378,8 @@ class TestWattzOn(ProviderContract):
         assert W.on_notification(body, lambda n: started.append(n) or "queued") == "queued"
         assert started[0].profile_id == 121 and started[0].tags == ("example", "tags")
         failed = json.loads(body) | {"final_state": "credential_error"}
-        assert W.on_notification(failed, started.append) is None and len(started) == 1
+        W.on_notification(failed, started.append)
+        assert [n.ok for n in started] == [True, False]
 
     @pytest.mark.parametrize(
         ("body", "message"),

@@ -188,20 +188,31 @@ def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noq
 
     def pelm_is_active(b):
         b.refresh()
-        return any("Pelm" in r.text and "Active" in r.text for r in b.find_elements(By.CSS_SELECTOR, "tbody tr"))
+        return any(
+            "Pelm" in r.text and "Active" in r.text
+            for r in b.find_elements(By.CSS_SELECTOR, "tbody tr")
+        )
 
     wait.until(pelm_is_active)
     browser.set_window_size(390, 844)
     try:
         browser.save_screenshot(str(ARTIFACTS / "home-phone.png"))
         assert not browser.execute_script(WIDER), browser.execute_script(WIDER)
-        link = next(a for a in browser.find_elements(By.CSS_SELECTOR, "a[href^='/usage-points/']")
-                    if "(electric)" in a.text)
+        link = next(
+            a
+            for a in browser.find_elements(By.CSS_SELECTOR, "a[href^='/usage-points/']")
+            if "(electric)" in a.text
+        )
         link.click()
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over")))
-        assert browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length") > 24
+        assert (
+            browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length")
+            > 24
+        )
         browser.save_screenshot(str(ARTIFACTS / "pelm-phone.png"))
-        labels = browser.execute_script("return window.usageChart.series.slice(1).map(s => s.label)")
+        labels = browser.execute_script(
+            "return window.usageChart.series.slice(1).map(s => s.label)"
+        )
         assert labels == ["used from the grid (Wh)", "emissions, CO2e (g)"]  # two units, two axes
         # keyboard zoom and pan
         from selenium.webdriver.common.keys import Keys
@@ -214,7 +225,11 @@ def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noq
         assert zoomed[1] - zoomed[0] < before[1] - before[0]
         chart.send_keys(Keys.ARROW_LEFT)
         panned = browser.execute_script(span)
-        assert panned[0] < zoomed[0] and panned[1] - panned[0] == pytest.approx(zoomed[1] - zoomed[0])
-        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+        assert panned[0] < zoomed[0] and panned[1] - panned[0] == pytest.approx(
+            zoomed[1] - zoomed[0]
+        )
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1"
+        )
     finally:
         browser.set_window_size(1200, 1000)

@@ -18,9 +18,12 @@ from datacustodian import create_app as create_custodian
 from datacustodian import store as custodian_store
 from datacustodian.migrate import upgrade as upgrade_custodian
 from datacustodian.sandbox import seed
+from fakes import griddy as fake_griddy
 from fakes import pelm as fake_pelm
 from fakes import wattshift as fake_wattshift
+from fakes import wattzon as fake_wattzon
 from fakes.common import serve as serve_fake
+from tests.certs import make_certs, serve_tls
 from tests.conftest import fresh_postgres, fresh_redis
 from tests.thirdparty.proxy import Flaky
 from thirdparty_app import MIGRATIONS, create_app
@@ -71,6 +74,14 @@ def make_world(folder, storage):
 
     pelm = serve_fake(fake_pelm.create_app(data_delay=1))
     wattshift = serve_fake(fake_wattshift.create_app())
+    certs = make_certs(folder / "certs")
+    wattzon = serve_tls(
+        fake_wattzon.create_app(
+            step_seconds=0.2, notify_url=f"{third_base}/providers/wattzon/notify"
+        ),
+        certs,
+    )
+    griddy = serve_fake(fake_griddy.create_app())
     resource = f"{c_base}/GreenButtonConnect/espi/1_1/resource"
     third = create_app({
         "TESTING": True, **storage, "DOCUMENTS": str(folder / "documents"), "EMBEDDED_WORKER": True, "JOB_RETRY_DELAY": 1,
@@ -89,6 +100,9 @@ def make_world(folder, storage):
             "pelm": {"base_url": pelm.url, "connect_url": f"{pelm.url}/connect",
                      "client_id": "pelm-sandbox-client", "secret": "pelm-sandbox-secret"},
             "wattshift": {"base_url": wattshift.url, "api_key": "ws-sandbox-key"},
+            "wattzon": {"base_url": wattzon.url, "client_cert": str(certs / "client.pem"),
+                        "client_key": str(certs / "client.key"), "ca_bundle": str(certs / "ca.pem")},
+            "griddy": {"base_url": griddy.url},
         },
         "PROVIDER_HISTORY_DAYS": 20, "PROVIDER_NOT_READY_DELAY": 1,
     })  # fmt: skip
@@ -97,8 +111,17 @@ def make_world(folder, storage):
     t_server = make_server("127.0.0.1", int(third_base.rsplit(":", 1)[1]), third, threaded=True)
     threading.Thread(target=t_server.serve_forever, daemon=True).start()
     yield {"custodian": custodian, "third": third, "c_base": c_base, "t_base": third_base, "resource": resource,
-           "creds": creds, "flaky": flaky, "pelm": pelm, "wattshift": wattshift}  # fmt: skip
-    for server in (c_server, p_server, t_server, pelm.server, wattshift.server):
+           "creds": creds, "flaky": flaky, "pelm": pelm, "wattshift": wattshift,
+           "wattzon": wattzon, "griddy": griddy}  # fmt: skip
+    for server in (
+        c_server,
+        p_server,
+        t_server,
+        pelm.server,
+        wattshift.server,
+        wattzon.server,
+        griddy.server,
+    ):
         server.shutdown()
         server.server_close()
     custodian.extensions["dc.consumer"].stop()

@@ -15,7 +15,7 @@ from datacustodian import create_app as create_custodian
 from datacustodian.guard import tls_context
 from datacustodian.migrate import upgrade
 from datacustodian.sandbox import seed
-from tests.custodian.test_guard import load_make_certs
+from tests.certs import make_certs
 from thirdparty_app import MIGRATIONS, create_app
 from thirdparty_app import db as tp
 
@@ -26,7 +26,7 @@ def test_connect_and_fetch_over_mutual_tls(tmp_path, monkeypatch):
         "CURL_CA_BUNDLE",
     ):  # they would override the test CA in requests
         monkeypatch.delenv(name, raising=False)
-    certs = load_make_certs().make(tmp_path / "certs")
+    certs = make_certs(tmp_path / "certs")
     custodian = create_custodian({
         "TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/dc.sqlite", "QUEUE_URL": f"sqlite:///{tmp_path}/dq.sqlite",
         "CLIENT_CA": str(certs / "ca.pem"), "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "",

@@ -9,7 +9,10 @@ from decimal import Decimal
 import requests
 from sqlalchemy import func, select
 
+import espi
 from appkit import database
+from fakes import griddy as fake_griddy
+from fakes import wattzon as fake_wattzon
 from tests.thirdparty.test_flow import wait, world  # noqa: F401 - the shared live world
 from thirdparty_app import db as tp
 
@@ -21,7 +24,10 @@ def pelm_connect(world, session: requests.Session, password: str = "sandbox") ->
     form = {
         "connect_token": page.url.split("connect_token=")[1].split("&")[0],
         "redirect_uri": f"{world['t_base']}/providers/pelm/callback",
-        "utility": "pge", "username": "customer", "password": password, "terms": "yes",
+        "utility": "pge",
+        "username": "customer",
+        "password": password,
+        "terms": "yes",
         "action": "connect",
     }
     return session.post(f"{world['pelm'].url}/connect", data=form, timeout=60)
@@ -30,9 +36,16 @@ def pelm_connect(world, session: requests.Session, password: str = "sandbox") ->
 def pelm_connection(third):
     with third.app_context():
         s = database.session()
-        conn = s.scalar(select(tp.Connection).where(tp.Connection.profile == "pelm").order_by(tp.Connection.id.desc()))
+        conn = s.scalar(
+            select(tp.Connection)
+            .where(tp.Connection.profile == "pelm")
+            .order_by(tp.Connection.id.desc())
+        )
         count = s.scalar(
-            select(func.count()).select_from(tp.Reading).join(tp.MeterReading).join(tp.UsagePoint)
+            select(func.count())
+            .select_from(tp.Reading)
+            .join(tp.MeterReading)
+            .join(tp.UsagePoint)
             .where(tp.UsagePoint.connection_id == conn.id)
         )
         database.close_session(None)
@@ -59,12 +72,18 @@ def test_pelm_connection_shows_like_green_button_data(world):  # noqa: F811
     assert {u["service_kind"] for u in mine} >= {"electricity", "gas"}, mine
     electric = next(u for u in mine if u["href"].endswith("-ELECTRIC"))
     readings = requests.get(
-        f"{world['t_base']}/api/usage-points/{electric['id']}/readings", params={"aggregate": "day"}, timeout=30
+        f"{world['t_base']}/api/usage-points/{electric['id']}/readings",
+        params={"aggregate": "day"},
+        timeout=30,
     ).json()
     assert readings["series"] and readings["series"][0]["points"]
     page = requests.get(f"{world['t_base']}/usage-points/{electric['id']}", timeout=30)
     assert page.status_code == 200 and "usage-chart" in page.text
-    xml = requests.get(f"{world['t_base']}/usage-points/{electric['id']}/export", params={"format": "xml"}, timeout=60)
+    xml = requests.get(
+        f"{world['t_base']}/usage-points/{electric['id']}/export",
+        params={"format": "xml"},
+        timeout=60,
+    )
     import espi
 
     assert espi.validate(xml.content) == []
@@ -76,12 +95,21 @@ def test_pelm_connect_with_a_wrong_password_and_exit(world):  # noqa: F811
     assert refused.status_code == 401 and "credentials_invalid" in refused.text
     page = session.get(f"{world['t_base']}/providers/pelm/connect", timeout=30)
     token = page.url.split("connect_token=")[1].split("&")[0]
-    left = session.post(f"{world['pelm'].url}/connect", timeout=30, data={
-        "connect_token": token, "redirect_uri": f"{world['t_base']}/providers/pelm/callback", "action": "exit"})
+    left = session.post(
+        f"{world['pelm'].url}/connect",
+        timeout=30,
+        data={
+            "connect_token": token,
+            "redirect_uri": f"{world['t_base']}/providers/pelm/callback",
+            "action": "exit",
+        },
+    )
     assert left.status_code == 400 and "nothing was shared" in left.text
     conn, _ = pelm_connection(world["third"])
     assert conn.status == "failed" and "left Pelm Connect" in conn.reason
-    forged = requests.get(f"{world['t_base']}/providers/pelm/callback", params={"code": "x"}, timeout=30)
+    forged = requests.get(
+        f"{world['t_base']}/providers/pelm/callback", params={"code": "x"}, timeout=30
+    )
     assert forged.status_code == 400 and "does not belong" in forged.text
 
 
@@ -89,13 +117,21 @@ def test_wattshift_rate_plan_prices_readings(world):  # noqa: F811
     third = world["third"]
     with third.app_context():
         s = database.session()
-        up = s.scalar(select(tp.UsagePoint).where(tp.UsagePoint.kind == 0).order_by(tp.UsagePoint.id))
+        up = s.scalar(
+            select(tp.UsagePoint).where(tp.UsagePoint.kind == 0).order_by(tp.UsagePoint.id)
+        )
         up_id = up.id
         database.close_session(None)
-    page = requests.get(f"{world['t_base']}/usage-points/{up_id}", params={"zip": "95313"}, timeout=30).text
+    page = requests.get(
+        f"{world['t_base']}/usage-points/{up_id}", params={"zip": "95313"}, timeout=30
+    ).text
     assert "TOU-C" in page and "Price my readings" in page
     plan = "66d811ce52c6fe40859130e8"  # TOU-C: $0.52 from 16:00 to 21:00, else $0.38
-    answer = requests.post(f"{world['t_base']}/usage-points/{up_id}/pricing", data={"zip": "95313", "plan": plan}, timeout=60)
+    answer = requests.post(
+        f"{world['t_base']}/usage-points/{up_id}/pricing",
+        data={"zip": "95313", "plan": plan},
+        timeout=60,
+    )
     assert answer.status_code == 200
 
     def priced():
@@ -109,7 +145,13 @@ def test_wattshift_rate_plan_prices_readings(world):  # noqa: F811
     with third.app_context():
         s = database.session()
         rows = s.execute(
-            select(tp.Reading.value, tp.Reading.cost, tp.Reading.tou, tp.ReadingType.power_of_ten, tp.ReadingType.flow_direction)
+            select(
+                tp.Reading.value,
+                tp.Reading.cost,
+                tp.Reading.tou,
+                tp.ReadingType.power_of_ten,
+                tp.ReadingType.flow_direction,
+            )
             .join(tp.MeterReading, tp.Reading.meter_reading_id == tp.MeterReading.id)
             .join(tp.ReadingType, tp.MeterReading.reading_type_id == tp.ReadingType.id)
             .where(tp.MeterReading.usage_point_id == up_id, tp.Reading.duration == 3600)
@@ -124,3 +166,127 @@ def test_wattshift_rate_plan_prices_readings(world):  # noqa: F811
         assert r.cost in (int(kwh * Decimal("0.38") * 100000), int(kwh * Decimal("0.52") * 100000))
     page = requests.get(f"{world['t_base']}/usage-points/{up_id}", timeout=30).text
     assert "readings priced" in page
+
+
+# --------------------------------------------------------------------------- WattzOn, Griddy
+
+
+def provider_connection(third, slug):
+    with third.app_context():
+        s = database.session()
+        conn = s.scalar(
+            select(tp.Connection)
+            .where(tp.Connection.profile == slug)
+            .order_by(tp.Connection.id.desc())
+        )
+        ups = s.scalars(select(tp.UsagePoint).where(tp.UsagePoint.connection_id == conn.id)).all()
+        summaries = s.scalar(select(func.count()).select_from(tp.UsageSummary).join(tp.UsagePoint)
+                             .where(tp.UsagePoint.connection_id == conn.id))  # fmt: skip
+        count = s.scalar(
+            select(func.count())
+            .select_from(tp.Reading)
+            .join(tp.MeterReading)
+            .join(tp.UsagePoint)
+            .where(tp.UsagePoint.connection_id == conn.id)
+        )
+        database.close_session(None)
+        return conn, len(ups), summaries, count
+
+
+def wattzon_connect(world, session, username="customer"):  # noqa: F811
+    t = world["t_base"]
+    page = session.get(f"{t}/providers/wattzon/connect", params={"zip": "00007"}, timeout=30)
+    assert page.status_code == 200 and "Mock Utility Provider (electric+gas)" in page.text
+    return session.post(f"{t}/providers/wattzon/connect", timeout=60,
+                        data={"zip": "00007", "utility": "3149", "username": username, "password": "pw"})  # fmt: skip
+
+
+def test_home_offers_wattzon_and_griddy(world):  # noqa: F811
+    page = requests.get(world["t_base"] + "/", timeout=30).text
+    assert "Connect via WattzOn" in page and "Connect via Griddy" in page
+
+
+def test_wattzon_connection_over_mutual_tls_shows_like_green_button_data(world):  # noqa: F811
+    session = requests.Session()
+    home = wattzon_connect(world, session)
+    assert home.status_code == 200 and home.url == world["t_base"] + "/"
+    third = world["third"]
+    wait(lambda: provider_connection(third, "wattzon")[0].status == "active", timeout=90)
+    conn, ups, summaries, count = provider_connection(third, "wattzon")
+    assert conn.pending == "" and ups == 2 and summaries == 26 and count > 2000
+    state = fake_wattzon.state(world["wattzon"].app)
+    assert state.profiles[int(conn.label)]["sensitive"]["password"] == "pw"  # reached WattzOn...
+    with third.app_context():  # ...and is stored nowhere here
+        assert not any(
+            (c.access_token or "") == "pw"
+            for c in database.session().scalars(select(tp.Connection))
+        )
+        database.close_session(None)
+    # WattzOn's SQS notifications for both jobs arrived; announcing one again changes nothing
+    note = state.notifications[-1]
+    again = requests.post(f"{world['t_base']}/providers/wattzon/notify", json=note, timeout=30)
+    assert again.status_code == 200 and again.json() == {"status": "already seen"}
+    bad = requests.post(f"{world['t_base']}/providers/wattzon/notify", data="{", timeout=30)
+    assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
+    mine = [u for u in requests.get(world["t_base"] + "/api/usage-points", timeout=30).json()
+            if u["href"].startswith(world["wattzon"].url)]  # fmt: skip
+    electric = next(u for u in mine if u["service_kind"] == "electricity")
+    xml = requests.get(
+        f"{world['t_base']}/usage-points/{electric['id']}/export",
+        params={"format": "xml"},
+        timeout=60,
+    )
+    assert espi.validate(xml.content) == []
+    # Disconnect deletes the profile (and the credentials) at WattzOn
+    page = session.get(f"{world['t_base']}/connections", timeout=30).text
+    assert "WattzOn" in page
+    session.post(f"{world['t_base']}/connections/{conn.id}/disconnect", timeout=30)
+    assert int(conn.label) not in state.profiles
+    assert provider_connection(third, "wattzon")[0].status == "revoked"
+
+
+def test_wattzon_wrong_utility_password_fails_the_connection_with_the_reason(world):  # noqa: F811
+    wattzon_connect(world, requests.Session(), username="credential_error")
+    third = world["third"]
+    wait(lambda: provider_connection(third, "wattzon")[0].status == "failed", timeout=60)
+    conn = provider_connection(third, "wattzon")[0]
+    assert "the utility refused the username or password" in conn.reason
+    page = requests.get(f"{world['t_base']}/connections", timeout=30).text
+    assert "the utility refused the username or password" in page
+
+
+def test_wattzon_connect_page_says_what_is_wrong(world):  # noqa: F811
+    t = world["t_base"]
+    none = requests.get(f"{t}/providers/wattzon/connect", params={"zip": "99999"}, timeout=30)
+    assert none.status_code == 400 and "No utility found for that ZIP code." in none.text
+    missing = requests.post(
+        f"{t}/providers/wattzon/connect", data={"zip": "00007", "utility": "3149"}, timeout=30
+    )
+    assert missing.status_code == 400 and "username and password" in missing.text
+
+
+def test_griddy_connection_with_cost_and_a_wrong_password(world):  # noqa: F811
+    t = world["t_base"]
+    wrong = requests.post(f"{t}/providers/griddy/connect", timeout=30,
+                          data={"email": "jane.doe@example.com", "password": "nope"})  # fmt: skip
+    assert wrong.status_code == 400 and "did not accept that email and password" in wrong.text
+    session = requests.Session()
+    home = session.post(f"{t}/providers/griddy/connect", timeout=60,
+                        data={"email": "jane.doe@example.com", "password": "Password123"})  # fmt: skip
+    assert home.url == t + "/"
+    third = world["third"]
+    wait(lambda: provider_connection(third, "griddy")[0].status == "active", timeout=60)
+    conn, ups, summaries, count = provider_connection(third, "griddy")
+    assert ups == 1 and summaries == 13 and count == 2 * 24 * 35  # use and price, hourly
+    with third.app_context():
+        s = database.session()
+        costed = s.scalar(select(func.count()).select_from(tp.Reading).join(tp.MeterReading).join(tp.UsagePoint)
+                          .where(tp.UsagePoint.connection_id == conn.id, tp.Reading.cost.is_not(None)))  # fmt: skip
+        database.close_session(None)
+    assert costed >= 24 * 35
+    # an expired access token is renewed with the refresh token on the next sync
+    fake_griddy.state(world["griddy"].app).expire_tokens()
+    with third.app_context():
+        third.extensions["tp.sync"](conn.id)
+    wait(lambda: provider_connection(third, "griddy")[0].last_sync > conn.last_sync, timeout=60)
+    assert provider_connection(third, "griddy")[0].status == "active"

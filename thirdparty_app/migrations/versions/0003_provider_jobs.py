@@ -1,0 +1,24 @@
+"""provider connections' running jobs (WattzOn's extraction jobs, until they end)
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-22
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("connection") as batch:
+        batch.add_column(sa.Column("pending", sa.Text(), nullable=False, server_default=""))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("connection") as batch:
+        batch.drop_column("pending")
