@@ -23,6 +23,8 @@ CUSTODIAN_PORT = int(os.environ.get("CUSTODIAN_PORT", "5001"))
 THIRD_PARTY_PORT = int(os.environ.get("THIRD_PARTY_PORT", "5002"))
 PELM_PORT = int(os.environ.get("PELM_PORT", "5003"))
 WATTSHIFT_PORT = int(os.environ.get("WATTSHIFT_PORT", "5004"))
+WATTZON_PORT = int(os.environ.get("WATTZON_PORT", "5005"))
+GRIDDY_PORT = int(os.environ.get("GRIDDY_PORT", "5006"))
 
 
 def secret(name: str, make: str = "hex") -> str:
@@ -36,18 +38,50 @@ def secret(name: str, make: str = "hex") -> str:
     return path.read_text().strip()
 
 
+def test_certificates() -> Path:
+    """A test CA, server and client certificates in var/certs (WattzOn's mutual TLS), made
+    once by tools/make_certs.py; new ones when they are about to expire."""
+    import importlib.util
+    import time
+
+    folder = VAR / "certs"
+    if (
+        not (folder / "client.pem").exists()
+        or (folder / "ca.pem").stat().st_mtime < time.time() - 8 * 86400
+    ):
+        spec = importlib.util.spec_from_file_location(
+            "make_certs", ROOT / "tools" / "make_certs.py"
+        )
+        assert spec and spec.loader  # noqa: S101
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.make(folder)
+    return folder
+
+
 def fakes() -> dict[str, dict[str, str]]:
-    """The local Pelm and WattShift (the real ones cannot be reached from here), and the third
-    party's settings for them."""
-    from fakes import pelm, wattshift
+    """The local Pelm, WattzOn (over mutual TLS), Griddy and WattShift (the real ones cannot be
+    reached from here), and the third party's settings for them."""
+    from appkit.tls import tls_context
+    from fakes import griddy, pelm, wattshift, wattzon
     from fakes.common import serve
 
+    certs = test_certificates()
     pelm_url = serve(pelm.create_app(data_delay=5), port=PELM_PORT).url
     ws_url = serve(wattshift.create_app(), port=WATTSHIFT_PORT).url
+    notify = f"http://127.0.0.1:{THIRD_PARTY_PORT}/providers/wattzon/notify"
+    tls = tls_context(str(certs / "server.pem"), str(certs / "server.key"), str(certs / "ca.pem"))
+    wz_url = serve(
+        wattzon.create_app(step_seconds=1, notify_url=notify), port=WATTZON_PORT, ssl_context=tls
+    ).url
+    griddy_url = serve(griddy.create_app(), port=GRIDDY_PORT).url
     return {
         "pelm": {"base_url": pelm_url, "connect_url": f"{pelm_url}/connect",
                  "client_id": "pelm-sandbox-client", "secret": "pelm-sandbox-secret"},
         "wattshift": {"base_url": ws_url, "api_key": "ws-sandbox-key"},
+        "wattzon": {"base_url": wz_url, "client_cert": str(certs / "client.pem"),
+                    "client_key": str(certs / "client.key"), "ca_bundle": str(certs / "ca.pem")},
+        "griddy": {"base_url": griddy_url},
     }  # fmt: skip
 
 
@@ -63,6 +97,7 @@ def third_party(creds: dict[str, str], custodian_base: str):  # type: ignore[no-
         "DOCUMENTS": str(VAR / "documents"),
         "EMBEDDED_WORKER": True,
         "PROVIDERS": fakes(),
+        "PROVIDER_NOT_READY_DELAY": 5,  # the stand-ins are quicker than the real providers
         "CUSTODIANS": {"local": {
             "client_id": creds["client_id"], "client_secret": creds["client_secret"],
             "bulk_id": creds["bulk_id"], "scope": creds["scope"],
@@ -108,7 +143,13 @@ def main() -> None:
     for login in logins:
         print(f"    {login['username']:<6} / {login['password']:<15} {login['description']}")
     print(f"  Pelm (local stand-in, port {PELM_PORT}): any username, password sandbox")
-    print(f"  WattShift (local stand-in, port {WATTSHIFT_PORT}): rate plans for ZIP codes 93xxx-95xxx")
+    print(
+        f"  WattShift (local stand-in, port {WATTSHIFT_PORT}): rate plans for ZIP codes 93xxx-95xxx"
+    )
+    print(
+        f"  WattzOn (local stand-in, port {WATTZON_PORT}, mutual TLS): ZIP 00007, any username and password"
+    )
+    print(f"  Griddy (local stand-in, port {GRIDDY_PORT}): jane.doe@example.com / Password123")
     print("\n  Ctrl-C stops everything.\n", flush=True)
     run_simple("127.0.0.1", THIRD_PARTY_PORT, third, threaded=True, use_reloader=False)
 

@@ -233,3 +233,50 @@ def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noq
         )
     finally:
         browser.set_window_size(1200, 1000)
+
+
+def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser):  # noqa: F811
+    """WattzOn's two steps (ZIP, then utility and credentials) and Griddy's sign-in, filled in
+    at a phone's width: usable, labelled, no sideways scrolling; both connections turn active."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(world["t_base"] + "/")
+        browser.find_element(By.LINK_TEXT, "Connect via WattzOn").click()
+        browser.find_element(By.ID, "zip").send_keys("00007")
+        browser.find_element(By.CSS_SELECTOR, "form[aria-label='Find your utility'] button").click()
+        Select(wait.until(ec.presence_of_element_located((By.ID, "utility")))).select_by_value(
+            "3150"
+        )
+        browser.find_element(By.ID, "username").send_keys("customer")
+        browser.find_element(By.ID, "password").send_keys("utility-password")
+        assert not browser.execute_script(WIDER), browser.execute_script(WIDER)
+        browser.save_screenshot(str(ARTIFACTS / "wattzon-connect-phone.png"))
+        browser.find_element(
+            By.CSS_SELECTOR, "form[aria-label='Connect your utility account'] button"
+        ).click()
+        wait.until(ec.url_to_be(world["t_base"] + "/"))
+        browser.find_element(By.LINK_TEXT, "Connect via Griddy").click()
+        browser.find_element(By.ID, "email").send_keys("jane.doe@example.com")
+        browser.find_element(By.ID, "password").send_keys("Password123")
+        assert not browser.execute_script(WIDER), browser.execute_script(WIDER)
+        browser.save_screenshot(str(ARTIFACTS / "griddy-connect-phone.png"))
+        browser.find_element(By.CSS_SELECTOR, "form button").click()
+        wait.until(ec.url_to_be(world["t_base"] + "/"))
+
+        def both_active(b):
+            b.get(world["t_base"] + "/connections")
+            rows = [r.text for r in b.find_elements(By.CSS_SELECTOR, "tbody tr")]
+            return all(
+                any(name in r and "Active" in r for r in rows) for name in ("WattzOn", "Griddy")
+            )
+
+        wait.until(both_active)
+        browser.save_screenshot(str(ARTIFACTS / "connections-phone.png"))
+    finally:
+        browser.set_window_size(1200, 1000)
