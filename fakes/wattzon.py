@@ -1,6 +1,6 @@
 """A local WattzOn Link 4.0 (https://api.wattzon.com/link/4.0/), after ../shared/seeds/002: every
-call authenticated by a client certificate signed by the CA it is served with (served without
-TLS, it trusts a ``X-Test-Client`` header instead: tests of the app only); echo, certificate
+call authenticated by a client certificate signed by the CA it is served with (serve it with
+``appkit.tls.tls_context``; without TLS every call is 403); echo, certificate
 info, ZIP and utility look-up, profiles with filters and tags, write-only sensitive fields under
 an expiring RSA transmission key (PKCS#1 OAEP, base64), extraction jobs walking through the
 seed's statuses, bills (electricity, gas, water and ``billing`` records) with PDFs, monthly
@@ -257,14 +257,11 @@ def create_app(
         """The caller's certificate's common name; 403 for no certificate or an unknown or
         disabled one (a certificate from another CA fails the TLS handshake itself)."""
         pem = request.environ.get("SSL_CLIENT_CERT")
+        name = ""
         if pem:
             cert = x509.load_pem_x509_certificate(pem.encode())
             names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             name = str(names[0].value) if names else ""
-        elif request.scheme == "http":
-            name = request.headers.get("X-Test-Client", "")
-        else:
-            name = ""
         if not state.clients.get(name):
             raise Refusal(403, "Permission denied")
         return name

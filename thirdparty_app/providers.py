@@ -242,8 +242,8 @@ def fetch_wattzon(conn: db.Connection, start: int, end: int, first: bool) -> Fet
         if not status.finished:
             raise espi.NotReady(f"extraction: {status.state or 'queued'}", provider="wattzon")
         err = status.error()
-        if err is not None:
-            raise err
+        if err is not None:  # the job has ended: retrying would not change how (fail it)
+            raise espi.ProviderError(err.message, provider="wattzon", code=err.code)
     conn.pending = ""
     feed = client.fetch(int(conn.label), since=None if first else start)
     return feed, client.base_url

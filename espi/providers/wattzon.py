@@ -406,17 +406,22 @@ class WattzOn(Provider):
 
     # ------------------------------------------------------------------ data
 
+    def records(self, path: str, key: str, none_yet: str, **params: Any) -> list[dict[str, Any]]:
+        """A data listing: the answer's list (bare, or under ``key``); the 404 whose code is
+        ``none_yet`` (nothing extracted yet) is []."""
+        try:
+            answer = self.json("GET", path, params=params)
+        except ProviderError as err:
+            if err.code == none_yet:
+                return []
+            raise
+        rows = answer.get(key) if isinstance(answer, dict) else answer
+        return [dict(r) for r in rows or ()]
+
     def bills(self, profile_id: int, job_id: str | None = None) -> list[dict[str, Any]]:
         """Every bill record of a profile (of one job with ``job_id``); none yet is []."""
         params = {"job_id": job_id} if job_id else {}
-        try:
-            answer = self.json("GET", f"data/bills/{profile_id}", params=params)
-        except ProviderError as err:
-            if err.code == "bills_not_found":
-                return []
-            raise
-        rows = answer.get("data") if isinstance(answer, dict) else answer
-        return [dict(r) for r in rows or ()]
+        return self.records(f"data/bills/{profile_id}", "data", "bills_not_found", **params)
 
     def bill_pdf(self, profile_id: int, bill_id: str) -> bytes:
         return self.request("GET", f"data/bills/{profile_id}/{bill_id}/pdf").content
@@ -424,14 +429,7 @@ class WattzOn(Provider):
     def interval_periods(self, profile_id: int) -> list[dict[str, Any]]:
         """The monthly interval periods available (meter_id, month_id, first_interval,
         last_interval, complete, extraction_time, ...); none yet is []."""
-        try:
-            answer = self.json("GET", f"data/intervals/{profile_id}")
-        except ProviderError as err:
-            if err.code == "no_intervals_found":
-                return []
-            raise
-        rows = answer.get("intervals") if isinstance(answer, dict) else answer
-        return [dict(r) for r in rows or ()]
+        return self.records(f"data/intervals/{profile_id}", "intervals", "no_intervals_found")
 
     def interval_month(
         self, profile_id: int, meter_id: str, month: str, *, format: str = "json"
