@@ -288,5 +288,19 @@ def test_griddy_connection_with_cost_and_a_wrong_password(world):  # noqa: F811
     fake_griddy.state(world["griddy"].app).expire_tokens()
     with third.app_context():
         third.extensions["tp.sync"](conn.id)
-    wait(lambda: provider_connection(third, "griddy")[0].last_sync > conn.last_sync, timeout=60)
+    # the renewed access token is sealed in place of the old one
+    wait(
+        lambda: provider_connection(third, "griddy")[0].access_token != conn.access_token,
+        timeout=60,
+    )
     assert provider_connection(third, "griddy")[0].status == "active"
+    # Disconnect signs out: the refresh token stops working at Griddy
+    tokens = set(fake_griddy.state(world["griddy"].app).refresh)
+    session.post(f"{t}/connections/{conn.id}/disconnect", timeout=30)
+    assert len(set(fake_griddy.state(world["griddy"].app).refresh)) == len(tokens) - 1
+    conn = provider_connection(third, "griddy")[0]
+    assert (
+        conn.status == "revoked"
+        and conn.reason == "signed out of Griddy"
+        and conn.refresh_token is None
+    )
