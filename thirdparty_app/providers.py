@@ -328,6 +328,8 @@ def wattzon_connect() -> Any:
         conn.pending = " ".join(client.start_job(pid, mode=mode) for mode in ("bill", "interval"))
     except espi.ProviderError as err:
         conn.status, conn.reason = "failed", str(err)
+        if conn.label:  # leave no half-made profile (nor credentials) at WattzOn
+            conn.reason += "; " + disconnect(conn)
         s.commit()
         return failed_page("WattzOn", f"WattzOn could not start ({err.message}).")
     conn.reason = f"WattzOn is extracting bills and intervals from {dict(utilities)[utility]}"

@@ -304,3 +304,16 @@ def test_griddy_connection_with_cost_and_a_wrong_password(world):  # noqa: F811
         and conn.reason == "signed out of Griddy"
         and conn.refresh_token is None
     )
+
+
+def test_wattzon_that_cannot_start_leaves_no_profile_behind(world):  # noqa: F811
+    state = fake_wattzon.state(world["wattzon"].app)
+    before = set(state.profiles)
+    session = requests.Session()
+    session.get(f"{world['t_base']}/providers/wattzon/connect", params={"zip": "00007"}, timeout=30)
+    page = session.post(f"{world['t_base']}/providers/wattzon/connect", timeout=60,
+                        data={"zip": "00007", "utility": "3152", "username": "u", "password": "p"})  # fmt: skip
+    assert page.status_code == 400 and "No agent for provider" in page.text
+    assert set(state.profiles) == before
+    conn = provider_connection(world["third"], "wattzon")[0]
+    assert conn.status == "failed" and "deleted at WattzOn" in conn.reason
