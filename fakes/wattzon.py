@@ -253,22 +253,22 @@ def create_app(
     def not_found(err: Any) -> Response:
         return refused(Refusal(404, "Not found"))
 
-    def client() -> str:
-        """The caller's certificate's common name; 403 for no certificate or an unknown or
-        disabled one (a certificate from another CA fails the TLS handshake itself)."""
+    def peer() -> x509.Certificate | None:
+        """The caller's client certificate (the TLS layer has checked it against the CA)."""
         pem = request.environ.get("SSL_CLIENT_CERT")
-        name = ""
-        if pem:
-            cert = x509.load_pem_x509_certificate(pem.encode())
-            names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            name = str(names[0].value) if names else ""
-        if not state.clients.get(name):
-            raise Refusal(403, "Permission denied")
-        return name
+        return x509.load_pem_x509_certificate(pem.encode()) if pem else None
+
+    def common_name(cert: x509.Certificate) -> str:
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(names[0].value) if names else ""
 
     @app.before_request
     def authenticate() -> None:
-        client()
+        """403 for no certificate, or one of a client unknown or disabled here (a certificate
+        from another CA fails the TLS handshake itself)."""
+        cert = peer()
+        if cert is None or not state.clients.get(common_name(cert)):
+            raise Refusal(403, "Permission denied")
 
     def body() -> dict[str, Any]:
         data = request.get_json(silent=True, force=True)
@@ -300,13 +300,10 @@ def create_app(
 
     @app.get(f"{link}/certificates/info")
     def certificate_info() -> Response:
-        pem = request.environ.get("SSL_CLIENT_CERT")
-        name = client()
-        if pem:
-            cert = x509.load_pem_x509_certificate(pem.encode())
-            created, expires = cert.not_valid_before_utc, cert.not_valid_after_utc
-        else:
-            created = expires = datetime.now(UTC)
+        cert = peer()  # present: authenticate() let the call in
+        assert cert is not None  # noqa: S101
+        name = common_name(cert)
+        created, expires = cert.not_valid_before_utc, cert.not_valid_after_utc
         return jsonify({"client_name": name, "enabled": True,
                         "expiration_date": expires.isoformat(), "created_date": created.isoformat()})  # fmt: skip
 
@@ -630,4 +627,3 @@ def post(url: str, message: dict[str, Any], attempts: int = 3) -> None:
 def state(app: Flask) -> State:
     found: State = app.extensions["wattzon"]
     return found
-

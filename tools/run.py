@@ -40,22 +40,15 @@ def secret(name: str, make: str = "hex") -> str:
 
 def test_certificates() -> Path:
     """A test CA, server and client certificates in var/certs (WattzOn's mutual TLS), made
-    once by tools/make_certs.py; new ones when they are about to expire."""
-    import importlib.util
+    by tools/make_certs.py once, and anew when they are about to expire."""
     import time
 
+    from make_certs import make  # beside this script (python tools/run.py)
+
     folder = VAR / "certs"
-    if (
-        not (folder / "client.pem").exists()
-        or (folder / "ca.pem").stat().st_mtime < time.time() - 8 * 86400
-    ):
-        spec = importlib.util.spec_from_file_location(
-            "make_certs", ROOT / "tools" / "make_certs.py"
-        )
-        assert spec and spec.loader  # noqa: S101
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.make(folder)
+    ca = folder / "ca.pem"
+    if not (folder / "client.pem").exists() or ca.stat().st_mtime < time.time() - 8 * 86400:
+        make(folder)
     return folder
 
 

@@ -16,7 +16,6 @@ price a second MeterReading (tariffRate, $/kWh), and each month a UsageSummary (
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,8 +32,7 @@ from .base import Provider, body_of
 
 ZONE = "America/Chicago"  # Griddy's default time zone (ERCOT)
 LOAD_ZONES = ("LZ_HOUSTON", "LZ_NORTH", "LZ_SOUTH", "LZ_WEST")
-#: analytics/history's series -> their intervals' length
-SERIES = {"hourly": 3600, "daily": 86400}
+HOUR = 3600  # the length of analytics/history's hourly entries
 #: the seed's error table: status -> (name, description)
 STATUSES = {
     400: ("Bad Request", "We could not process that action"),
@@ -219,11 +217,6 @@ def epoch(text: str) -> int:
     return int(datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp())
 
 
-def dollars(cents: Iterator[Decimal] | list[Decimal]) -> tuple[int, list[int | None]]:
-    power, values = builder.scaled(cents, -2)
-    return int(power), values
-
-
 def to_prices(settlement_point: str, answer: dict[str, Any]) -> Prices:
     """getnow's entries (``date``, ``hour_num``, ``min_num`` in Central time; every value may
     be a string) as prices: ``now`` 5-minute, ``forecast`` hourly."""
@@ -251,11 +244,11 @@ def price_reading(
     """Prices in ¢/kWh as a tariffRate MeterReading in $/kWh."""
     if not items:
         return None
-    power, values = dollars([c for _, _, c in items])
+    power, values = builder.scaled([c for _, _, c in items], -2)  # ¢ -> $
     lengths = {d for _, d, _ in items}
     rt = builder.reading_type(
         UnitSymbolKind.MONEY,
-        power_of_ten=power,
+        power_of_ten=int(power),
         interval_length=lengths.pop() if len(lengths) == 1 else None,
         kind=MeasurementKind.TARIFF_RATE,
         currency=Currency.USD,
@@ -293,16 +286,16 @@ def meter_usage_point(
         rt = builder.reading_type(
             UnitSymbolKind.WH,
             power_of_ten=int(power),
-            interval_length=SERIES["hourly"],
+            interval_length=HOUR,
             currency=Currency.USD,
         )
         series = [
-            (epoch(h["time"]), SERIES["hourly"], v,
+            (epoch(h["time"]), HOUR, v,
              None if h.get("cost_dollars") in (None, "") else builder.money(h["cost_dollars"]))
             for h, v in zip(hourly, values, strict=True)
         ]  # fmt: skip
         builder.meter_reading(up, rt, series, title="Usage")
-        priced = [(epoch(h["time"]), SERIES["hourly"], builder.decimal(h["price_ckwh"]))
+        priced = [(epoch(h["time"]), HOUR, builder.decimal(h["price_ckwh"]))
                   for h in hourly if h.get("price_ckwh") not in (None, "")]  # fmt: skip
         price_reading(up, priced, "Price ($/kWh)")
     tz = ZoneInfo(zone)
