@@ -8,6 +8,8 @@ its mapping into :mod:`espi.model`, nothing else.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from ..errors import EspiError
 from .base import Provider
 from .griddy import Griddy
@@ -15,11 +17,18 @@ from .pelm import Pelm
 from .wattshift import WattShift
 from .wattzon import WattzOn
 
+P = TypeVar("P", bound=type[Provider])
 REGISTRY: dict[str, type[Provider]] = {cls.slug: cls for cls in (Pelm, WattShift, WattzOn, Griddy)}
 
 
 class UnknownProvider(EspiError, LookupError):
     pass
+
+
+def register(cls: P) -> P:
+    """Add a provider class to :data:`REGISTRY` under its slug (usable as a class decorator)."""
+    REGISTRY[cls.slug] = cls
+    return cls
 
 
 def get(slug: str) -> type[Provider]:
@@ -40,4 +49,7 @@ __all__ = [
     "WattShift",
     "WattzOn",
     "get",
+    "register",
 ]
+
+from .. import client as client  # noqa: E402 - the custodian client registers itself

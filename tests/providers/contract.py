@@ -15,6 +15,7 @@ import espi
 from espi import providers
 from espi.errors import AuthError, ProviderError, RateLimited, Unavailable
 from fakes.common import Fault, Served, faults, serve
+from tests.scripted import Scripted, always
 
 
 def free_port() -> int:
@@ -131,3 +132,14 @@ class ProviderContract:
         with pytest.raises(Unavailable, match=r"no answer from http://127\.0\.0\.1"):
             self.cheap_call(client, None)  # type: ignore[arg-type]
         assert len(waits) == 3  # a refused connection is tried again
+
+    def test_redirect_to_another_origin_is_not_followed(
+        self, fake: Served, waits: list[float]
+    ) -> None:
+        client = self.quick(fake.url, waits)
+        self.cheap_call(client, fake)
+        with Scripted(always(200, b"a foreign feed")) as foreign:
+            faults(fake.app).add(Fault(302, headers={"Location": f"{foreign.url}/feed"}))
+            with pytest.raises(ProviderError, match=r"redirected to http://127\.0\.0\.1:\d+/feed"):
+                self.cheap_call(client, fake)
+            assert foreign.seen == []

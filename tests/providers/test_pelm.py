@@ -248,7 +248,7 @@ class TestPelm(ProviderContract):
 
 
 def test_unknown_provider_lists_the_known_ones() -> None:
-    with pytest.raises(LookupError, match="known: griddy, pelm, wattshift, wattzon"):
+    with pytest.raises(LookupError, match="known: custodian, griddy, pelm, wattshift, wattzon"):
         espi.providers.get("nope")
 
 
