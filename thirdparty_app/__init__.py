@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import click
 from cryptography.fernet import Fernet
 from flask import Flask, Response, request
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from appkit import database, queue
@@ -37,10 +37,14 @@ class Defaults:
     QUEUE_URL = ""  # "" (SQLite in the instance folder) or redis://host:port/db
     RATE_LIMIT_STORAGE = ""  # "" (per process) or redis://...: the custodians' rate limits
     DOCUMENTS = ""  # where fetched documents are kept (default: instance/documents)
-    JOB_RETRIES = 6
-    JOB_RETRY_DELAY = 2  # seconds, doubled at each retry
+    JOB_RETRIES = 6  # a job is tried at most 7 times (jobs.py)
+    JOB_RETRY_DELAY = 2  # seconds before the first retry, doubled at each
+    JOB_MAX_DELAY = 3600  # the longest wait between attempts (a 429's Retry-After included)
     EMBEDDED_WORKER = False
     MAX_CONTENT_LENGTH = 64 << 20  # uploads; notifications are held to 1 MiB on their own
+    NOTIFICATION_LIMIT = "600 per minute"  # new resources announced, per source address
+    UPLOAD_SCHEMA_LIMIT = 16 << 20  # larger uploads are linted, not checked against the XSD
+    DATABASE_BUSY_TIMEOUT = 30.0  # seconds a SQLite write waits for another (then 503)
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "thirdparty_session"  # apps on one host share cookies across ports
     CUSTODIANS: ClassVar[dict[str, dict[str, Any]]] = {}  # profile overrides (profiles.py)
@@ -87,12 +91,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return security_headers(response, request.is_secure)
 
     database.init_app(app)
+    busy_timeout(app)
     jobs.make_huey(app)
     views.init_app(app)
     register_commands(app)
     if app.config["EMBEDDED_WORKER"]:
         start_worker(app, embedded=True)
     return app
+
+
+def busy_timeout(app: Flask) -> None:
+    """How long a SQLite write waits for another process's (``DATABASE_BUSY_TIMEOUT``)."""
+    engine = app.extensions["appkit.engine"]
+    if engine.dialect.name != "sqlite":
+        return
+    millis = int(float(app.config["DATABASE_BUSY_TIMEOUT"]) * 1000)
+
+    def pragma(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={millis}")
+
+    event.listen(engine, "connect", pragma)
 
 
 def register_commands(app: Flask) -> None:
@@ -110,7 +128,7 @@ def register_commands(app: Flask) -> None:
         )
         n = 0
         for conn in conns:
-            jobs.enqueue_sync(conn.id)
+            jobs.enqueue("sync", conn.id)
             n += 1
         click.echo(f"{n} connection(s) queued for sync")
 
@@ -118,7 +136,7 @@ def register_commands(app: Flask) -> None:
     @click.option("--profile", "name", default="local", show_default=True)
     def bulk_cmd(name: str) -> None:
         """Ask a custodian for the Bulk of all our authorizations (queued)."""
-        jobs.enqueue_bulk(name)
+        jobs.enqueue("bulk", name)
         click.echo(f"bulk request for {name} queued")
 
     @app.cli.command("status")
@@ -127,9 +145,9 @@ def register_commands(app: Flask) -> None:
         """Is the custodian up, and how many authorizations does it hold for us?"""
         import json
 
-        from . import custodian, profiles
+        from . import clients
 
-        click.echo(json.dumps(custodian.health(profiles.get(name)), indent=2))
+        click.echo(json.dumps(clients.health(name), indent=2))
 
     @app.cli.command("replay")
     @click.argument("document_id", type=int)
@@ -145,7 +163,7 @@ def register_commands(app: Flask) -> None:
 
 def start_worker(app: Flask, embedded: bool) -> None:
     with app.app_context():
-        if inspect(database.engine()).has_table("notification"):  # not before `init-db`
+        if inspect(database.engine()).has_table("upload"):  # not before `init-db`
             try:
                 jobs.recover()
             except Exception:  # a broken document must not keep the worker from starting

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from appkit.database import close_session, engine, session
@@ -106,19 +107,52 @@ class Connection(Base):
     customer_name: Mapped[str] = mapped_column(Text, default="", server_default="")
     account_number: Mapped[str] = mapped_column(Text, default="", server_default="")
     service_address: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: attempts of the connection's sync since it last succeeded (jobs.py)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: until when (epoch seconds) one worker holds the right to renew the tokens (clients.py)
+    refreshing: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Notification(Base):
-    """A resource URI a custodian announced; recorded once however often it is announced."""
+    """A resource URI a custodian announced (normalised); recorded once however often it is
+    announced. ``error`` says how the last attempt went; ``connection_id`` is the connection
+    whose subscription it names (set by the download job)."""
 
     __tablename__ = "notification"
     id: Mapped[int] = mapped_column(primary_key=True)
     uri: Mapped[str] = mapped_column(String(2000), unique=True)
     profile: Mapped[str] = mapped_column(String(40))
     received: Mapped[int] = mapped_column(default=now)
-    #: queued, done, failed
+    #: queued (its download to come), done, accepted (answered 202: to be announced again),
+    #: failed
     status: Mapped[str] = mapped_column(String(20), default="queued")
     error: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    retry_at: Mapped[int] = mapped_column(default=0, server_default="0")  # the next attempt
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connection.id"), index=True)
+
+
+class Upload(Base):
+    """A file a customer uploaded: kept as it came (``path``) until a worker has checked and
+    ingested it, then only as the kept document; what the checks found (JSON lists)."""
+
+    __tablename__ = "upload"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connection.id"))
+    filename: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text, default="")
+    size: Mapped[int] = mapped_column(BigInteger)
+    #: queued (the worker's part to come or under way), done, rejected, failed
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    stage: Mapped[str] = mapped_column(String(20), default="")  # see uploads.STAGES
+    progress: Mapped[float | None] = mapped_column()  # of the stage, 0 to 1; None: unknown
+    attempts: Mapped[int] = mapped_column(default=0)
+    readings: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    problems: Mapped[str] = mapped_column(Text, default="")  # schema; "" when not checked
+    findings: Mapped[str] = mapped_column(Text, default="")  # espi lint
+    created: Mapped[int] = mapped_column(default=now)
 
 
 class Document(Base):
@@ -230,6 +264,14 @@ class CustomerInfo(Base):
 
 
 Index("ix_reading_start", Reading.start)
+
+
+def insert_new(s: Any, model: Any, rows: list[dict[str, Any]], key: str) -> list[int]:
+    """INSERT ... ON CONFLICT (key) DO NOTHING on SQLite and PostgreSQL alike: the ids of the
+    rows inserted (a row another request inserted first is left as it is)."""
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(model).values(rows).on_conflict_do_nothing(index_elements=[key])
+    return list(s.scalars(stmt.returning(model.id)))
 
 
 def last_reading_start(*where: Any) -> int | None:

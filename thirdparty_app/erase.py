@@ -9,8 +9,9 @@ import os
 
 from sqlalchemy import delete, select
 
-from . import db, profiles, providers
-from .custodian import CustodianError, revoke
+import espi
+
+from . import clients, db, providers
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,10 @@ def end(conn: db.Connection) -> str:
         done = providers.disconnect(conn)
     else:
         try:
-            revoke(profiles.get(conn.profile), conn)
-        except (CustodianError, KeyError) as err:
+            done = clients.custodian(conn.profile).disconnect(clients.credentials(conn))
+        except (espi.ProviderError, KeyError) as err:
             conn.reason = f"revocation at the custodian failed: {err}"
             raise NotEnded(str(err)) from err
-        done = "the authorization was revoked at the utility"
     conn.status, conn.reason = "revoked", done
     conn.access_token = conn.refresh_token = None
     return done
@@ -61,12 +61,16 @@ def connection(conn: db.Connection) -> set[str]:
                 | db.Notification.uri.startswith(sub + "?")
             )
         )
+    s.execute(delete(db.Notification).where(db.Notification.connection_id == conn.id))
+    uploads = select(db.Upload.path).where(db.Upload.connection_id == conn.id)
+    files = {p for p in s.scalars(uploads) if p}
+    s.execute(delete(db.Upload).where(db.Upload.connection_id == conn.id))
     mine = db.Document.connection_id == conn.id
     paths = set(s.scalars(select(db.Document.path).where(mine)))
     s.execute(delete(db.Document).where(mine))
     s.execute(delete(db.Connection).where(db.Connection.id == conn.id))
     s.expunge(conn)
-    return paths
+    return paths | files
 
 
 def remove_files(paths: set[str]) -> None:
@@ -91,6 +95,9 @@ def account(found: db.Account) -> set[str]:
     paths: set[str] = set()
     for conn in conns:
         paths |= connection(conn)
+    uploads = select(db.Upload.path).where(db.Upload.account_id == found.id)
+    paths |= {p for p in s.scalars(uploads) if p}  # files still waiting for the worker
+    s.execute(delete(db.Upload).where(db.Upload.account_id == found.id))
     s.execute(delete(db.ApiKey).where(db.ApiKey.account_id == found.id))
     s.delete(found)
     log.info("account %s deleted with %d connection(s)", found.id, len(conns))

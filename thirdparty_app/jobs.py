@@ -1,91 +1,213 @@
 """Jobs on the queue (Huey: SQLite by default, Redis for several machines):
 
-- ``fetch(notification_id)``: download an announced resource (streamed to disk, gzipped, kept
-  for replay), then ingest it;
-- ``sync(connection_id)``: ask a custodian for a subscription's new data (``Batch/Subscription``
-  with ``published-min`` from the last stored reading): 200 is ingested at once, 202 waits for
-  the notification; a provider connection (Pelm) fetches from the provider instead;
-- ``price(usage_point_id)``: price a usage point's readings on its attached rate plan.
+- ``fetch(notification_id)``: download an announced resource with the custodian's client
+  (:mod:`espi.client`: the token its path calls for, streamed to disk, gzipped, kept for
+  replay), then ingest it. A 202 to an announced URI is recorded as ``accepted``, not asked
+  again: the custodian prepares the data once more and will announce it.
+- ``sync(connection_id)``: ask for a subscription's new data (``Batch/Subscription`` with
+  ``published-min`` from the last stored reading): 200 is ingested at once, 202 waits for the
+  notification; a provider connection (Pelm, WattzOn, Griddy) fetches from the provider;
+- ``bulk(profile)``: ask for the Bulk of every authorization of ours (client token);
+- ``price(usage_point_id)``: price a usage point's readings on its attached rate plan;
+- ``upload(upload_id)``: check an uploaded file and ingest it (:mod:`.uploads`).
 
-Failures worth retrying (5xx, timeouts, 429, a 202 where data was expected) are retried with
-exponential backoff; the others are recorded on the notification or connection.
+Retries are counted here and nowhere else (the clients never retry by themselves): an attempt
+that meets an outage (5xx, a timeout, a refused connection), a 429, a provider still gathering
+the data, or an error of ours, is tried again after ``JOB_RETRY_DELAY`` x 2^(n-1) seconds
+(``PROVIDER_NOT_READY_DELAY`` x 2^(n-1) for a provider still gathering; a 429's Retry-After
+instead; never more than ``JOB_MAX_DELAY``), at most ``JOB_RETRIES`` times. Refusals (401/403,
+a URI outside the profile, another 4xx, a document that is not Green Button) fail at once.
+A job's attempts are counted on its row (notification, connection, upload), claimed with a
+compare-and-set so a job queued twice runs once per attempt; the final failure is recorded
+there, with the reason and the number of attempts, and on the connection it concerns.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
 from huey.api import Huey
-from huey.exceptions import RetryTask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+import espi
 from appkit import queue
 from espi import scope as espi_scope
+from espi.client import Accepted
+from espi.providers.base import Credentials
 
-from . import db, profiles, providers
-from .custodian import CustodianError, Retry, access_token, client_token, stream
+from . import clients, db, documents, profiles, providers, uploads
 from .documents import Kept, keeping, record
 from .ingest import ingest
 
 log = logging.getLogger(__name__)
 SUBSCRIPTION = re.compile(r"/Batch/Subscription/([^/?]+)")
-CLIENT_PATHS = ("/Batch/Bulk/", "/Batch/BulkRetailCustomerInfo/", "/Batch/BulkRetailDRPrgInfo/")
+#: worth another attempt later
+RETRYABLE = (espi.Unavailable, espi.RateLimited, espi.NotReady)
+#: refusals that another attempt would not change
+FINAL = (espi.ProviderError, ValueError, LookupError)
+
+
+# --------------------------------------------------------------------------- the queue
 
 
 def make_huey(app: Flask) -> Huey:
     huey = queue.make_huey(app, "thirdparty")
-    retries, delay = app.config["JOB_RETRIES"], app.config["JOB_RETRY_DELAY"]
-
-    @huey.task(retries=retries, retry_delay=delay, retry_backoff=2, name="fetch")
-    def fetch_task(notification_id: int) -> None:
-        with app.app_context():
-            retrying(fetch, notification_id)
-
-    @huey.task(retries=retries, retry_delay=delay, retry_backoff=2, name="sync")
-    def sync_task(connection_id: int) -> None:
-        with app.app_context():
-            retrying(sync, connection_id)
-
-    @huey.task(retries=retries, retry_delay=delay, retry_backoff=2, name="bulk")
-    def bulk_task(profile_name: str) -> None:
-        with app.app_context():
-            retrying(bulk, profile_name)  # type: ignore[arg-type]
-
-    @huey.task(retries=retries, retry_delay=delay, retry_backoff=2, name="price")
-    def price_task(usage_point_id: int) -> None:
-        with app.app_context():
-            retrying(providers.price_usage_point, usage_point_id)
-
+    tasks = {}
+    for name in JOBS:
+        tasks[name] = huey.task(name=name)(task_of(app, name))
+        app.extensions[f"tp.{name}"] = functools.partial(enqueue, name)
     app.extensions["tp.huey"] = huey
-    app.extensions["tp.price"] = price_task
-    app.extensions["tp.fetch"] = fetch_task
-    app.extensions["tp.sync"] = sync_task
-    app.extensions["tp.bulk"] = bulk_task
+    app.extensions["tp.tasks"] = tasks
     return huey
 
 
-def retrying(job: Any, key: int) -> None:
+def task_of(app: Flask, name: str) -> Callable[..., None]:
+    def task(key: Any, attempt: int = 0) -> None:
+        with app.app_context():
+            run(name, key, attempt)
+
+    task.__name__ = name
+    return task
+
+
+def enqueue(name: str, key: Any, attempt: int | None = None, delay: float = 0) -> None:
+    """Queue a job's next attempt (the one its row has not made yet), after ``delay`` s."""
+    row = JOBS[name].row
+    if attempt is None:
+        attempt = 0
+        if row is not None:
+            attempt = db.session().scalar(select(row.attempts).where(row.id == key)) or 0
+    task = current_app.extensions["tp.tasks"][name]
+    if delay > 0:
+        task.schedule(args=(key, attempt), delay=delay)
+    else:
+        task(key, attempt)
+
+
+# --------------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True)
+class Job:
+    work: Callable[[Any], None]
+    #: the row that counts the job's attempts (None: they are counted in the task's arguments)
+    row: Any
+    #: record how an attempt went on the row: (key, text, final, retry_at)
+    note: Callable[[Any, str, bool, int], None]
+
+
+def run(name: str, key: Any, attempt: int) -> None:
+    """One attempt of a job: claimed, done, and on failure tried again later or given up."""
+    job = JOBS[name]
+    if job.row is not None and not claim(job.row, key, attempt):
+        log.info(
+            "%s(%s): attempt %d is made already, or there is nothing to do", name, key, attempt + 1
+        )
+        return
+    tries = attempt + 1
     try:
-        job(key)
-    except Retry as err:
-        log.warning("%s(%s): %s; will retry", job.__name__, key, err)
-        raise RetryTask(str(err), delay=err.delay) from err
+        job.work(key)
+        return
+    except RETRYABLE as err:
+        failure, again = err, True
+    except FINAL as err:
+        failure, again = err, False
+    except Exception as err:  # a fault of ours (the database busy, a bug): logged, tried again
+        log.exception("%s(%s) failed", name, key)
+        failure, again = err, True
+    db.session().rollback()
+    retries = current_app.config["JOB_RETRIES"]
+    why = str(failure)[:1000] or type(failure).__name__
+    if again and tries <= retries:
+        delay = retry_wait(tries, failure)
+        log.warning(
+            "%s(%s): %s; attempt %d of %d, again in %g s", name, key, why, tries, retries + 1, delay
+        )
+        text = f"{why}; attempt {tries} of {retries + 1}, trying again in {delay:g} s"
+        job.note(key, text, False, int(time.time() + delay))
+        enqueue(name, key, tries, delay)
+        return
+    if again:
+        why += f" (gave up after {tries} attempt{'s' if tries != 1 else ''})"
+    log.error("%s(%s) failed: %s", name, key, why)
+    job.note(key, why, True, 0)
 
 
-def enqueue_fetch(notification_id: int) -> None:
-    current_app.extensions["tp.fetch"](notification_id)
+def retry_wait(tries: int, err: BaseException) -> float:
+    """Seconds to wait after the ``tries``-th failed attempt."""
+    config = current_app.config
+    if isinstance(err, espi.RateLimited) and err.retry_after is not None:
+        return min(err.retry_after, config["JOB_MAX_DELAY"])
+    first = (
+        config["PROVIDER_NOT_READY_DELAY"]
+        if isinstance(err, espi.NotReady)
+        else config["JOB_RETRY_DELAY"]
+    )
+    return min(first * 2 ** (tries - 1), config["JOB_MAX_DELAY"])
 
 
-def enqueue_sync(connection_id: int) -> None:
-    current_app.extensions["tp.sync"](connection_id)
+def claim(row: Any, key: Any, attempt: int) -> bool:
+    """Take attempt ``attempt`` + 1 of the job of a row, unless it is made already or the row
+    is finished (a notification or upload not queued, a connection failed or revoked)."""
+    s = db.session()
+    if row is db.Connection:
+        open_ = row.status.not_in(("revoked", "failed"))
+    else:
+        open_ = row.status == "queued"
+    taken = s.execute(
+        update(row)
+        .where(row.id == key, row.attempts == attempt, open_)
+        .values(attempts=row.attempts + 1)
+    ).rowcount
+    s.commit()
+    return bool(taken)
 
 
-def enqueue_bulk(profile_name: str) -> None:
-    current_app.extensions["tp.bulk"](profile_name)
+def noted(model: Any) -> Callable[[Any, str, bool, int], None]:
+    """How attempts are recorded on a row with a ``reason`` (a connection's sync, a usage
+    point's pricing): the last attempt's text; the final failure as status ``failed``."""
+
+    def note(key: Any, text: str, final: bool, retry_at: int) -> None:
+        s = db.session()
+        row = s.get(model, key)
+        if row is None:
+            return
+        row.reason = text
+        if final:
+            row.status = "failed"
+        s.commit()
+
+    return note
+
+
+def note_fetch(key: int, text: str, final: bool, retry_at: int) -> None:
+    """A download's attempts on its notification; its final failure on its connection too."""
+    s = db.session()
+    note = s.get(db.Notification, key)
+    if note is None:
+        return
+    note.error, note.retry_at = text, retry_at
+    if final:
+        note.status = "failed"
+        conn = s.get(db.Connection, note.connection_id) if note.connection_id else None
+        if conn is not None and conn.status != "revoked":
+            conn.status, conn.reason = "failed", f"downloading {note.uri}: {text}"
+    s.commit()
+
+
+def note_only(key: Any, text: str, final: bool, retry_at: int) -> None:
+    if final:
+        log.error("bulk request for %s failed: %s", key, text)
+
+
+# --------------------------------------------------------------------------- the jobs
 
 
 def connection_for(uri: str) -> db.Connection | None:
@@ -103,65 +225,63 @@ def connection_for(uri: str) -> db.Connection | None:
 
 
 def download(
-    profile: profiles.Profile, uri: str, token: str, params: dict[str, str] | None = None
-) -> Kept | None:
-    """Stream a document to a kept gzipped file, or None when the custodian answered 202 (data
-    to come by notification)."""
-    with stream(profile, uri, token, params) as resp:
-        if resp.status_code == 202:
-            return None
-        if resp.status_code != 200:
-            raise CustodianError(
-                f"GET {uri}: HTTP {resp.status_code}", resp.status_code, resp.text[:500]
-            )
+    client: clients.Custodian,
+    uri: str,
+    creds: Credentials | None = None,
+    params: dict[str, str] | None = None,
+) -> Kept | Accepted:
+    """A resource streamed to a kept gzipped file; Accepted when the custodian answered 202."""
+    with client.get(uri, credentials=creds, params=params) as answer:
+        if isinstance(answer, Accepted):
+            return answer
         with keeping() as out:
-            for chunk in resp.iter_content(1 << 16):
-                out.write(chunk)
+            answer.save(out)
     return out.kept
 
 
 def fetch(notification_id: int) -> None:
     s = db.session()
     note = s.get(db.Notification, notification_id)
-    if note is None or note.status == "done":
+    if note is None or note.status != "queued":
         return
-    conn = None
-    try:
-        profile = profiles.get(note.profile)
-        if any(p in note.uri for p in CLIENT_PATHS):
-            token = client_token(profile)
-        else:
-            conn = connection_for(note.uri)
-            if conn is None or conn.status == "revoked":
-                raise CustodianError("no active connection for this subscription")
-            token = access_token(profile, conn)
-        got = download(profile, note.uri, token)
-        if got is None:
-            raise Retry(f"GET {note.uri}: 202 where data was announced")
-        doc = record(profile.name, note.uri, conn, got)
-        ingest(s, doc)
-    except Retry:
-        raise
-    except (CustodianError, KeyError, ValueError) as err:  # not worth retrying
-        note.status, note.error = "failed", str(err)
+    conn = connection_for(note.uri)
+    if conn is not None and note.connection_id != conn.id:
+        note.connection_id = conn.id
         s.commit()
-        log.error("notification %s failed: %s", note.uri, err)
-        return
-    note.status, note.error = "done", ""
+    if conn is not None and conn.status == "revoked":
+        raise espi.AuthError(f"{note.uri}: its connection was revoked", provider="custodian")
+    doc = fetched_before(note)
+    if doc is None:
+        client = clients.custodian(conn.profile if conn is not None else note.profile)
+        got = download(client, note.uri, clients.credentials(conn) if conn is not None else None)
+        if isinstance(got, Accepted):
+            note.status = "accepted"
+            note.error = "the custodian answered 202: it will notify again when the data is ready"
+            s.commit()
+            return
+        doc = record(client.profile.name, note.uri, conn, got)
+    ingest(s, doc)
+    note.status, note.error, note.retry_at = "done", "", 0
     if conn is not None:
         conn.status, conn.last_sync, conn.reason = "active", int(time.time()), ""
     s.commit()
 
 
-def published_min(profile: profiles.Profile, *where: Any) -> dict[str, str]:
-    """Ask only for what is new: from the start of the last stored reading (of the usage points
-    ``where`` selects)."""
-    last = db.last_reading_start(*where)
-    if last is None:
-        return {}
-    if profile.published_format == "epoch":
-        return {"published-min": str(last)}
-    return {"published-min": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last))}
+def fetched_before(note: db.Notification) -> db.Document | None:
+    """On a retry of a download (not a customer's Retry, which starts again): the document an
+    earlier attempt fetched and kept but did not ingest (the database was busy, say), so it is
+    not downloaded again."""
+    if note.attempts <= 1:
+        return None
+    return db.session().scalar(
+        select(db.Document)
+        .where(
+            db.Document.uri == note.uri,
+            db.Document.status != "ingested",
+            db.Document.fetched >= note.received,
+        )
+        .order_by(db.Document.id.desc())
+    )
 
 
 def sync(connection_id: int) -> None:
@@ -172,37 +292,45 @@ def sync(connection_id: int) -> None:
     synchronous ``Batch/Subscription/{id}/UsagePoint/{id}`` with its own ``published-min``."""
     s = db.session()
     conn = s.get(db.Connection, connection_id)
-    if conn is not None and conn.profile in providers.SLUGS and conn.status != "revoked":
+    if conn is None or conn.status in ("revoked", "failed"):
+        return
+    if conn.profile in providers.SLUGS:
         providers.sync(conn)
-        return
-    if conn is None or conn.status in ("revoked", "failed") or not conn.subscription_uri:
-        return
-    profile = profiles.get(conn.profile)
-    token = access_token(profile, conn)
+    elif conn.subscription_uri:
+        sync_subscription(conn)
+    conn.attempts = 0
+    s.commit()
+
+
+def sync_subscription(conn: db.Connection) -> None:
+    s = db.session()
+    client = clients.custodian(conn.profile)
+    creds = clients.credentials(conn)  # renewed tokens are stored as they come (clients)
+    sub = conn.subscription_uri or ""
     if shares_customer_info(conn.scope):
-        customer = SUBSCRIPTION.sub(r"/Batch/RetailCustomer/\1", conn.subscription_uri)
+        customer = SUBSCRIPTION.sub(r"/Batch/RetailCustomer/\1", sub)
         try:
-            got_customer = download(profile, customer, token)
-        except CustodianError as err:  # the custodian may not serve it: usage data still comes
+            got_customer = download(client, customer, creds)
+        except RETRYABLE:
+            raise
+        except espi.ProviderError as err:  # the custodian may not serve it: usage data still comes
             log.warning("connection %s: customer information: %s", conn.id, err)
         else:
-            if got_customer is not None:
-                ingest(s, record(profile.name, customer, conn, got_customer))
+            if not isinstance(got_customer, Accepted):
+                ingest(s, record(client.profile.name, customer, conn, got_customer))
     known = s.scalars(select(db.UsagePoint).where(db.UsagePoint.connection_id == conn.id)).all()
-    requests_ = [(f"{conn.subscription_uri}/UsagePoint/{up.href.rsplit('/', 1)[-1]}",
-                  published_min(profile, db.UsagePoint.id == up.id)) for up in known]  # fmt: skip
-    if not requests_:
-        requests_ = [
-            (conn.subscription_uri, published_min(profile, db.UsagePoint.connection_id == conn.id))
-        ]
-    for uri, params in requests_:
-        got = download(profile, uri, token, params)
-        if got is None:
+    asks = [(f"{sub}/UsagePoint/{up.href.rsplit('/', 1)[-1]}",
+             db.last_reading_start(db.UsagePoint.id == up.id)) for up in known]  # fmt: skip
+    if not asks:
+        asks = [(sub, db.last_reading_start(db.UsagePoint.connection_id == conn.id))]
+    for uri, last in asks:
+        got = download(client, uri, creds, client.profile.published(last))
+        if isinstance(got, Accepted):
             log.info("connection %s: the custodian will notify when the data is ready", conn.id)
             continue
-        ingest(s, record(profile.name, uri, conn, got))
+        ingest(s, record(client.profile.name, uri, conn, got))
         conn.status, conn.last_sync = "active", int(time.time())
-    s.commit()
+    conn.reason = ""
 
 
 def shares_customer_info(scope_text: str) -> bool:
@@ -216,31 +344,53 @@ def shares_customer_info(scope_text: str) -> bool:
 def bulk(profile_name: str) -> None:
     """Ask for the Bulk of every authorization of ours at a custodian (client token); the
     custodian answers 202 and notifies."""
-    profile = profiles.get(profile_name)
-    if not profile.bulk_id:
-        raise CustodianError(f"custodian {profile.name}: no bulk_id configured")
-    uri = f"{profile.resource_base.rstrip('/')}/Batch/Bulk/{profile.bulk_id}"
-    got = download(profile, uri, client_token(profile))
-    if got is not None:
-        ingest(db.session(), record(profile.name, uri, None, got))
+    client = clients.custodian(profile_name)
+    uri = client.profile.bulk_uri()
+    got = download(client, uri)
+    if not isinstance(got, Accepted):
+        ingest(db.session(), record(profile_name, uri, None, got))
+
+
+JOBS: dict[str, Job] = {
+    "fetch": Job(fetch, db.Notification, note_fetch),
+    "sync": Job(sync, db.Connection, noted(db.Connection)),
+    "bulk": Job(bulk, None, note_only),
+    "price": Job(providers.price_usage_point, None, noted(db.Pricing)),
+    "upload": Job(uploads.check_and_ingest, db.Upload, uploads.note),
+}
+
+
+# --------------------------------------------------------------------------- recovery
 
 
 def recover() -> int:
-    """Finish what a worker that died left: documents fetched but not ingested (their
-    transaction never committed) are ingested and their notifications marked done; notifications
-    with nothing fetched are queued again. Run when a worker starts; jobs are idempotent."""
+    """Finish what a stopped worker left (run when a worker starts; jobs are idempotent):
+    orphan ``.partial`` files are removed; documents fetched but not ingested (their
+    transaction never committed) are ingested and their notifications marked done;
+    notifications and uploads still queued get their next attempt (at the time it was due);
+    those whose attempts are spent are failed. Nothing failed or finished is queued again."""
     s = db.session()
+    documents.remove_orphans()
     docs = s.scalars(select(db.Document).where(db.Document.status == "fetched")).all()
     for doc in docs:
         for note in s.scalars(select(db.Notification).where(db.Notification.uri == doc.uri)):
             note.status, note.error = "done", ""  # committed with the readings, or not at all
         ingest(s, doc)
-    notes = s.scalars(select(db.Notification.id).where(db.Notification.status == "queued")).all()
-    for note_id in notes:
-        enqueue_fetch(note_id)
-    if notes or docs:
-        log.info("recovered %d document(s) and %d notification(s)", len(docs), len(notes))
-    return len(notes) + len(docs)
+    spent = current_app.config["JOB_RETRIES"] + 1
+    queued = 0
+    for name, model in (("fetch", db.Notification), ("upload", db.Upload)):
+        for row in s.scalars(select(model).where(model.status == "queued")).all():
+            if row.attempts >= spent:
+                JOBS[name].note(
+                    row.id, f"the worker stopped (gave up after {row.attempts} attempts)", True, 0
+                )
+                continue
+            due = getattr(row, "retry_at", 0) - time.time()
+            enqueue(name, row.id, row.attempts, max(0.0, due))
+            queued += 1
+    if queued or docs:
+        log.info("recovered %d document(s) and requeued %d job(s)", len(docs), queued)
+    return queued + len(docs)
 
 
 def replay(document_id: int) -> int:

@@ -49,7 +49,6 @@ from espi.providers import wattzon as espi_wz
 
 from . import accounts, db, vault
 from .accounts import account, webhook
-from .custodian import Retry
 from .documents import keeping, record
 from .ingest import BATCH, ingest
 
@@ -124,14 +123,8 @@ def wattshift_client() -> espi_ws.WattShift:
     return espi_ws.WattShift(s["api_key"], base_url=s["base_url"])
 
 
-def later(err: espi.ProviderError, delay: float | None = None) -> Retry:
-    """A provider's passing refusal as a job retry: after ``delay``, else its Retry-After."""
-    wait = delay if delay is not None else getattr(err, "retry_after", None)
-    return Retry(str(err), err.status, err.body, wait)
-
-
 def failed_page(title: str, text: str) -> tuple[str, int]:
-    return render_template("failed.html", profile={"title": title}, error="", text=text), 400
+    return render_template("failed.html", title=title, error="", text=text), 400
 
 
 # --------------------------------------------------------------------------- Pelm Connect
@@ -196,7 +189,8 @@ def pelm_callback() -> Any:
 def sync(conn: db.Connection) -> None:
     """Fetch a provider connection's new data and ingest it (job). Data the provider is still
     gathering (Pelm's ``data_unavailable``, WattzOn's running jobs), rate limits and outages are
-    retried later; other refusals mark the connection failed with the provider's message."""
+    raised for the job to try again later (:mod:`.jobs`); other refusals mark the connection
+    failed with the provider's message."""
     s = db.session()
     title = DEFAULTS[conn.profile]["title"]
     last = db.last_reading_start(db.UsagePoint.connection_id == conn.id)
@@ -206,11 +200,12 @@ def sync(conn: db.Connection) -> None:
     try:
         found = FETCHERS[conn.profile](conn, start, end, last is None)
     except espi.NotReady as err:
-        conn.reason = f"{title} is still gathering this account's data ({err.message})"
-        s.commit()
-        raise later(err, current_app.config["PROVIDER_NOT_READY_DELAY"]) from err
-    except (espi.RateLimited, espi.Unavailable) as err:
-        raise later(err) from err
+        raise espi.NotReady(
+            f"{title} is still gathering this account's data ({err.message})",
+            provider=conn.profile,
+        ) from err
+    except (espi.RateLimited, espi.Unavailable):
+        raise
     except espi.ProviderError as err:
         conn.status, conn.reason = "failed", str(err)
         s.commit()
@@ -455,9 +450,8 @@ def price_usage_point(up_id: int) -> None:
             if rt is None or rt.uom != int(espi.UnitSymbolKind.WH):
                 continue
             priced += price_meter_reading(s, client, pricing.home_id, mr.id, rt)
-    except (espi.RateLimited, espi.Unavailable) as err:
-        s.rollback()
-        raise later(err) from err
+    except (espi.RateLimited, espi.Unavailable):
+        raise  # tried again later (jobs)
     except espi.ProviderError as err:
         s.rollback()
         pricing.status, pricing.reason = "failed", str(err)

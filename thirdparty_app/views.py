@@ -1,6 +1,6 @@
 """The third party's web endpoints: the Notification webhook, connecting a customer (OAuth),
-disconnecting (and deleting data), uploads, and the pages. Every page shows the signed-in
-account's own data only (operators: everyone's), through :mod:`.accounts`."""
+disconnecting (and deleting data), retrying what failed, and the pages. Every page shows the
+signed-in account's own data only (operators: everyone's), through :mod:`.accounts`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-import requests
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.flask_client import OAuth
 from flask import (
     Blueprint,
     Flask,
@@ -23,59 +21,51 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 import espi
 from appkit.http import problem
-from espi.lint import lint
+from espi.client import NOTIFICATION_LIMIT, UnsafeURI
 
-from . import accounts, db, erase, profiles, providers
+from . import accounts, clients, db, erase, jobs, profiles, providers, uploads
 from .accounts import account, webhook
-from .custodian import save_tokens
-from .documents import keeping, record
-from .ingest import ingest
-from .jobs import enqueue_fetch, enqueue_sync
+from .ratelimit import count, retry_in
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tp", __name__)
-NOTIFICATION_LIMIT = 1 << 20
+#: the longest URI a notification may name (the notification table's column)
+URI_LIMIT = 2000
 
 
 def init_app(app: Flask) -> None:
     from .api import bp as api
 
-    app.extensions["tp.oauth"] = OAuth(app)  # one registry per app: profiles differ between apps
     accounts.init_app(app)
     app.register_blueprint(bp)
+    app.register_blueprint(uploads.bp)
     app.register_blueprint(api)
     app.register_blueprint(providers.bp)
+    app.register_error_handler(OperationalError, database_trouble)
 
 
-def oauth_client(profile: profiles.Profile) -> Any:
-    """The Authlib client of a custodian profile (registered on first use)."""
-    oauth = current_app.extensions["tp.oauth"]
-    client = oauth.create_client(profile.name)
-    if client is None:
-        kwargs: dict[str, Any] = {"token_endpoint_auth_method": "client_secret_basic"}
-        if profile.scope:
-            kwargs["scope"] = profile.scope
-        if profile.pkce:
-            kwargs["code_challenge_method"] = "S256"
-        if profile.cert:  # mutual TLS for the code exchange too, as for every custodian call
-            kwargs["cert"] = profile.cert
-        if profile.ca_bundle:
-            kwargs["verify"] = profile.ca_bundle
-        client = oauth.register(
-            profile.name,
-            client_id=profile.client_id,
-            client_secret=profile.client_secret,
-            authorize_url=profile.authorize_url,
-            access_token_url=profile.token_url,
-            client_kwargs=kwargs,
+def database_trouble(err: OperationalError) -> Response:
+    """SQLite busy (another process writes too long): a 503 to try again, never a 500 page."""
+    db.session().rollback()
+    if "locked" in str(err.orig):
+        log.warning("database busy: %s %s answered 503", request.method, request.path)
+        return problem(
+            503,
+            "temporarily_unavailable",
+            "the database is busy: try again in a few seconds",
+            headers={"Retry-After": "5"},
         )
-    return client
+    log.error("database error on %s %s", request.method, request.path, exc_info=err)
+    return problem(500, "server_error", "a database error (see the server's log)")
 
 
 # --------------------------------------------------------------------------- notifications
@@ -84,31 +74,74 @@ def oauth_client(profile: profiles.Profile) -> Any:
 @bp.post("/espi/1_1/Notification")
 @webhook
 def notification() -> Response:
-    """A custodian says data is ready: record each URI once, queue its download, answer 200.
-    URIs outside every configured custodian's resource base are refused (never fetched)."""
+    """A custodian says data is ready: read at most 1 MiB (413 beyond, the rest unread); every
+    URI must lie under a configured custodian's resource base, with no dot segment and no
+    query parameter its profile does not list (else 400, nothing recorded); each is recorded
+    once, normalised, and its download queued; new URIs are rate-limited per source (429)."""
+    request.max_content_length = NOTIFICATION_LIMIT + 1  # one byte more tells a longer body
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:  # its Content-Length says so: nothing read
+        body = None
+    if body is None or len(body) > NOTIFICATION_LIMIT:
+        log.warning(
+            "notification refused from %s: over %d bytes", request.remote_addr, NOTIFICATION_LIMIT
+        )
+        return refuse(413, f"a notification is at most {NOTIFICATION_LIMIT:,} bytes")
     try:
         batch = espi.parse(
-            request.get_data(), espi.ParseOptions(warn=False, max_bytes=NOTIFICATION_LIMIT)
+            body, espi.ParseOptions(warn=False, max_bytes=NOTIFICATION_LIMIT)
         ).batch_list
     except espi.ParseError as err:
         log.warning("notification refused: %s", err)
         return refuse(400, f"not a BatchList: {err}")
     if batch is None:
         return refuse(400, "not a BatchList")
-    owners = {uri: profiles.owning(uri) for uri in batch.resources}
-    foreign = [uri for uri, owner in owners.items() if owner is None]
-    if foreign:
-        log.warning("notification refused: URIs of no configured custodian: %s", foreign)
-        return refuse(400, f"URIs of no configured custodian: {', '.join(foreign[:3])}")
+    try:
+        found = dict(notified(uri) for uri in batch.resources)
+    except UnsafeURI as err:
+        log.warning("notification refused from %s: %s", request.remote_addr, err.message)
+        return refuse(400, err.message)
     s = db.session()
-    for uri, owner in owners.items():
-        if s.scalar(select(db.Notification).where(db.Notification.uri == uri)) is not None:
-            continue  # announced before: nothing new
-        note = db.Notification(uri=uri, profile=owner.name)  # type: ignore[union-attr]
-        s.add(note)
-        s.commit()
-        enqueue_fetch(note.id)
+    known = set(s.scalars(select(db.Notification.uri).where(db.Notification.uri.in_(found))))
+    new = [uri for uri in found if uri not in known]
+    if not new:
+        return Response(status=200)  # announced before: nothing new
+    limit, source = current_app.config["NOTIFICATION_LIMIT"], request.remote_addr or ""
+    if not count(limit, "notify", source, cost=len(new)):
+        log.warning("notification refused: %d new resources from %s", len(new), source)
+        return problem(
+            429,
+            "too_many_requests",
+            f"{len(new)} new resources from {source}: more than {limit} are not taken",
+            headers={"Retry-After": str(retry_in(limit, "notify", source))},
+        )
+    rows = [{"uri": uri, "profile": found[uri]} for uri in new]
+    ids = db.insert_new(s, db.Notification, rows, "uri")
+    s.commit()
+    for note_id in ids:
+        jobs.enqueue("fetch", note_id, 0)
     return Response(status=200)
+
+
+def notified(uri: str) -> tuple[str, str]:
+    """A notified URI as it is recorded (normalised) and its custodian's profile; UnsafeURI
+    when it is too long, has dot segments, lies under no configured custodian, or carries a
+    query parameter the profile does not list."""
+    if len(uri) > URI_LIMIT:
+        raise UnsafeURI(
+            f"refused a URI longer than {URI_LIMIT:,} characters: {uri[:100]}…", uri=uri
+        )
+    try:
+        segments = unquote(urlsplit(uri).path).split("/")
+    except ValueError:
+        segments = []  # malformed: the owner check refuses it
+    if "." in segments or ".." in segments:
+        raise UnsafeURI(f"refused {uri}: a dot segment ('.' or '..') in the path", uri=uri)
+    owner = profiles.owning(uri)
+    if owner is None:
+        raise UnsafeURI(f"refused {uri}: a URI of no configured custodian", uri=uri)
+    return owner.notified(uri), owner.name
 
 
 def refuse(status: int, description: str) -> Response:
@@ -118,54 +151,117 @@ def refuse(status: int, description: str) -> Response:
 # --------------------------------------------------------------------------- connecting
 
 
-@bp.get("/connect/<name>")
-def connect(name: str) -> Any:
+def custodian_or_404(name: str) -> clients.Custodian:
     try:
-        profile = profiles.get(name)
+        return clients.custodian(name)
     except KeyError as err:
         abort(404, str(err))
-    return oauth_client(profile).authorize_redirect(
-        url_for("tp.callback", name=name, _external=True)
-    )
+
+
+@bp.get("/connect/<name>")
+def connect(name: str) -> Any:
+    """To the custodian's authorize page, with a state (and PKCE S256 where the profile says)
+    kept in the session until the answer."""
+    client = custodian_or_404(name)
+    try:
+        start = client.begin_connect("", url_for("tp.callback", name=name, _external=True))
+    except ValueError as err:  # no authorize_url: a profile for Bulk only
+        abort(404, str(err))
+    session[f"connect.{name}"] = start.state
+    return redirect(start.url)
 
 
 @bp.get("/callback/<name>")
 def callback(name: str) -> Any:
-    profile = profiles.get(name)
-    if request.args.get("error"):
-        return failed(
-            profile, request.args.get("error", ""), request.args.get("error_description", "")
-        )
+    """The custodian's answer: the state checked, the code exchanged (over the profile's mutual
+    TLS), the tokens sealed on a new connection whose data is then asked for."""
+    client = custodian_or_404(name)
+    state = session.pop(f"connect.{name}", None) or {}
     try:
-        token = oauth_client(profile).authorize_access_token()
-    except OAuthError as err:
-        return failed(profile, err.error, err.description or "")
-    except (ValueError, requests.RequestException) as err:  # not even an OAuth answer
-        log.warning("token exchange with %s failed: %s", profile.name, err)
-        return failed(profile, "token_exchange_failed", token_failure(err))
+        creds = client.finish_connect(state, request.args.to_dict())
+    except espi.AuthError as err:
+        return failed(client.profile.title, err.code or "", err.message)
+    except espi.ProviderError as err:  # not even an OAuth answer, or an outage
+        log.warning("token exchange with %s failed: %s", name, err)
+        detail = f"HTTP {err.status}: {err.body[:200] or err.message}" if err.status else str(err)
+        text = f"Your utility did not complete the connection ({detail}). Please try again later."
+        return failed(client.profile.title, "token_exchange_failed", text)
     s = db.session()
     conn = db.Connection(profile=name, account_id=account().id)
-    save_tokens(conn, token)
+    clients.store(conn, creds)
     s.add(conn)
     s.commit()
-    enqueue_sync(conn.id)
+    jobs.enqueue("sync", conn.id, 0)
     return redirect(url_for("tp.home"))
 
 
-def token_failure(err: Exception) -> str:
-    resp = getattr(err, "response", None)  # a requests.Response is falsy when it is a 4xx
-    detail = f"HTTP {resp.status_code}: {resp.text[:200]}" if resp is not None else str(err)
-    return f"Your utility did not complete the connection ({detail}). Please try again later."
-
-
-def failed(profile: profiles.Profile, error: str, description: str) -> tuple[str, int]:
+def failed(title: str, error: str, description: str) -> tuple[str, int]:
     reasons = {
         "access_denied": "You chose not to share your data. Nothing was shared.",
         "mismatching_state": "The answer from your utility did not match this browser's request "
         "(an old or a forged link). Please start again.",
     }
     text = reasons.get(error, description or error)
-    return render_template("failed.html", profile=profile, error=error, text=text), 400
+    return render_template("failed.html", title=title, error=error, text=text), 400
+
+
+# --------------------------------------------------------------------------- retrying
+
+
+def requeue(note: db.Notification) -> None:
+    note.status, note.error, note.attempts, note.retry_at = "queued", "", 0, 0
+
+
+@bp.post("/connections/<int:conn_id>/retry")
+def retry_connection(conn_id: int) -> Any:
+    """Try a failed connection again: its failed downloads, or else its sync, with all their
+    attempts (the customer's, or an operator's)."""
+    conn = accounts.connection(conn_id)
+    title = source_title(conn.profile)
+    if conn.status == "revoked":
+        flash(f"{title} was disconnected: connect it again instead.", "error")
+        return redirect(url_for("tp.connections"))
+    s = db.session()
+    notes = list(
+        s.scalars(
+            select(db.Notification).where(
+                db.Notification.connection_id == conn.id, db.Notification.status == "failed"
+            )
+        )
+    )
+    for note in notes:
+        requeue(note)
+    if conn.status == "failed":
+        conn.status = "waiting"
+    conn.reason, conn.attempts = "trying again", 0
+    s.commit()
+    for note in notes:
+        jobs.enqueue("fetch", note.id, 0)
+    if not notes:
+        jobs.enqueue("sync", conn.id, 0)
+    flash(f"{title}: trying again.")
+    return redirect(url_for("tp.connections"))
+
+
+@bp.post("/notifications/<int:note_id>/retry")
+def retry_notification(note_id: int) -> Any:
+    """Try a failed download again (one of the account's connections; any, for an operator)."""
+    s = db.session()
+    query = select(db.Notification).where(db.Notification.id == note_id)
+    if not accounts.is_operator():
+        query = query.join(db.Connection, db.Notification.connection_id == db.Connection.id)
+        query = accounts.visible(query)
+    note = s.scalar(query)
+    if note is None:
+        abort(404, f"no notification {note_id}")
+    requeue(note)
+    conn = s.get(db.Connection, note.connection_id) if note.connection_id else None
+    if conn is not None and conn.status == "failed":
+        conn.status, conn.reason = "waiting", "trying again"
+    s.commit()
+    jobs.enqueue("fetch", note.id, 0)
+    flash(f"Downloading {note.uri} again.")
+    return redirect(url_for("tp.connections"))
 
 
 @bp.route("/connections/<int:conn_id>/disconnect", methods=["GET", "POST"])
@@ -288,7 +384,19 @@ def connections_context() -> dict[str, Any]:
         "counts": connection_counts([c.id for c in conns]),
         "titles": {c.profile: source_title(c.profile) for c in conns},
         "states": STATES,
+        "failures": failed_downloads(),
     }
+
+
+def failed_downloads() -> list[db.Notification]:
+    """The downloads that failed, of the account's connections (an operator: all of them,
+    Bulk documents included), newest first."""
+    query = select(db.Notification).where(db.Notification.status == "failed")
+    if not accounts.is_operator():
+        query = accounts.visible(
+            query.join(db.Connection, db.Notification.connection_id == db.Connection.id)
+        )
+    return list(db.session().scalars(query.order_by(db.Notification.id.desc()).limit(50)))
 
 
 @bp.app_template_filter("datetime")
@@ -391,61 +499,3 @@ def usage_point(up_id: int) -> str:
         start=start.isoformat(),
         end=end.isoformat(),
     )
-
-
-# --------------------------------------------------------------------------- uploads
-
-
-@bp.route("/upload", methods=["GET", "POST"])
-def upload() -> Any:
-    """A Green Button file (Download My Data): kept, checked (schema and lint), and ingested
-    like the data a custodian sends, so it shows on the same pages."""
-    if request.method == "GET":
-        return render_template("upload.html")
-    sent = request.files.get("file")
-    if sent is None or not sent.filename:
-        return render_template(
-            "upload.html", error="Choose a Green Button file (XML) to upload."
-        ), 400
-    data = sent.read()
-    with keeping() as out:
-        out.write(data)
-    try:
-        problems = espi.validate(data)
-        findings = lint(data)
-    except espi.ParseError as err:
-        return render_template("upload.html", error=f"{sent.filename}: {err.message}"), 400
-    s = db.session()
-    conn = upload_connection(sent.filename, out.kept.sha256)
-    doc = record("upload", f"upload:{out.kept.sha256[:16]}", conn, out.kept)
-    ingest(s, doc)
-    ups = s.scalars(select(db.UsagePoint).where(db.UsagePoint.connection_id == conn.id)).all()
-    return render_template(
-        "upload.html",
-        name=sent.filename,
-        problems=problems,
-        findings=findings,
-        usage_points=ups,
-        readings=doc.readings,
-    )
-
-
-def upload_connection(filename: str, sha256: str) -> db.Connection:
-    """The account's connection for an uploaded file: the same file uploaded again is the same
-    source (its rows are updated, not doubled)."""
-    s = db.session()
-    conn = s.scalar(
-        select(db.Connection)
-        .join(db.Document, db.Document.connection_id == db.Connection.id)
-        .where(
-            db.Connection.account_id == account().id,
-            db.Connection.profile == "upload",
-            db.Document.sha256 == sha256,
-        )
-    )
-    if conn is None:
-        conn = db.Connection(account_id=account().id, profile="upload", status="active")
-        s.add(conn)
-    conn.label, conn.last_sync = filename[:200], int(time.time())
-    s.commit()
-    return conn

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from typing import Any
 
 import requests
@@ -73,3 +74,13 @@ class Person(requests.Session):
             if data is None or isinstance(data, dict):
                 kwargs["data"] = {"csrf_token": self.token, **(data or {})}
         return super().request(method, url, *args, **kwargs)
+
+    def upload(self, name: str, content: bytes, timeout: float = 120) -> requests.Response:
+        """Upload a file and wait for the worker to finish with it: the upload's final page."""
+        sent = self.post(f"{self.base}/upload", files={"file": (name, content)}, timeout=30)
+        assert sent.status_code == 200 and "/uploads/" in sent.url, sent.text[:300]
+        deadline = time.monotonic() + timeout
+        while not self.get(f"{sent.url}/status", timeout=30).json()["finished"]:
+            assert time.monotonic() < deadline, f"{name}: the upload did not finish"
+            time.sleep(0.1)
+        return self.get(sent.url, timeout=30)

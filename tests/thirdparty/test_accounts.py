@@ -122,9 +122,8 @@ def two(world):  # noqa: F811
     b = Person.sign_up(t, "bee@example.com", name="Bee Customer")
     connect_local(world, a)
     connect_local(world, b)
-    with open(DATA / "burlington_hydro_usage_60min.xml", "rb") as f:
-        page = b.post(f"{t}/upload", files={"file": ("bee-hydro.xml", f)}, timeout=60)
-    assert page.status_code == 200, page.text[:300]
+    page = b.upload("bee-hydro.xml", (DATA / "burlington_hydro_usage_60min.xml").read_bytes())
+    assert 'id="upload-result"' in page.text, page.text[:300]
     b.post(f"{t}/account/keys", data={"name": "bee's script"}, timeout=30)
     b_up = query(
         world["third"],
@@ -154,10 +153,14 @@ def b_ids(third, email):
         )
         up = s.scalar(select(tp.UsagePoint.id).where(tp.UsagePoint.connection_id == conn.id))
         key = s.scalar(select(tp.ApiKey.id).where(tp.ApiKey.account_id == acc.id))
+        note = s.scalar(select(tp.Notification.id).where(tp.Notification.connection_id == conn.id))
+        upload = s.scalar(select(tp.Upload.id).where(tp.Upload.account_id == acc.id))
         return {
             "up_id": up,
             "conn_id": conn.id,
             "key_id": key,
+            "note_id": note,
+            "upload_id": upload,
             "name": "local",
             "token": "not-a-token",
             "filename": "style.css",
@@ -216,7 +219,7 @@ def test_every_route_as_another_customer_and_as_a_visitor(world, two):  # noqa: 
                     assert r.status_code == 302 and "/login" in r.headers["Location"], where
                 else:
                     assert r.status_code in (400, 401), where
-            if who == "A" and any(x in rule.arguments for x in ("up_id", "conn_id", "key_id")):
+            if who == "A" and any(x in rule.arguments for x in ("up_id", "conn_id", "key_id", "note_id", "upload_id")):
                 assert r.status_code == 404, where  # B's id is, for A, an id that does not exist
             if r.status_code == 200:
                 body = r.text
@@ -598,8 +601,7 @@ def test_deleting_a_sources_data_and_the_whole_account(world, two):  # noqa: F81
     assert snapshot(third, two["a"].email) == a_before  # the other customer's copy stays
     # the whole account: sharing ended first, then everything
     connect_local(world, person)
-    with open(DATA / "espi_1_day.xml", "rb") as f:
-        person.post(f"{t}/upload", files={"file": ("day.xml", f)}, timeout=60)
+    person.upload("day.xml", (DATA / "espi_1_day.xml").read_bytes())
     person.post(f"{t}/account/keys", data={"name": "k"}, timeout=30)
     wrong = person.post(f"{t}/account/delete", data={"password": "not it"}, timeout=30)
     assert "nothing was deleted" in wrong.text and connections_of(third, person.email)

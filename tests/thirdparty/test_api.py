@@ -93,8 +93,7 @@ def test_exports(connected, fmt):
 def test_a_page_says_where_the_data_has_gaps(connected, sample):
     base = connected["t_base"]
     customer = connected["customer"]
-    with open(sample("burlington_hydro_usage_60min.xml"), "rb") as f:
-        page = customer.post(f"{base}/upload", files={"file": ("bh.xml", f)}, timeout=30).text
+    page = customer.upload("bh.xml", sample("burlington_hydro_usage_60min.xml").read_bytes()).text
     up = re.search(r'href="(/usage-points/\d+)"', page.split('id="upload-result"')[1]).group(1)
     shown = customer.get(base + up, timeout=30).text
     assert re.search(

@@ -327,6 +327,41 @@ def test_a_foreign_notification_is_refused_and_never_fetched(world):
         database.close_session(None)
 
 
+def test_one_post_naming_the_bulk_costs_one_202_and_one_download(world):
+    """The issue's attack: one unauthenticated POST naming ``{base}/Batch/Bulk/{id}?x=1`` caused
+    7 custodian 202s and 6 full Bulk downloads in 90 s, still growing. Now the variant is
+    refused, and the plain URI costs one 202 and the one download the custodian announces."""
+    from thirdparty_app import jobs
+
+    third, flaky = world["third"], world["flaky"]
+    wait(lambda: quiet(third))
+    bulk = f"{world['resource']}/Batch/Bulk/{world['creds']['bulk_id']}"
+    post = f"{world['t_base']}/espi/1_1/Notification"
+    refused = requests.post(post, data=espi.dumps(espi.BatchList(resources=[bulk + "?x=1"])), timeout=10)
+    assert refused.status_code == 400 and "query parameter(s) x" in refused.json()["error_description"]
+    with third.app_context():
+        last = database.session().scalar(select(func.max(tp.Document.id))) or 0
+        database.close_session(None)
+    mark = len(flaky.seen)
+    assert requests.post(post, data=espi.dumps(espi.BatchList(resources=[bulk])), timeout=10).status_code == 200
+
+    def downloaded():
+        with third.app_context():
+            docs = database.session().scalars(select(tp.Document).where(tp.Document.id > last)).all()
+            database.close_session(None)
+        return any("/Batch/Bulk/" in d.uri and d.status == "ingested" for d in docs)
+
+    wait(downloaded, 60)
+    wait(lambda: quiet(third))
+    with third.app_context():
+        jobs.recover()  # a worker starting again adds nothing
+    time.sleep(2)
+    wait(lambda: quiet(third))
+    asked = [line for line in flaky.seen[mark:] if "/Batch/Bulk/" in line]
+    assert len([line for line in asked if "correlationID" not in line]) == 1, asked  # the 202
+    assert len([line for line in asked if "correlationID" in line]) == 1, asked  # the download
+
+
 def test_replaying_a_document_changes_nothing(world):
     third = world["third"]
     before = stored_readings(third)
@@ -387,7 +422,7 @@ def test_a_custodian_answering_503_twice_is_retried(world):
     with third.app_context():
         from thirdparty_app import jobs
 
-        jobs.enqueue_sync(connection(third).id)
+        jobs.enqueue("sync", connection(third).id)
 
     def fetched():
         with third.app_context():
@@ -415,7 +450,7 @@ def test_expired_tokens_are_refreshed(world):
         s = database.session()
         conn = s.scalar(select(tp.Connection))
         old_access, old_refresh = vault.unseal(conn.access_token), vault.unseal(conn.refresh_token)
-        conn.expires_at = 0
+        conn.expires_at = int(time.time()) - 10  # expired
         s.commit()
         jobs.sync(conn.id)  # refreshes first, then asks for new data
         s.refresh(conn)
@@ -436,6 +471,7 @@ def test_customer_information_and_bulk(world):
         assert {"Customer", "CustomerAccount"} <= kinds  # fetched with the subscription
         readings_before = s.scalar(select(func.count()).select_from(tp.Reading))
         docs_before = s.scalar(select(func.count()).select_from(tp.Document))
+        last_doc = s.scalar(select(func.max(tp.Document.id)))
         database.close_session(None)
     runner = third.test_cli_runner()
     status = runner.invoke(args=["status"])
@@ -447,7 +483,11 @@ def test_customer_information_and_bulk(world):
         with third.app_context():
             docs = (
                 database.session()
-                .scalars(select(tp.Document).where(tp.Document.uri.contains("/Batch/Bulk/")))
+                .scalars(
+                    select(tp.Document).where(
+                        tp.Document.uri.contains("/Batch/Bulk/"), tp.Document.id > last_doc
+                    )
+                )
                 .all()
             )
             database.close_session(None)

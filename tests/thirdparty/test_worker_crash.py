@@ -21,7 +21,7 @@ from tests.conftest import fresh_postgres, fresh_redis
 from thirdparty_app import MIGRATIONS, create_app
 from thirdparty_app import db as tp
 from thirdparty_app.accounts import create_account
-from thirdparty_app.jobs import enqueue_fetch
+from thirdparty_app.jobs import enqueue
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -90,7 +90,7 @@ def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path, storage
         note = tp.Notification(uri=f"{base}{BULK}", profile="remote")
         s.add(note)
         s.commit()
-        enqueue_fetch(note.id)
+        enqueue("fetch", note.id)
 
     def state():
         with app.app_context():

@@ -1,0 +1,255 @@
+"""The Notification webhook under hostile posts: bodies over the limit (sent slowly, chunked, ten
+at once), 200 concurrent posts of one URI, over-long URIs, dot segments, query parameters the
+custodian does not use, too many new URIs from one source, a busy SQLite database."""
+
+from __future__ import annotations
+
+import os
+import select as selectors
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+import espi
+from tests.scripted import Answer, Scripted
+from tests.thirdparty.apps import custodian, storage, third_party, wait
+from thirdparty_app import db as tp
+
+__all__ = ["storage"]
+LIMIT = 1 << 20
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Counting:
+    """WSGI middleware: how many body bytes the app read from each request."""
+
+    def __init__(self, app) -> None:
+        self.app, self.read = app, []
+
+    def __call__(self, environ, start_response):
+        inner, counter = environ["wsgi.input"], [0]
+        self.read.append(counter)
+
+        class Input:
+            def read(self, *args):
+                data = inner.read(*args)
+                counter[0] += len(data)
+                return data
+
+            def readline(self, *args):
+                data = inner.readline(*args)
+                counter[0] += len(data)
+                return data
+
+        environ["wsgi.input"] = Input()
+        return self.app(environ, start_response)
+
+
+def body_of(uris: list[str]) -> bytes:
+    return espi.dumps(espi.BatchList(resources=uris))
+
+
+def notifications(served) -> list[str]:
+    return served.query(
+        lambda s: list(s.scalars(select(tp.Notification.uri).order_by(tp.Notification.id)))
+    )
+
+
+@pytest.fixture
+def quiet_custodian():
+    with Scripted(custodian(lambda seen: Answer(202))) as remote:
+        yield remote
+
+
+def send_slowly(url: str, total: int, chunked: bool) -> tuple[int, int]:
+    """POST ``total`` bytes of a BatchList-looking body a chunk at a time with pauses; stop as
+    soon as an answer comes. The status and how many bytes were sent."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = (
+        "POST /espi/1_1/Notification HTTP/1.1\r\nHost: x\r\nContent-Type: application/atom+xml\r\n"
+    )
+    head += "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {total}\r\n"
+    sock.sendall((head + "\r\n").encode())
+    chunk = b"<!-- " + b"x" * (64 * 1024 - 9) + b" -->"
+    sent = 0
+    answer = b""
+    try:
+        while sent < total:
+            ready, _, _ = selectors.select([sock], [], [], 0.005)
+            if ready:
+                answer = sock.recv(65536)
+                break
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            sent += len(chunk)
+        if not answer:
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+            answer = sock.recv(65536)
+    except (BrokenPipeError, ConnectionResetError):
+        answer = answer or sock.recv(65536)
+    finally:
+        sock.close()
+    return int(answer.split(b" ", 2)[1]), sent
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+def test_a_body_over_the_limit_is_refused_without_reading_it(tmp_path, quiet_custodian, chunked):
+    sqlite = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+    }
+    with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
+        counting = served.app.wsgi_app = Counting(served.app.wsgi_app)
+        status, _sent = send_slowly(served.url, 16 * LIMIT, chunked)
+        assert status == 413
+        assert max(c[0] for c in counting.read) <= LIMIT + 128 * 1024  # not the 16 MiB sent
+        assert notifications(served) == []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def peak_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+
+
+def test_ten_concurrent_big_posts_keep_memory_flat(tmp_path):
+    """The app under gunicorn (one worker, twelve threads), as in production; ten 60 MiB bodies
+    at once: the worker's peak memory barely moves (it read the whole of each before)."""
+    env = {**os.environ, "THIRDPARTY_SECRET_KEY": "s", "THIRDPARTY_TOKEN_KEY": "0" * 43 + "=",
+           "THIRDPARTY_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+           "THIRDPARTY_QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite"}  # fmt: skip
+    flask = [sys.executable, "-m", "flask", "--app", "thirdparty_app"]
+    subprocess.run([*flask, "init-db"], env=env, cwd=ROOT, check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "12", "--bind",
+         f"127.0.0.1:{port}", "--no-control-socket", "thirdparty_app:create_app()"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/espi/1_1/Notification"
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+
+        def answering() -> bool:
+            try:
+                foreign = requests.post(url, data=body_of(["http://127.0.0.1:9/x"]), timeout=60)
+            except requests.ConnectionError:
+                return False  # not listening yet
+            return foreign.status_code == 400
+
+        wait(answering, 30)
+        worker = int(children.read_text().split()[0])
+        before = peak_kib(worker)
+
+        def big() -> int | None:
+            piece = b"<!-- " + b"y" * (1 << 20) + b" -->"
+            try:
+                r = requests.post(url, data=(piece for _ in range(60)), timeout=120)
+            except requests.ConnectionError:
+                return None  # the server stopped reading and closed: as good as a 413
+            return r.status_code
+
+        with ThreadPoolExecutor(10) as pool:
+            codes = list(pool.map(lambda _: big(), range(10)))
+        assert set(codes) <= {413, None} and 413 in codes, codes
+        grown = (peak_kib(worker) - before) / 1024
+        assert grown < 40, f"peak memory grew by {grown:.0f} MB"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_200_concurrent_posts_of_one_uri_all_answer_200_with_one_row(
+    tmp_path, storage, quiet_custodian
+):
+    with third_party(tmp_path, storage, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
+        uri = f"{served.resource}/Batch/Subscription/5?correlationID=9"
+        body = body_of([uri])
+        start = threading.Barrier(200)
+
+        def post(_):
+            start.wait(30)
+            return requests.post(
+                f"{served.url}/espi/1_1/Notification", data=body, timeout=120
+            ).status_code
+
+        with ThreadPoolExecutor(200) as pool:
+            codes = list(pool.map(post, range(200)))
+        assert codes == [200] * 200
+        assert notifications(served) == [uri]
+        assert served.app.extensions["tp.huey"].pending_count() == 1  # one download queued
+
+
+def test_uris_are_recorded_normalised_and_refused_when_unsafe(tmp_path, storage, quiet_custodian):
+    with third_party(tmp_path, storage, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
+        base = served.resource
+        host = quiet_custodian.url.removeprefix("http://")
+        shouted = (
+            f"HTTP://{host.upper()}{base.split(host, 1)[1]}/Batch//Subscription/%31?correlationID=3"
+        )
+        assert served.notify(shouted).status_code == 200
+        assert notifications(served) == [f"{base}/Batch/Subscription/1?correlationID=3"]
+        for bad, why in [
+            (f"{base}/../../../../?/Batch/Bulk/x", "dot segment"),
+            (f"{base}/Batch/Subscription/1/%2e%2e/%2E%2E/Bulk/1", "dot segment"),
+            (f"{base}/Batch/Bulk/1?x=1", "query parameter(s) x"),
+            (f"{base}/Batch/Bulk/1?correlationID=1&correlationID=2", "repeated"),
+            (f"{base}/Batch/Bulk/{'1' * 2100}", "longer than 2,000 characters"),
+            ("http://169.254.169.254/latest/meta-data", "no configured custodian"),
+        ]:
+            r = served.notify(bad)
+            assert r.status_code == 400, (bad, r.status_code)
+            assert why in r.json()["error_description"], (why, r.json())
+        assert len(notifications(served)) == 1
+
+
+def test_new_uris_are_rate_limited_per_source(tmp_path, quiet_custodian):
+    sqlite = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+    }
+    with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False,
+                     NOTIFICATION_LIMIT="3 per minute") as served:  # fmt: skip
+        uri = f"{served.resource}/Batch/Bulk/1?correlationID="
+        assert served.notify(uri + "1", uri + "2").status_code == 200
+        assert served.notify(uri + "3").status_code == 200
+        refused = served.notify(uri + "4")
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+        assert "new resources" in refused.json()["error_description"]
+        assert served.notify(uri + "2").status_code == 200  # known already: no new work
+        assert len(notifications(served)) == 3
+
+
+def test_a_busy_sqlite_database_is_a_503_with_retry_after(tmp_path, quiet_custodian):
+    sqlite = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+    }
+    with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False,
+                     DATABASE_BUSY_TIMEOUT=0.2) as served:  # fmt: skip
+        other = sqlite3.connect(tmp_path / "t.sqlite", isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")  # a long writer elsewhere
+        try:
+            r = served.notify(f"{served.resource}/Batch/Bulk/1")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert r.status_code == 503 and r.headers["Content-Type"] == "application/json"
+        assert int(r.headers["Retry-After"]) > 0 and "busy" in r.json()["error_description"]
+        assert served.notify(f"{served.resource}/Batch/Bulk/1").status_code == 200
+        count = served.query(lambda s: s.scalar(select(func.count()).select_from(tp.Notification)))
+        assert count == 1
