@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 
-from sqlalchemy import ForeignKey, Index, String, Text, select
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, select
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -162,7 +162,7 @@ class Authorization(Base):
     usage_point_ids: Mapped[str] = mapped_column(Text)  # JSON list of UsagePoint.id
     status: Mapped[int] = mapped_column(default=1)  # espi.AuthorizationStatus: 1 active, 0 revoked
     start: Mapped[int] = mapped_column(default=now)
-    duration: Mapped[int] = mapped_column(default=2**32 - 1)
+    duration: Mapped[int] = mapped_column(BigInteger, default=2**32 - 1)  # ESPI UInt32
     created: Mapped[int] = mapped_column(default=now)
     client: Mapped[Client] = relationship()
     customer: Mapped[Customer] = relationship()
