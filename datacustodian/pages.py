@@ -32,13 +32,14 @@ bp = Blueprint("pages", __name__)
 #: The customer's forms: refused when posted from another site, never cached.
 FORMS = ("pages.login", "pages.logout", "pages.authorize")
 #: No page of the custodian may be framed (clickjacking of the consent), sniffed or leak its
-#: URL (an OAuth request) in a Referer.
+#: URL (an OAuth request) to another site in a Referer. (Not "no-referrer": browsers then send
+#: ``Origin: null`` with the pages' own forms, which :func:`same_origin_forms` refuses.)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
     "base-uri 'none'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 
 

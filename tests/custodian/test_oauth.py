@@ -245,7 +245,7 @@ def assert_unframeable(r: requests.Response) -> None:
     assert "frame-ancestors 'none'" in r.headers.get("Content-Security-Policy", ""), r.url
     assert r.headers.get("X-Frame-Options") == "DENY", r.url
     assert r.headers.get("X-Content-Type-Options") == "nosniff", r.url
-    assert r.headers.get("Referrer-Policy") == "no-referrer", r.url
+    assert r.headers.get("Referrer-Policy") == "same-origin", r.url
 
 
 def test_pages_cannot_be_framed(custodian):
