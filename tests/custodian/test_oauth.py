@@ -367,9 +367,11 @@ def test_the_test_authorize_shortcut_is_off_unless_the_sandbox_enables_it(tmp_pa
         assert off.authorize(AUTHORIZE).status_code == 302, (
             "the real one asks the customer to sign in"
         )
-    assert create_app({"TESTING": True}).config["SANDBOX_TEST_AUTHORIZE"] is False
+    files = {"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/d.sqlite",
+             "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite"}  # fmt: skip
+    assert create_app(files).config["SANDBOX_TEST_AUTHORIZE"] is False
     monkeypatch.setenv("DATACUSTODIAN_SANDBOX_TEST_AUTHORIZE", "true")
-    assert create_app({"TESTING": True}).config["SANDBOX_TEST_AUTHORIZE"] is True
+    assert create_app(files).config["SANDBOX_TEST_AUTHORIZE"] is True
 
 
 # --------------------------------------------------------------------------- other surfaces
