@@ -141,6 +141,7 @@ def main() -> None:
         "QUEUE_URL": f"sqlite:///{VAR / 'datacustodian-queue.sqlite'}",
         "BASE_URL": base,
         "EMBEDDED_WORKER": True,
+        "SANDBOX_TEST_AUTHORIZE": True,  # PG&E's test authorize shortcut: a sandbox only
     })  # fmt: skip
     with app.app_context():
         upgrade(app)

@@ -61,7 +61,7 @@ def make_world(folder, storage):
 
     custodian = create_custodian({
         "TESTING": True, "DATABASE_URL": f"sqlite:///{folder}/dc.sqlite", "QUEUE_URL": f"sqlite:///{folder}/dcq.sqlite",
-        "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "",
+        "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "", "SANDBOX_TEST_AUTHORIZE": True,
     })  # fmt: skip
     c_server, direct = serve(custodian)
     flaky = Flaky(target=direct)  # third parties reach the custodian through a proxy that can fail
