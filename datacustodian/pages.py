@@ -21,7 +21,7 @@ from flask import (
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from appkit.http import problem
+from appkit.http import problem, security_headers
 from espi import scope as espi_scope
 
 from . import db
@@ -31,16 +31,12 @@ bp = Blueprint("pages", __name__)
 
 #: The customer's forms: refused when posted from another site, never cached.
 FORMS = ("pages.login", "pages.logout", "pages.authorize")
-#: No page of the custodian may be framed (clickjacking of the consent), sniffed or leak its
-#: URL (an OAuth request) to another site in a Referer. (Not "no-referrer": browsers then send
+#: The custodian's pages load nothing but their own styles and images. (The shared headers'
+#: Referrer-Policy is "same-origin", not "no-referrer": with that, browsers send
 #: ``Origin: null`` with the pages' own forms, which :func:`same_origin_forms` refuses.)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 def own_origins() -> set[str]:
@@ -61,13 +57,12 @@ def same_origin_forms() -> None:
 
 
 @bp.after_app_request
-def security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
+def headers(response: Response) -> Response:
+    """No page of the custodian may be framed (clickjacking of the consent), sniffed or leak its
+    URL (an OAuth request) to another site in a Referer; the forms are never cached."""
     if request.endpoint in FORMS:
         response.headers["Cache-Control"] = "no-store"
-    if request.is_secure:
-        response.headers["Strict-Transport-Security"] = "max-age=31536000"
-    return response
+    return security_headers(response, request.is_secure, CSP)
 
 
 def current_customer() -> db.Customer | None:
