@@ -17,11 +17,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, Union
+from decimal import Decimal, InvalidOperation
+from typing import IO, Any, NoReturn, Union
 
 from lxml import etree
 
@@ -32,8 +34,12 @@ from .xmlmap import (
     ATOM,
     CUST,
     ESPI,
+    INT_TYPES,
     LEGACY_NAMES,
+    RANGES,
     RESOURCES,
+    TIME_MAX,
+    TIME_MIN,
     FieldSpec,
     canonical,
     field_specs,
@@ -50,6 +56,14 @@ HOLD_BACK_READINGS = 50_000
 #: A period start beyond this (year 5138 in seconds) can only be milliseconds.
 MILLISECONDS_AFTER = 10**11
 UINT32_MAX = 2**32 - 1
+#: ParseOptions defaults: no real file comes near them (two million elements are a quarter of
+#: a million readings in one IntervalBlock); memory stays within a few hundred MiB.
+MAX_MARKUP = 1 << 20
+MAX_ELEMENTS = 2_000_000
+INT48 = RANGES["Int48"][1]
+INT16_MIN, INT16_MAX = RANGES["Int16"]
+#: An integer as ESPI writes it (leading zeros apart, at most 19 digits fit any ESPI type).
+INTEGER = re.compile(r"([+-]?)0*(\d{1,19})", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,25 +74,35 @@ class ParseOptions:
     warn: issue an :class:`EspiWarning` the first time each kind of deviation is seen.
     max_bytes: refuse documents larger than this (``None``: no limit).
     progress: called with the number of bytes read so far, as reading advances.
+    max_markup: the longest single piece of markup or text, in bytes: a tag with its
+        attributes, a name, a comment, a processing instruction, a CDATA section, a run of
+        text or whitespace. Longer pieces are refused as they stream in, before they are held.
+    max_elements: the most elements one Atom entry (or the part of a document outside
+        entries) may hold; about eight per IntervalReading. Together these bound the memory
+        a document can take, whatever its size.
     """
 
     strict: bool = False
     warn: bool = True
     max_bytes: int | None = None
     progress: Callable[[int], None] | None = None
+    max_markup: int = MAX_MARKUP
+    max_elements: int = MAX_ELEMENTS
 
 
 # --------------------------------------------------------------------------- input
 
 
-class _Input(io.RawIOBase):
-    """A binary stream that counts what lxml reads: size limit and progress."""
+class GuardedInput(io.RawIOBase):
+    """A binary stream that counts what lxml reads: size limit and progress, and a
+    :class:`_Guard` that refuses what would make the parser hold unbounded memory."""
 
     def __init__(self, raw: IO[bytes], name: str, opts: ParseOptions) -> None:
         self.raw = raw
         self.name = name
         self.opts = opts
         self.count = 0
+        self.guard = _Guard(name, opts.max_markup, opts.max_elements)
 
     def readable(self) -> bool:
         return True
@@ -90,9 +114,123 @@ class _Input(io.RawIOBase):
             raise ParseError(
                 f"document larger than the limit of {self.opts.max_bytes} bytes", file=self.name
             )
+        self.guard.check(data)
         if self.opts.progress is not None:
             self.opts.progress(self.count)
         return data
+
+
+#: Markup that may hold "<" inside (so the gap between two "<" does not bound it): its
+#: opening, its closing and what to call it.
+SPECIAL = {
+    b"<!--": (b"-->", "comment"),
+    b"<?": (b"?>", "processing instruction"),
+    b"<![CDATA[": (b"]]>", "CDATA section"),
+}
+SPECIAL_START = re.compile(rb"<[!?]")
+DECLARATION = re.compile(rb"<![A-Za-z]")
+ENTRY_END = re.compile(rb"</(?:[^\s<>:]+:)?entry\s*>")
+DTD_REFUSED = (
+    "document type declarations (DTD) and entities are refused "
+    "(Green Button files never need them; they enable entity-expansion attacks)"
+)
+
+
+class _Guard:
+    """Watches the bytes before lxml sees them and refuses, as they stream in, a piece of
+    markup or text longer than ``max_markup`` (libxml2's push parser would buffer it whole,
+    however long, waiting for its end), a DTD, and more than ``max_elements`` elements in
+    one entry. Everything is checked with a few byte searches per chunk."""
+
+    def __init__(self, name: str, max_markup: int, max_elements: int) -> None:
+        self.name = name
+        self.max_markup = max_markup
+        self.max_elements = max_elements
+        self.seen = 0  # bytes checked before the current chunk
+        self.lines = 0  # newlines in them
+        self.since_lt = 0  # bytes since the last "<"
+        self.elements = 0  # start tags since the last entry ended
+        self.tail = b""  # the last bytes, where an opening split between chunks begins
+        self.open: tuple[int, int, bytes, str] | None = None  # start, line, closing, kind
+        self.pos = 0  # where to look next, as an offset in the document
+
+    def refuse(self, message: str, line: int) -> NoReturn:
+        raise ParseError(message, file=self.name, line=line)
+
+    def check(self, data: bytes) -> None:
+        if not data:
+            return
+        window = self.tail + data
+        base = self.seen - len(self.tail)  # document offset of window[0]
+        self._special(window, base)
+        first = data.find(b"<")
+        if first < 0:
+            self.since_lt += len(data)
+        else:
+            self.since_lt += first
+            if self.since_lt <= self.max_markup:
+                self.since_lt = len(data) - data.rfind(b"<") - 1
+        if self.since_lt > self.max_markup and self.open is None:
+            self.refuse(
+                f"a tag or text of more than {self.max_markup:,} bytes "
+                "(limit: ParseOptions.max_markup)",
+                self.lines + data.count(b"\n", 0, first if first >= 0 else len(data)) + 1,
+            )
+        ends = list(ENTRY_END.finditer(window, max(0, self.pos - base - 16)))
+        counted = ends[-1].end() if ends else len(self.tail)
+        if ends:
+            self.elements = 0
+        self.elements += window.count(b"<", counted) - window.count(b"</", counted)
+        if self.elements > self.max_elements:
+            self.refuse(
+                f"more than {self.max_elements:,} elements in one entry "
+                "(limit: ParseOptions.max_elements)",
+                self.lines + 1,
+            )
+        self.seen += len(data)
+        self.lines += data.count(b"\n")
+        self.tail = window[-16:]
+        self.pos = max(self.pos, self.seen - 16)
+
+    def _special(self, window: bytes, base: int) -> None:
+        """Comments, PIs and CDATA sections: each must close within max_markup bytes;
+        a declaration (``<!DOCTYPE``) is refused at once."""
+        at = max(self.pos - base, 0)
+        while True:
+            if self.open is not None:
+                start, line, closing, kind = self.open
+                found = window.find(closing, at)
+                if found < 0:
+                    if base + len(window) - start > self.max_markup:
+                        self.refuse(
+                            f"a {kind} of more than {self.max_markup:,} bytes "
+                            "(limit: ParseOptions.max_markup)",
+                            line,
+                        )
+                    self.pos = base + max(at, len(window) - len(closing) + 1)
+                    return
+                self.open = None
+                at = found + len(closing)
+                continue
+            match = SPECIAL_START.search(window, at)
+            if match is None:
+                self.pos = base + max(at, len(window) - 8)  # an opening may be cut off
+                return
+            at = match.start()
+            rest = window[at : at + 9]
+            line = self.lines + window.count(b"\n", len(self.tail), at) + 1
+            if DECLARATION.match(rest):
+                self.refuse(DTD_REFUSED, line)
+            opening = next((o for o in SPECIAL if rest.startswith(o)), None)
+            if opening is None:
+                if len(rest) < 9 and any(o.startswith(rest) for o in SPECIAL):
+                    self.pos = base + at  # cut off: look again with the next chunk
+                    return
+                at += 2  # "<!" followed by something else: libxml2 reports it
+                continue
+            closing, kind = SPECIAL[opening]
+            self.open = (base + at, line, closing, kind)
+            at += len(opening)
 
 
 def open_source(source: Source) -> tuple[IO[bytes], str, bool]:
@@ -114,12 +252,7 @@ def refuse_dtd(el: Any, file: str) -> None:
     """Refuse a document that declares a DTD (the door to entity expansion and XXE)."""
     docinfo = el.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
-        raise ParseError(
-            "document type declarations (DTD) and entities are refused "
-            "(Green Button files never need them; they enable entity-expansion attacks)",
-            file=file,
-            line=1,
-        )
+        raise ParseError(DTD_REFUSED, file=file, line=1)
 
 
 def syntax_error(err: etree.XMLSyntaxError, file: str) -> ParseError:
@@ -186,7 +319,7 @@ class _Engine:
 
     def run(self) -> Iterator[Any]:
         raw, self.file, close = open_source(self.source)
-        stream = _Input(raw, self.file, self.opts)
+        stream = GuardedInput(raw, self.file, self.opts)
         try:
             yield from self._walk(stream)
         except etree.XMLSyntaxError as err:
@@ -195,7 +328,7 @@ class _Engine:
             if close:
                 raw.close()
 
-    def _walk(self, stream: _Input) -> Iterator[Any]:
+    def _walk(self, stream: GuardedInput) -> Iterator[Any]:
         events = etree.iterparse(
             stream,
             events=("end",),
@@ -419,7 +552,7 @@ class _Engine:
 
     def _value(self, spec: FieldSpec, el: Any) -> Any:
         if spec.item is not None:
-            inner = FieldSpec(spec.attr, spec.kind, False, None)
+            inner = dataclasses.replace(spec, is_list=False, item=None)
             return [self._value(inner, c) for c in el if local(c.tag) == spec.item]
         kind = spec.kind
         if dataclasses.is_dataclass(kind):
@@ -446,23 +579,45 @@ class _Engine:
             except ValueError:
                 self.quirk("bad-number", f"{text!r} is not a number; read as absent", el)
                 return None
-        number = self._int(text, el)
+        number = self._int(text, el, spec.int_type)
         if number is None or kind is int:
             return number
         return kind(number)
 
-    def _int(self, text: str, el: Any) -> int | None:
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            value = float(text)
-        except ValueError:
-            self.quirk("bad-number", f"{text!r} is not an integer; read as absent", el)
+    def _int(self, text: str, el: Any, int_type: str) -> int | None:
+        """An integer of an ESPI type (a key of RANGES): a fraction is truncated, anything
+        else that is not a number, or is out of the type's range, is reported and absent."""
+        if match := INTEGER.fullmatch(text):
+            value = int(match.group(1) + match.group(2))
+        else:
+            try:
+                number = Decimal(text)
+            except InvalidOperation:
+                number = Decimal("NaN")
+            if not number.is_finite():
+                self.quirk("bad-number", f"{text[:40]!r} is not a number; read as absent", el)
+                return None
+            if number.adjusted() >= 19:
+                self._out_of_range(text, el, int_type)
+                return None
+            value = int(number)
+            self.quirk(
+                "fractional-number", f"fractional value {text!r} truncated to an integer", el
+            )
+        low, high = RANGES[int_type]
+        if not low <= value <= high:
+            self._out_of_range(text, el, int_type)
             return None
-        self.quirk("fractional-number", f"fractional value {text!r} truncated to an integer", el)
-        return int(value)
+        return value
+
+    def _out_of_range(self, text: str, el: Any, int_type: str) -> None:
+        low, high = RANGES[int_type]
+        shown = text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
+        self.quirk(
+            "out-of-range",
+            f"{shown} is out of range for {int_type} ({low} to {high}); read as absent",
+            el,
+        )
 
     def _link(self, el: Any) -> m.Link:
         href = el.get("href") or ""
@@ -484,7 +639,20 @@ class _Engine:
             self.quirk("date-only-timestamp", f"date-only timestamp {text!r} read as 00:00 UTC", el)
         elif value.tzinfo is None:
             self.quirk("timestamp-without-zone", f"timestamp {text!r} without zone read as UTC", el)
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        try:
+            epoch = value.timestamp()
+        except (OverflowError, ValueError):
+            epoch = TIME_MIN - 1
+        if not TIME_MIN <= epoch <= TIME_MAX:
+            self.quirk(
+                "out-of-range",
+                f"timestamp {text!r} is out of range (0001-01-02 to 9999-12-30 UTC); "
+                "read as absent",
+                el,
+            )
+            return None
+        return value
 
     # ---- the hot path: IntervalBlock and its readings
 
@@ -531,36 +699,52 @@ class _Engine:
         _tier: str = ESPI + "consumptionTier",
         _qualities: dict[int, QualityOfReading] = {},  # noqa: B006 - a deliberate cache
     ) -> m.IntervalReading:
-        """Read one IntervalReading that follows the schema; anything else raises and the
-        lenient path takes over."""
+        """Read one IntervalReading that follows the schema, its numbers in range; anything
+        else raises and the lenient path takes over."""
         start = duration = value = cost = tou = cpp = tier = None
         qualities: tuple[QualityOfReading, ...] = ()
         for c in el:
             t = c.tag
             if t == _value:
                 value = int(c.text)
+                if not -INT48 <= value <= INT48:
+                    raise ValueError
             elif t == _period:
                 for g in c:
                     if g.tag == _start:
                         start = int(g.text)
+                        if not TIME_MIN <= start <= MILLISECONDS_AFTER:
+                            raise ValueError
                     elif g.tag == _duration:
                         duration = int(g.text)
+                        if not 0 <= duration <= UINT32_MAX:
+                            raise ValueError
                     else:
                         raise ValueError
             elif t == _cost:
                 cost = int(c.text)
+                if not -INT48 <= cost <= INT48:
+                    raise ValueError
             elif t == _quality:
                 code = int(c[0].text)
                 q = _qualities.get(code)
                 if q is None:
+                    if not 0 <= code <= 0xFFFF:
+                        raise ValueError
                     q = _qualities[code] = QualityOfReading(code)
                 qualities += (q,)
             elif t == _tou:
                 tou = int(c.text)
+                if not INT16_MIN <= tou <= INT16_MAX:
+                    raise ValueError
             elif t == _cpp:
                 cpp = int(c.text)
+                if not INT16_MIN <= cpp <= INT16_MAX:
+                    raise ValueError
             elif t == _tier:
                 tier = int(c.text)
+                if not INT16_MIN <= tier <= INT16_MAX:
+                    raise ValueError
             else:
                 raise ValueError
         return m.IntervalReading(
@@ -593,7 +777,7 @@ class _Engine:
                     self.quirk("empty-element", "empty element read as absent", c)
                     continue
                 attr = "consumption_tier" if name == "consumptionTier" else name
-                values[attr] = self._int(text, c)
+                values[attr] = self._int(text, c, INT_TYPES[name])
             else:
                 self.quirk(
                     f"unknown-reading-element-{name}",

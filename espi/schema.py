@@ -15,7 +15,7 @@ import xmlschema
 from lxml import etree
 
 from .errors import SchemaProblem
-from .reader import SAFE, Source, open_source, refuse_dtd, syntax_error
+from .reader import SAFE, ParseOptions, Source, GuardedInput, open_source, refuse_dtd, syntax_error
 
 SCHEMA_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "4.0": ("espi-4.0", ("atom.xsd", "espi.xsd", "customer.xsd")),
@@ -44,11 +44,15 @@ def load_schema(version: str = "4.0") -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema([str(base / f) for f in files])
 
 
-def read_tree(source: Source) -> tuple[etree._ElementTree, str]:
-    """Parse a whole document with the package's safe settings."""
+def read_tree(
+    source: Source, options: ParseOptions | None = None
+) -> tuple[etree._ElementTree, str]:
+    """Parse a whole document with the package's safe settings and the reader's limits."""
     raw, name, close = open_source(source)
     try:
-        tree = etree.parse(raw, etree.XMLParser(**SAFE))
+        tree = etree.parse(
+            GuardedInput(raw, name, options or ParseOptions()), etree.XMLParser(**SAFE)
+        )
     except etree.XMLSyntaxError as err:
         raise syntax_error(err, name) from err
     finally:
