@@ -15,7 +15,7 @@ import xmlschema
 from lxml import etree
 
 from .errors import SchemaProblem
-from .reader import SAFE, ParseOptions, Source, GuardedInput, open_source, refuse_dtd, syntax_error
+from .reader import SAFE, GuardedInput, ParseOptions, Source, open_source, refuse_dtd, syntax_error
 
 SCHEMA_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "4.0": ("espi-4.0", ("atom.xsd", "espi.xsd", "customer.xsd")),
