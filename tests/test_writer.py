@@ -151,7 +151,8 @@ def test_other_documents_are_valid(obj):
 
 def test_incomplete_application_information_is_left_out_with_a_warning():
     with pytest.warns(
-        espi.EspiWarning, match="ApplicationInformation .*left out: it lacks data_custodian_id"
+        espi.EspiWarning,
+        match="ApplicationInformation left out: dataCustodianId, which ESPI 4.0 requires",
     ):
         out = espi.dumps([m.ApplicationInformation(client_name="x")], OPTS)
     assert espi.parse(out).application_information == []
