@@ -213,13 +213,13 @@ def schema_type(cls: type[Any]) -> Any:
 
 
 @cache
-def element_rules(xsd: Any) -> dict[str, tuple[Any, bool]]:
-    """What a schema type says of each of its child elements: its type and whether it is
-    required."""
+def element_rules(xsd: Any) -> dict[str, tuple[Any, int, int | None]]:
+    """What a schema type says of each of its child elements: its type, and how many times
+    it must and may occur."""
     content = getattr(xsd, "content", None)
     if xsd is None or not hasattr(content, "iter_elements"):
         return {}
-    return {e.local_name: (e.type, e.min_occurs > 0) for e in content.iter_elements()}
+    return {e.local_name: (e.type, e.min_occurs, e.max_occurs) for e in content.iter_elements()}
 
 
 def default_status_time(obj: Any, options: WriteOptions) -> int:
@@ -281,13 +281,16 @@ def to_element(
     rules = element_rules(xsd if xsd is not None else schema_type(type(obj)))
     cls_name = type(obj).__name__
     for name, spec in field_specs(type(obj)).items():
-        kind, required = rules.get(name, (None, False))
+        kind, least, most = rules.get(name, (None, 0, None))
         value = getattr(obj, spec.attr)
         values = value if spec.is_list else [] if value is None else [value]
+        if most is not None and len(values) > most:
+            left_out(f"{cls_name}.{name} past the first {most}", "ESPI 4.0 allows no more")
+            values = values[:most]
         where = f"{cls_name}.{name}"
         if spec.item is not None:
             wrapper = etree.Element(ns + name)
-            item = element_rules(kind).get(spec.item, (None, False))[0]
+            item = element_rules(kind).get(spec.item, (None, 0, None))[0]
             for v in values:
                 add_value(wrapper, ns + spec.item, v, options, item, where)
             written = len(wrapper)
@@ -295,10 +298,14 @@ def to_element(
                 el.append(wrapper)
         else:
             written = sum(add_value(el, ns + name, v, options, kind, where) for v in values)
-        if written or not required:
+        if written >= least:
             continue
         why = "is missing" if not values else "is not valid"
-        fix = repaired(obj, spec.attr, options, why)
+        if written < len(values):
+            why = "is not valid"
+        elif least > 1:
+            why = f"occurs {written} times, not {least}"
+        fix = repaired(obj, spec.attr, options, why) if not written else None
         if fix is None or not add_value(el, ns + name, fix, options, kind, where):
             left_out(f"{cls_name} {getattr(obj, 'id', None) or ''}".strip(),
                      f"{name}, which ESPI 4.0 requires, {why}")  # fmt: skip
