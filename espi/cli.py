@@ -31,6 +31,7 @@ from .model import (
 )
 from .reader import ParseOptions, iter_readings, parse
 from .schema import SCHEMA_SETS, validate
+from .timeline import Timeline
 from .writer import DEFAULT_BASE, WriteOptions, write
 
 log = logging.getLogger(__name__)
@@ -134,30 +135,22 @@ class Series:
     reading_type: ReadingType | None
     count: int = 0
     total: int = 0
+    missing: int = 0  # readings without a value: counted apart, never as zero
     cost: int = 0
     costed: int = 0
-    first: int | None = None
-    last_end: int | None = None
-    gaps: list[tuple[int, int]] = field(default_factory=list)
-    overlaps: int = 0
+    timeline: Timeline = field(default_factory=Timeline)
 
     def add(self, r: IntervalReading) -> None:
         self.count += 1
-        self.total += r.value or 0
+        if r.value is None:
+            self.missing += 1
+        else:
+            self.total += r.value
         if r.cost is not None:
             self.cost += r.cost
             self.costed += 1
-        if r.start is None:
-            return
-        if self.first is None or r.start < self.first:
-            self.first = r.start
-        if self.last_end is not None:
-            if r.start > self.last_end:
-                self.gaps.append((self.last_end, r.start))
-            elif r.start < self.last_end:
-                self.overlaps += 1
-        end = r.start + (r.duration or 0)
-        self.last_end = end if self.last_end is None else max(self.last_end, end)
+        if r.start is not None:
+            self.timeline.add(r.start, r.duration)
 
 
 def fmt_time(epoch: int | None) -> str:
@@ -233,23 +226,27 @@ def summary_cmd(file: str) -> None:
         kind = up.kind.label if up is not None and up.kind is not None else "service kind not given"
         out(f"  usage point {name}: {kind}")
         for s in mine:
+            t = s.timeline
             out(f"    {describe_type(s.reading_type)}")
-            span = (s.last_end or 0) - (s.first or 0)
-            out(f"      period: {fmt_time(s.first)} to {fmt_time(s.last_end)} ({fmt_span(span)})")
+            span = (t.last_end or 0) - (t.first or 0)
+            out(f"      period: {fmt_time(t.first)} to {fmt_time(t.last_end)} ({fmt_span(span)})")
             line = f"      readings: {s.count:,}; total {fmt_quantity(s.total, s.reading_type)}"
+            if s.missing:
+                line += f" ({s.missing:,} without a value: missing, not zero)"
             if s.costed:
                 line += f"; cost {fmt_money(s.cost, s.reading_type)}"
             out(line)
-            if s.gaps:
-                longest = max(s.gaps, key=lambda g: g[1] - g[0])
+            if t.longest_gap is not None:
                 out(
-                    f"      gaps: {len(s.gaps)}, longest {fmt_span(longest[1] - longest[0])} "
-                    f"from {fmt_time(longest[0])}"
+                    f"      gaps: {t.gaps}, longest {fmt_span(t.longest_gap.seconds)} "
+                    f"from {fmt_time(t.longest_gap.start)}"
                 )
             else:
                 out("      gaps: none")
-            if s.overlaps:
-                out(f"      overlapping or out-of-order readings: {s.overlaps}")
+            if t.overlaps:
+                out(f"      overlapping readings: {t.overlaps}")
+            if note := t.order_note():
+                out(f"      note: {note}")
         bills = up.usage_summaries if up is not None else []
         if bills:
             total = sum(b.bill_last_period or 0 for b in bills)

@@ -19,7 +19,6 @@ from . import builder
 from .codes import Currency, QualityOfReading, ServiceKind, UnitSymbolKind
 from .errors import ParseError
 from .model import COST_SCALE, Feed, IntervalReading, LocalTimeParameters, Resource
-from .xmlmap import norm_href
 
 COLUMNS = (
     "usage_point",
@@ -38,10 +37,7 @@ COST_DIGITS = len(str(COST_SCALE)) - 1  # 5: ESPI cost is in 1/100000
 def resource_key(res: Resource | None) -> str:
     """A short, stable name for a resource: its self link's path below ``resource/``, else its
     Atom id, else empty."""
-    if res is None:
-        return ""
-    href = res.link("self")
-    return norm_href(href) if href else (res.id or "")
+    return res.key if res is not None else ""
 
 
 def decimal(value: int, power_of_ten: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import xmlschema
 from lxml import etree
@@ -50,9 +51,8 @@ def read_tree(
     """Parse a whole document with the package's safe settings and the reader's limits."""
     raw, name, close = open_source(source)
     try:
-        tree = etree.parse(
-            GuardedInput(raw, name, options or ParseOptions()), etree.XMLParser(**SAFE)
-        )
+        guarded: Any = GuardedInput(raw, name, options or ParseOptions())
+        tree = etree.parse(guarded, etree.XMLParser(**SAFE))
     except etree.XMLSyntaxError as err:
         raise syntax_error(err, name) from err
     finally:

@@ -205,9 +205,9 @@ SCHEMA_TYPE = {"LocalTimeParameters": "TimeConfiguration", "BatchList": "BatchLi
 
 
 @cache
-def schema_type(cls: type[Any]) -> Any:
-    """The espi.xsd / customer.xsd (ESPI 4.0) type of a resource class (None if unknown)."""
-    name = SCHEMA_TYPE.get(cls.__name__, cls.__name__)
+def schema_type(cls_name: str) -> Any:
+    """The espi.xsd / customer.xsd (ESPI 4.0) type of a model class (None if unknown)."""
+    name = SCHEMA_TYPE.get(cls_name, cls_name)
     types = load_schema("4.0").maps.types
     return types.get(f"{{{m.ESPI_NS}}}{name}") or types.get(f"{{{m.CUSTOMER_NS}}}{name}")
 
@@ -216,8 +216,8 @@ def schema_type(cls: type[Any]) -> Any:
 def element_rules(xsd: Any) -> dict[str, tuple[Any, int, int | None]]:
     """What a schema type says of each of its child elements: its type, and how many times
     it must and may occur."""
-    content = getattr(xsd, "content", None)
-    if xsd is None or not hasattr(content, "iter_elements"):
+    content: Any = getattr(xsd, "content", None)
+    if not hasattr(content, "iter_elements"):
         return {}
     return {e.local_name: (e.type, e.min_occurs, e.max_occurs) for e in content.iter_elements()}
 
@@ -278,8 +278,8 @@ def to_element(
     its schema type (default: the one named like its class)."""
     el = etree.Element(tag, nsmap=nsmap)
     ns = tag[: tag.index("}") + 1]
-    rules = element_rules(xsd if xsd is not None else schema_type(type(obj)))
     cls_name = type(obj).__name__
+    rules = element_rules(xsd if xsd is not None else schema_type(cls_name))
     for name, spec in field_specs(type(obj)).items():
         kind, least, most = rules.get(name, (None, 0, None))
         value = getattr(obj, spec.attr)

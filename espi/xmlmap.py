@@ -9,12 +9,12 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
 from . import model as m
 from .codes import Code, UnitMultiplierKind
+from .model import norm_href as norm_href  # where links are compared
 
 ATOM = f"{{{m.ATOM_NS}}}"
 ESPI = f"{{{m.ESPI_NS}}}"
@@ -167,18 +167,6 @@ def field_specs(cls: type[Any]) -> dict[str, FieldSpec]:
 
 def local(tag: str) -> str:
     return tag[tag.rfind("}") + 1 :]
-
-
-def norm_href(href: str) -> str:
-    """A link target reduced to what identifies it: the path below ``.../resource/``."""
-    try:
-        path = unquote(urlsplit(href.strip()).path)
-    except ValueError:  # not a URL at all ("http://[x/..."): the text as it is
-        path = href.strip()
-    i = path.rfind("/resource/")
-    if i >= 0:
-        path = path[i + len("/resource/") :]
-    return path.strip("/")
 
 
 def canonical(el: Any) -> str:
