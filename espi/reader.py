@@ -255,11 +255,16 @@ def refuse_dtd(el: Any, file: str) -> None:
         raise ParseError(DTD_REFUSED, file=file, line=1)
 
 
+#: The position libxml2 appends to its messages (the ParseError gives it once, up front).
+POSITION = re.compile(r",? line \d+, column \d+\s*$")
+
+
 def syntax_error(err: etree.XMLSyntaxError, file: str) -> ParseError:
     line, column = err.position if err.position else (err.lineno, err.offset)
+    message = POSITION.sub("", str(err.msg or err))
     if not line:  # nothing was read: an empty document
-        return ParseError(f"not well-formed XML: {err.msg} (empty document?)", file=file)
-    return ParseError(f"not well-formed XML: {err.msg}", file=file, line=line, column=column)
+        return ParseError(f"not well-formed XML: {message} (empty document?)", file=file)
+    return ParseError(f"not well-formed XML: {message}", file=file, line=line, column=column)
 
 
 #: The one safe configuration for every lxml parse in this package.
