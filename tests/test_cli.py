@@ -126,7 +126,9 @@ def test_fetch_help_names_the_environment_variables_and_needs_one_of_the_two(mon
     text = runner.invoke(main, ["fetch", "pelm", "--help"]).output
     assert "PELM_CLIENT_ID" in text and "PELM_SECRET" in text and "PELM_ACCESS_TOKEN" in text
     assert "required" not in text[text.index("--client-id") : text.index("--start")]
-    missing = runner.invoke(main, ["fetch", "pelm", "-o", "x.xml"], env={"PELM_CLIENT_ID": ""})
+    for name in ("PELM_CLIENT_ID", "PELM_SECRET", "PELM_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    missing = runner.invoke(main, ["fetch", "pelm", "-o", "x.xml"])
     assert missing.exit_code == 2
     assert "give --client-id or set PELM_CLIENT_ID" in missing.output
 
