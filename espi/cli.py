@@ -107,7 +107,7 @@ class FromEnv(click.Option):
 
     def process_value(self, ctx: click.Context, value: Any) -> Any:
         value = super().process_value(ctx, value)
-        if self.needed and value is None and not ctx.resilient_parsing:
+        if self.needed and self.value_is_missing(value) and not ctx.resilient_parsing:
             raise click.MissingParameter(
                 ctx=ctx, param=self, message=f"give {self.opts[0]} or set {self.envvar}"
             )
