@@ -217,10 +217,11 @@ FRAME_COLUMNS = (
 def to_dataframe(source: Source | Feed, options: ParseOptions | None = None) -> pd.DataFrame:
     """One row per reading of a document (path, bytes, binary file) or of a parsed Feed, as a
     pandas DataFrame: ``usage_point``, ``reading_type``, ``start`` (UTC), ``local_start`` (the
-    usage point's local time from its LocalTimeParameters, UTC when it has none, as
-    aware datetimes), ``duration`` (s), ``quantity`` in the unit's everyday size (kWh for Wh, kW for W; therm,
-    m3 as they are), ``unit``, ``cost`` in the currency, ``currency``, ``quality``, ``tou``.
-    A reading without a value has NaN as its quantity. Needs pandas (``espi[pandas]``)."""
+    usage point's local time from its LocalTimeParameters, UTC when it has none, as aware
+    datetimes), ``duration`` (s), ``quantity`` in the unit's everyday size (kWh for Wh, kW
+    for W; therm, m3 as they are), ``unit``, ``cost`` in the currency, ``currency``,
+    ``quality``, ``tou``. A reading without a value has NaN as its quantity (and no cost,
+    NaN as its cost). Needs pandas (``espi[pandas]``)."""
     try:
         import pandas
     except ImportError as err:
