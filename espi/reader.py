@@ -28,6 +28,7 @@ from typing import IO, Any, NoReturn, Union
 from lxml import etree
 
 from . import model as m
+from . import timeparams
 from .codes import ItemKind, QualityOfReading
 from .errors import EspiWarning, ParseError, Quirk
 from .xmlmap import (
@@ -494,7 +495,65 @@ class _Engine:
             res.reading_type = out[-1]
         if isinstance(res, m.Resource):
             self.linker.add(res)
+        if cls is m.IntervalBlock:
+            self._duplicates(res, el)
         return [*out, res]
+
+    def _duplicates(self, block: m.IntervalBlock, el: Any) -> None:
+        """Two readings with one start in a block. Real files give both hours of a DST
+        fall-back night the same start: where local time repeats at that start and the block
+        lacks exactly the hour after, the second reading is that hour (reported); otherwise
+        both are kept and reported."""
+        starts: set[int] = set()
+        twins: list[tuple[int, m.IntervalReading]] = []
+        for r in block.readings:
+            if r.start is not None:
+                if r.start in starts:
+                    twins.append((r.start, r))
+                starts.add(r.start)
+        if not twins:
+            return
+        zone = self._zone(block)
+        for start, r in twins:
+            shift = getattr(zone, "dst_offset", 0) or 3600
+            wall = local_wall(start, zone)
+            if (
+                zone is not None
+                and r.duration
+                and wall == local_wall(start + shift, zone)
+                and start + shift not in starts
+                and one_slot_missing(block, len(starts), r.duration)
+            ):
+                r.start = start + shift
+                starts.add(r.start)
+                self.quirk(
+                    "dst-duplicate",
+                    f"two readings at {wall:%Y-%m-%d %H:%M} local, the hour a DST change "
+                    "repeats: the second read as the repeated hour",
+                    el,
+                )
+            else:
+                self.quirk(
+                    "duplicate-start",
+                    f"two readings start at {m.to_datetime(start):%Y-%m-%d %H:%M}Z in one "
+                    "block: both kept",
+                    el,
+                )
+
+    def _zone(self, block: m.IntervalBlock) -> Any:
+        """The local time of a block's usage point (or of the document's one
+        LocalTimeParameters); None when the document does not say."""
+        mr = block.meter_reading
+        up = mr.usage_point if mr is not None else None
+        ltp = up.local_time_parameters if up is not None else None
+        if ltp is None:
+            ltps = [r for r in self.linker.order if isinstance(r, m.LocalTimeParameters)]
+            ltp = ltps[0] if len(ltps) == 1 else None
+        if ltp is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EspiWarning)  # odd rules are lint's to report
+            return timeparams.zone(ltp)
 
     def _decode(self, cls: type[Any], el: Any, meta: dict[str, Any] | None = None) -> Any:
         specs = field_specs(cls)
@@ -1011,6 +1070,19 @@ class _Linker:
         after = [t for t in types if self.order.index(t) > pos and not self._claimed(t)]
         before = [t for t in types if self.order.index(t) < pos and not self._claimed(t)]
         return after[0] if after else (before[-1] if before else None)
+
+
+def local_wall(epoch: int, zone: Any) -> datetime | None:
+    """The wall-clock time (naive) at an instant in a zone."""
+    return None if zone is None else datetime.fromtimestamp(epoch, zone).replace(tzinfo=None)
+
+
+def one_slot_missing(block: m.IntervalBlock, distinct_starts: int, duration: int) -> bool:
+    """Whether the block's distinct starts leave exactly one slot of ``duration`` empty."""
+    period = block.interval
+    if period is None or period.duration is None or duration <= 0:
+        return True  # no interval to count against: the missing start itself was checked
+    return distinct_starts == period.duration // duration - 1
 
 
 def typed(block: m.IntervalBlock) -> bool:
