@@ -135,9 +135,14 @@ def validate_cmd(files: tuple[str, ...], schema: str) -> None:
 
     Exit 0 when all are valid, 1 when any is invalid, 2 when any cannot be read.
     """
+
+    def check(path: str) -> list[Any]:
+        with reading_options(path) as options:
+            return validate(path, schema, options)
+
     check_files(
         files,
-        lambda path: validate(path, schema),
+        check,
         lambda path, problems: (
             f"{path}: invalid against ESPI {schema} ({len(problems)} problem(s))"
             if problems

@@ -7,7 +7,9 @@ the Atom, ESPI and customer namespaces, so ESPI content inside ``atom:content`` 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -76,16 +78,53 @@ def short(path: str) -> str:
     return path
 
 
-def validate(source: Source, schema: str = "4.0") -> list[SchemaProblem]:
+def validate(
+    source: Source, schema: str = "4.0", options: ParseOptions | None = None
+) -> list[SchemaProblem]:
     """Every XSD violation of a document, in document order (empty when it is valid).
 
-    Raises :class:`~espi.ParseError` when the document is not well-formed or declares a DTD.
+    A feed is validated entry by entry, so ``options.progress`` hears how far validation
+    (the slow part) has come, in bytes of the document. Raises :class:`~espi.ParseError`
+    when the document is not well-formed or declares a DTD.
     """
     compiled = load_schema(schema)
-    tree, name = read_tree(source)
-    return [
-        SchemaProblem(
-            name, err.sourceline, short(err.path or "/"), short(err.reason or err.message)
-        )
-        for err in compiled.iter_errors(tree)
-    ]
+    progress = options.progress if options is not None else None
+    size = [0]  # bytes read: the scale validation's progress is given in
+
+    def count(n: int) -> None:
+        size[0] = n
+
+    tree, name = read_tree(source, dataclasses.replace(options or ParseOptions(), progress=count))
+    root: Any = tree.getroot()
+    entries: list[Any] = (
+        [el for el in root if el.tag == ATOM_ENTRY] if root.tag == ATOM_FEED else []
+    )
+    if not entries:
+        return [problem(name, err, "") for err in compiled.iter_errors(tree)]
+    entry = compiled.maps.elements[ATOM_ENTRY]
+    lines = max([1, *(e.sourceline or 0 for e in entries)])
+    for el in entries:
+        root.remove(el)  # the feed's own elements first, then each entry on its own
+    found = [problem(name, err, "") for err in compiled.iter_errors(tree)]
+    for n, el in enumerate(entries, start=1):
+        where = f"/feed/entry[{n}]" if len(entries) > 1 else "/feed/entry"
+        atom = [f"{p}:" for p, uri in el.nsmap.items() if p and uri == ATOM_FEED[1:-5]]
+        found += [problem(name, err, where, atom) for err in entry.iter_errors(el)]
+        if progress is not None:
+            progress(size[0] * (el.sourceline or 0) // lines)
+    return sorted(found, key=lambda p: p.line or 0)
+
+
+ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
+ATOM_ENTRY = "{http://www.w3.org/2005/Atom}entry"
+
+
+def problem(name: str, err: Any, entry: str, atom: Sequence[str] = ()) -> SchemaProblem:
+    """One violation; inside an entry validated on its own, its path is the entry's in the
+    feed, Atom elements without their prefix (``atom``), as a whole document gives them."""
+    path = short(err.path or "/")
+    if entry:
+        path = entry + path[path.find("/", 1) :] if path.count("/") > 1 else entry
+        for prefix in atom:
+            path = path.replace("/" + prefix, "/")
+    return SchemaProblem(name, err.sourceline, path, short(err.reason or err.message))

@@ -12,6 +12,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+import espi
 from espi.cli import main
 
 
@@ -169,3 +170,12 @@ def test_export_to_stdout_prints_nothing_before_an_error(tmp_path):
     done = CliRunner().invoke(main, ["export", str(path)])
     assert done.exit_code == 2 and done.stdout == ""
     assert done.stderr.count("line") == 1  # the position once: "FILE:1:58: not well-formed"
+
+
+def test_validate_reports_progress_entry_by_entry(sample):
+    seen = []
+    path = sample("Coastal_Multi_Family_12hr_Jan_1_2011_to_Jan_1_2012_RetailCustomer_3.xml")
+    problems = espi.validate(path, options=espi.ParseOptions(progress=seen.append))
+    assert problems == []
+    assert len(seen) > 700 and seen == sorted(seen) and seen[-1] <= path.stat().st_size
+    assert seen[-1] > 0.99 * path.stat().st_size
