@@ -577,6 +577,14 @@ class _Engine:
                 values.setdefault("extra", []).append(canonical(child))
                 continue
             value = self._value(spec, child)
+            if (
+                spec.int_type == "TimeType (s or ms)"
+                and cls is not m.DateTimeInterval  # a period: _period converts it whole
+                and value is not None
+                and value > MILLISECONDS_AFTER
+            ):
+                self.quirk("milliseconds", "time in milliseconds read as seconds", child)
+                value //= 1000
             if spec.is_list:
                 if spec.item is not None and isinstance(value, list):
                     values.setdefault(spec.attr, []).extend(value)

@@ -76,15 +76,15 @@ RANGES: dict[str, tuple[int, int]] = {
     "Int48": (-(2**47), 2**47),  # the schema's own facets (its documentation says 2^47-1)
     "long": (-(2**63), 2**63 - 1),
     "TimeType": (TIME_MIN, TIME_MAX),
-    # a period's start and duration, which some files give in milliseconds and open-ended
-    # beyond UInt32 (the reader converts them, then clamps the duration to UInt32)
+    # times and a period's duration, which some files give in milliseconds, and durations
+    # open-ended beyond UInt32 (the reader converts them, then clamps the duration to UInt32)
     "TimeType (s or ms)": (TIME_MIN, TIME_MAX * 1000),
     "UInt32 (s or ms)": (0, 2**63 - 1),
     # TimeType offsets, kept within what a UTC offset can be (tzinfo: under a day)
     "tzOffset": (-16 * 3600, 16 * 3600),
     "dstOffset": (-4 * 3600, 4 * 3600),
     # the code list's own extent, pico to tera: a power of ten, so it must stay small
-    "UnitMultiplierKind": (min(UnitMultiplierKind), max(UnitMultiplierKind)),
+    "UnitMultiplierKind": (int(min(UnitMultiplierKind)), int(max(UnitMultiplierKind))),
 }
 
 #: The integer type of each integer element, by name: one name has one type throughout ESPI
@@ -107,7 +107,7 @@ INT_TYPES: dict[str, str] = {
          "signDate", "shutOffDateTime", "manufacturedDate", "purchaseDate", "receivedDate",
          "installationDate", "removalDate", "retiredDate", "programDate", "effectiveDate",
          "issueDateTime", "timeStamp", "statusTimeStamp"),
-        "TimeType",
+        "TimeType (s or ms)",
     ),
     "start": "TimeType (s or ms)",
     "duration": "UInt32 (s or ms)",
