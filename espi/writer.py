@@ -393,7 +393,7 @@ def add_reading(parent: Any, r: m.IntervalReading, ns: str) -> None:
 def fits(value: int, kind: tuple[int, int]) -> bool:
     if kind[0] <= value <= kind[1]:
         return True
-    left_out(f"IntervalReading number {value}", f"out of range ({kind[0]} to {kind[1]})")
+    left_out(f"IntervalReading number {int(value)}", f"out of range ({kind[0]} to {kind[1]})")
     return False
 
 
