@@ -768,21 +768,29 @@ PEM = click.Path(exists=True, dir_okay=False)
 @fetch_group.command("custodian")
 @click.argument("profile_name", metavar="PROFILE")
 @click.argument("uri")
-@click.option("--client-id", envvar="ESPI_CLIENT_ID", help="Our client id at the custodian.")
-@click.option("--client-secret", envvar="ESPI_CLIENT_SECRET", help="Its secret.")
+@click.option(
+    "--client-id", cls=FromEnv, envvar="ESPI_CLIENT_ID", help="Our client id at the custodian."
+)
+@click.option("--client-secret", cls=FromEnv, envvar="ESPI_CLIENT_SECRET", help="Its secret.")
 @click.option(
     "--access-token",
+    cls=FromEnv,
     envvar="ESPI_ACCESS_TOKEN",
     help="A customer's access token (Subscription resources).",
 )
 @click.option(
     "--registration-token",
+    cls=FromEnv,
     envvar="ESPI_REGISTRATION_TOKEN",
     help="Our registration access token (ApplicationInformation).",
 )
-@click.option("--cert", envvar="ESPI_CLIENT_CERT", type=PEM, help="Client certificate (mTLS).")
-@click.option("--key", envvar="ESPI_CLIENT_KEY", type=PEM, help="Its private key.")
-@click.option("--ca", envvar="ESPI_CA_BUNDLE", type=PEM, help="CA bundle for the custodian.")
+@click.option(
+    "--cert", cls=FromEnv, envvar="ESPI_CLIENT_CERT", type=PEM, help="Client certificate (mTLS)."
+)
+@click.option("--key", cls=FromEnv, envvar="ESPI_CLIENT_KEY", type=PEM, help="Its private key.")
+@click.option(
+    "--ca", cls=FromEnv, envvar="ESPI_CA_BUNDLE", type=PEM, help="CA bundle for the custodian."
+)
 @click.option(
     "--base-url",
     help="The custodian's origin (e.g. http://127.0.0.1:5011): moves the profile's authorize, "
