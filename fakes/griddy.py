@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from .common import DAY, HOUR, Faults, kwh, noise
+from .common import DAY, HOUR, blueprint_app, kwh, noise
 
 ZONE = ZoneInfo("America/Chicago")
 HOURLY_DAYS = 35
@@ -164,12 +164,8 @@ def sandbox_admin() -> Member:
 def create_app(members: list[Member] | None = None, *, token_ttl: int = 3600) -> Flask:
     """``members``: who can sign in (default: the seed's jane.doe@example.com / Password123,
     and the sandbox admin)."""
-    app = Flask(__name__)
     people = members or [sandbox_member(), sandbox_admin()]
-    app.extensions["griddy"] = State({p.user_id: p for p in people}, token_ttl)
-    Faults().install(app)
-    app.register_blueprint(bp)
-    return app
+    return blueprint_app(bp, State({p.user_id: p for p in people}, token_ttl))
 
 
 def state(app: Flask | None = None) -> State:

@@ -38,7 +38,7 @@ from flask import (
     request,
 )
 
-from .common import DAY, HOUR, Faults, kwh, therms
+from .common import DAY, HOUR, blueprint_app, kwh, therms
 
 HISTORY_DAYS = 400
 PASSWORD = "sandbox"  # noqa: S105 - the fake's published sandbox password
@@ -83,11 +83,7 @@ def create_app(
     quota: int | None = None,
     seed_shapes: bool = False,
 ) -> Flask:
-    app = Flask(__name__)
-    app.extensions["pelm"] = State(client_id, secret, data_delay, quota, seed_shapes)
-    Faults().install(app)
-    app.register_blueprint(bp)
-    return app
+    return blueprint_app(bp, State(client_id, secret, data_delay, quota, seed_shapes))
 
 
 def state(app: Flask | None = None) -> State:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from .common import Faults, Limiter
+from .common import Limiter, blueprint_app
 
 SLOT = 900
 ZONE = "America/Los_Angeles"
@@ -59,11 +59,7 @@ class State:
 def create_app(
     api_key: str = "ws-sandbox-key", *, legacy: bool = False, per_second: float = 0
 ) -> Flask:
-    app = Flask(__name__)
-    app.extensions["wattshift"] = State(api_key, legacy, Limiter(per_second))
-    Faults().install(app)
-    app.register_blueprint(bp)
-    return app
+    return blueprint_app(bp, State(api_key, legacy, Limiter(per_second)))
 
 
 def state(app: Flask | None = None) -> State:

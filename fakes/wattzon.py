@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from .common import DAY, HOUR, Faults, kwh, solar_kwh, therms
+from .common import DAY, HOUR, blueprint_app, kwh, solar_kwh, therms
 
 LINK = "/link/4.0"
 HISTORY_MONTHS = 13
@@ -214,14 +214,8 @@ def create_app(
     ``step_seconds``: a job moves one status on per poll, and per that many seconds when set
     (then it also ends, and notifies, without being polled); ``notify_url``: where finished
     jobs' SQS message bodies are POSTed."""
-    app = Flask(__name__)
-    app.url_map.strict_slashes = False
-    app.extensions["wattzon"] = State(
-        clients or {"third party": True}, key_ttl, step_seconds, notify_url
-    )
-    Faults().install(app)
-    app.register_blueprint(bp)
-    return app
+    state = State(clients or {"third party": True}, key_ttl, step_seconds, notify_url)
+    return blueprint_app(bp, state, strict_slashes=False)
 
 
 def state(app: Flask | None = None) -> State:
@@ -600,6 +594,12 @@ def extract_bills(profile: dict[str, Any], job_id: str) -> list[dict[str, Any]]:
     return out
 
 
+def interval_row(t: int, used: float, direction: str) -> dict[str, Any]:
+    """A 15-minute row of a normalized interval file."""
+    values = (t, t + 900, f"{used:.4f}", "kWh", direction)
+    return dict(zip(INTERVAL_COLUMNS, values, strict=True))
+
+
 def extract_months(profile: dict[str, Any], job_id: str) -> dict[tuple[str, str], dict[str, Any]]:
     """15-minute electricity intervals of the last two months and this one, per month."""
     pid = profile["id"]
@@ -612,26 +612,10 @@ def extract_months(profile: dict[str, Any], job_id: str) -> dict[tuple[str, str]
             continue
         rows = []
         for t in range(start, end, 900):
-            rows.append(
-                dict(
-                    zip(
-                        INTERVAL_COLUMNS,
-                        (t, t + 900, f"{kwh(meter, t, 900):.4f}", "kWh", "delivered"),
-                        strict=True,
-                    )
-                )
-            )
+            rows.append(interval_row(t, kwh(meter, t, 900), "delivered"))
             sent = solar_kwh(t, 900, 4.0) - kwh(meter, t, 900) if profile.get("solar") else 0
             if sent > 0:
-                rows.append(
-                    dict(
-                        zip(
-                            INTERVAL_COLUMNS,
-                            (t, t + 900, f"{sent:.4f}", "kWh", "received"),
-                            strict=True,
-                        )
-                    )
-                )
+                rows.append(interval_row(t, sent, "received"))
         out[(meter, a.strftime("%Y-%m"))] = {
             "meter_id": meter,
             "month_id": a.strftime("%Y-%m"),

@@ -205,16 +205,16 @@ class TestGriddy(ProviderContract):
     def test_usage_readings_mark_pending_ones_raw(
         self, griddy: G.Griddy, member: Credentials
     ) -> None:
-        today = datetime.now(ZoneInfo(G.ZONE)).strftime("%Y-%m-01")
-        tree = griddy.usage(member, member.account, today, "monthly")
+        first = datetime.now(ZoneInfo(G.ZONE)).replace(day=1) - timedelta(days=1)
+        tree = griddy.usage(member, member.account, first.strftime("%Y-%m-01"), "monthly")
+        tree["children"][-1]["pending"] = True  # as the day in progress is
         up = espi.builder.usage_point(local_time=G.ZONE)
         mr = G.usage_reading(up, tree)
         assert mr is not None
         readings = [r for b in mr.interval_blocks for r in b.readings]
-        present = [c for c in tree["children"] if not c["missing"]]
-        assert len(readings) == len(present)
-        pending = [r for r, c in zip(readings, present, strict=True) if c["pending"]]
-        assert all(r.qualities == (QualityOfReading.RAW,) for r in pending)
+        assert len(readings) == len(tree["children"]) == first.day
+        assert [r.qualities for r in readings].count((QualityOfReading.RAW,)) == 1
+        assert readings[-1].qualities == (QualityOfReading.RAW,)
         assert espi.validate(espi.dumps(espi.builder.feed(up))) == []
 
     def test_getnow_prices(self, griddy: G.Griddy, member: Credentials, fake: Served) -> None:
