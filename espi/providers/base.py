@@ -402,9 +402,14 @@ class Provider:
         raise self.lacks("notified_accounts")
 
     def lacks(self, method: str) -> NotImplementedError:
+        """The refusal of a method the provider's capabilities exclude."""
+        name = self.title or type(self).__name__
         caps = getattr(type(self), "capabilities", None)
-        how = f" (it connects by {caps.connect.value})" if caps is not None else ""
-        return NotImplementedError(f"{self.title or type(self).__name__} has no {method}{how}")
+        if caps is None:
+            return NotImplementedError(f"{name} has no {method}")
+        notifies = "" if caps.notifications else " and sends no notifications"
+        why = f"it connects by {caps.connect.value}{notifies}"
+        return NotImplementedError(f"{name} has no {method} ({why})")
 
 
 # --------------------------------------------------------------------------- the registry

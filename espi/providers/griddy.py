@@ -101,8 +101,20 @@ LOAD_ZONES = ("LZ_HOUSTON", "LZ_NORTH", "LZ_SOUTH", "LZ_WEST")
 HOUR = 3600  # the length of analytics/history's hourly entries
 MONTHS = 13  # statements asked for when no ``since`` is given
 MAX_MONTHS = 60  # and at most, however old ``since`` is
-MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
-               "September", "October", "November", "December")  # fmt: skip
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 #: a statement group's type -> the kind of its line items (others: see the module's docstring)
 GROUP_KINDS = {
     "wholesale_energy_cost": ItemKind.ENERGY_GENERATION_FEE,
@@ -240,8 +252,11 @@ class Griddy(Provider):
         if len(members) == 1:
             hourly = self.history(credentials, credentials.account, local)
         elif members:
-            log.warning("griddy user %s has %d members: no hourly history", credentials.account,
-                        len(members))  # fmt: skip
+            log.warning(
+                "griddy user %s has %d members: no hourly history",
+                credentials.account,
+                len(members),
+            )
         months = whole_months(since, local)
         ups = []
         for member in members:
@@ -495,8 +510,10 @@ def statement_items(statement: dict[str, Any]) -> list[m.LineItem]:
                     date_time=epoch(date) if date else None,
                 )
             )
-    for key, note in (("beginning_account_balance", "Beginning account balance"),
-                      ("ending_account_balance", "Ending account balance")):  # fmt: skip
+    for key, note in (
+        ("beginning_account_balance", "Beginning account balance"),
+        ("ending_account_balance", "Ending account balance"),
+    ):
         balance = amount(statement.get(key))
         if balance is not None:
             items.append(builder.line_item(note, balance, ItemKind.INFORMATION))

@@ -160,7 +160,8 @@ class Pelm(Provider):
         """The widget's answer: an authorization code (exchanged for the access token) or an
         exit (AuthError)."""
         nonce = state.get("nonce") or ""
-        if not nonce or not secrets.compare_digest(str(answer.get("state") or ""), nonce):
+        given = str(answer.get("state") or "").encode()
+        if not nonce or not secrets.compare_digest(given, nonce.encode()):
             raise AuthError(
                 "this answer does not belong to a Pelm Connect started here", provider=self.slug
             )

@@ -69,7 +69,7 @@ from .. import builder
 from .. import model as m
 from ..codes import FlowDirectionKind, ItemKind, MeasurementKind, ServiceKind
 from ..codes import UnitSymbolKind as U
-from ..errors import AuthError, NotReady, ProviderError, Unavailable
+from ..errors import AuthError, NotReady, ProviderError, RateLimited, Unavailable
 from .base import (
     Capabilities,
     ConnectKind,
@@ -345,13 +345,18 @@ class WattzOn(Provider):
             self.set_credentials(pid, values["username"], values["password"])
             jobs = [self.start_job(pid, mode=mode) for mode in ("bill", "interval")]
         except ProviderError as err:
-            done = self.disconnect(Credentials(account=str(pid)))
+            try:
+                done = self.disconnect(Credentials(account=str(pid)))
+            except ProviderError as cleanup:
+                done = f"profile {pid} is left at WattzOn: {cleanup.message}"
+            more = {"retry_after": err.retry_after} if isinstance(err, RateLimited) else {}
             raise type(err)(
                 f"{err.message} ({done})",
                 provider=self.slug,
                 status=err.status,
                 code=err.code,
                 body=err.body,
+                **more,
             ) from err
         return Credentials(account=str(pid), extra={"jobs": " ".join(jobs)})
 
@@ -783,8 +788,9 @@ def interval_rows(text: str, format: str, where: str) -> list[dict[str, Any]]:
     return out
 
 
-#: a Green Button "Download My Data" CSV's columns (a utility's own interval download)
-GB_CSV = ("TYPE", "DATE", "START TIME", "END TIME", "USAGE", "UNITS")
+#: the columns of a Green Button "Download My Data" CSV (a utility's own interval download)
+#: that must be there (TYPE and UNITS are read when they are)
+GB_CSV = ("DATE", "START TIME", "END TIME", "USAGE")
 
 
 def source_rows(text: str, where: str, zone: str | None = None) -> list[dict[str, Any]]:
@@ -799,7 +805,7 @@ def source_rows(text: str, where: str, zone: str | None = None) -> list[dict[str
     except csv.Error as err:
         raise ProviderError(f"{where}: unreadable source file: {err}", provider="wattzon") from None
     columns = {c.strip().upper() for c in header}
-    if {"DATE", "START TIME", "USAGE"} <= columns:
+    if set(GB_CSV) <= columns:
         return green_button_rows(text, where, ZoneInfo(zone) if zone else UTC)
     if any(c.lower() in INTERVAL_FIELDS["start"] for c in columns):
         return interval_rows(text, "csv", where)
