@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -663,3 +664,132 @@ def price_file(client: Any, home: str, path: str) -> Feed:
             mr.reading_type.currency = Currency.USD
     click.echo(f"priced {priced:,} of {len(readings):,} readings", err=True)
     return feed
+
+
+# --------------------------------------------------------------------------- a custodian
+
+
+PEM = click.Path(exists=True, dir_okay=False)
+
+
+@fetch_group.command("custodian")
+@click.argument("profile_name", metavar="PROFILE")
+@click.argument("uri")
+@click.option("--client-id", envvar="ESPI_CLIENT_ID", help="Our client id at the custodian.")
+@click.option("--client-secret", envvar="ESPI_CLIENT_SECRET", help="Its secret.")
+@click.option(
+    "--access-token",
+    envvar="ESPI_ACCESS_TOKEN",
+    help="A customer's access token (Subscription resources).",
+)
+@click.option(
+    "--registration-token",
+    envvar="ESPI_REGISTRATION_TOKEN",
+    help="Our registration access token (ApplicationInformation).",
+)
+@click.option("--cert", envvar="ESPI_CLIENT_CERT", type=PEM, help="Client certificate (mTLS).")
+@click.option("--key", envvar="ESPI_CLIENT_KEY", type=PEM, help="Its private key.")
+@click.option("--ca", envvar="ESPI_CA_BUNDLE", type=PEM, help="CA bundle for the custodian.")
+@click.option(
+    "--base-url",
+    help="The custodian's origin (e.g. http://127.0.0.1:5011): moves the profile's authorize, "
+    "token and resource URLs there.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A profile setting (token_url, resource_base, published_format, ...).",
+)
+@click.option("--since", type=DATE, help="published-min (UTC).")
+@click.option("--until", type=DATE, help="published-max (UTC).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Default: stdout.")
+def fetch_custodian(
+    profile_name: str,
+    uri: str,
+    client_id: str | None,
+    client_secret: str | None,
+    access_token: str | None,
+    registration_token: str | None,
+    cert: str | None,
+    key: str | None,
+    ca: str | None,
+    base_url: str | None,
+    overrides: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    output: str | None,
+) -> None:
+    """GET URI from a Green Button Connect My Data custodian and write the answer as it came
+    (streamed). PROFILE: pge, pge-test, local (`make run`'s custodian), or a new name with
+    --set token_url=... --set resource_base=.... URI: absolute, or a path under the resource
+    base (Batch/Bulk/ID, Batch/Subscription/ID, ReadServiceStatus, ...).
+
+    The path decides the token: the client token (ESPI_CLIENT_ID, ESPI_CLIENT_SECRET) for
+    Bulk, Authorization, ReadServiceStatus; ESPI_REGISTRATION_TOKEN (else the client token)
+    for ApplicationInformation; a customer's ESPI_ACCESS_TOKEN for the rest. Exit 3 with the
+    reason when the URI is refused (outside the resource base, a redirect), when the custodian
+    refuses, or when it answers 202 (the data will come by notification)."""
+    from .client import Accepted, Custodian, TokenKind, profile, token_kind
+    from .errors import NotReady
+    from .providers.base import Credentials
+
+    values: dict[str, Any] = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--set {item}: give NAME=VALUE")
+        values[name.strip()] = value
+    given = {
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "client_cert": cert,
+        "client_key": key,
+        "ca_bundle": ca,
+        "registration_token": registration_token,
+    }
+    values.update({k: v for k, v in given.items() if v})
+    try:
+        chosen = profile(profile_name, **values)
+        if base_url:
+            moved = {k: rebase(getattr(chosen, k), base_url)
+                     for k in ("authorize_url", "token_url", "resource_base")}  # fmt: skip
+            chosen = chosen.configure(moved)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    custodian = Custodian(chosen)
+    credentials = Credentials(access_token=access_token) if access_token else None
+    params = chosen.published(epoch_of(since), epoch_of(until))
+    try:
+        checked = chosen.resource(uri)
+        kind = token_kind(chosen.relative(checked))
+        client = chosen.client_id and chosen.client_secret
+        lacking = {
+            TokenKind.CUSTOMER: "" if credentials else "ESPI_ACCESS_TOKEN",
+            TokenKind.CLIENT: "" if client else "ESPI_CLIENT_ID and ESPI_CLIENT_SECRET",
+        }.get(kind, "" if client or chosen.registration_token else "ESPI_REGISTRATION_TOKEN")
+        if lacking:
+            raise click.UsageError(f"{checked} is read with the {kind} token: set {lacking}")
+        target: str | IO[bytes] = output or sys.stdout.buffer
+        got = custodian.download(checked, target, credentials=credentials, params=params)
+        if isinstance(got, Accepted):
+            raise NotReady(
+                f"{chosen.title or chosen.name} accepted the request for {got.uri} (202): the data "
+                "will come by notification to the third party's notification URI; nothing written",
+                provider=custodian.slug,
+                status=202,
+            )
+    except ProviderError as err:
+        provider_failed(err)
+    click.echo(
+        f"{output or 'stdout'}: {got.size:,} bytes ({got.content_type}) from {got.uri}", err=True
+    )
+
+
+def rebase(url: str, new_origin: str) -> str:
+    """``url`` with its scheme, host and port replaced (empty stays empty)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit((*urlsplit(new_origin)[:2], parts.path, parts.query, ""))

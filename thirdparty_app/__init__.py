@@ -1,6 +1,7 @@
 """thirdparty_app: the third party's side of Green Button Connect My Data.
 
     flask --app thirdparty_app init-db
+    flask --app thirdparty_app create-operator EMAIL   # the third party's staff
     flask --app thirdparty_app run            # connect customers, receive notifications
     flask --app thirdparty_app worker         # downloads and ingestion (the job queue)
     flask --app thirdparty_app sync           # ask for fresh data for every connection
@@ -19,10 +20,12 @@ from typing import Any, ClassVar
 
 import click
 from cryptography.fernet import Fernet
-from flask import Flask
+from flask import Flask, Response, request
 from sqlalchemy import inspect, select
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from appkit import database, queue
+from appkit.http import SessionOverHttps, redact_access_logs, security_headers
 
 from . import db, jobs, views
 
@@ -44,6 +47,12 @@ class Defaults:
     PROVIDER_HISTORY_DAYS = 395  # a provider connection's first sync asks for 13 months
     PROVIDER_NOT_READY_DELAY = 30  # seconds between asks while a provider is still syncing
     PROVIDERS: ClassVar[dict[str, dict[str, Any]]] = {}  # Pelm, WattShift settings (providers.py)
+    SIGNIN_LIMIT = "10 per minute"  # failed sign-ins per client address and per email address
+    MAIL_SERVER = ""  # host[:port] of an SMTP relay for password resets ("" : instance/outbox)
+    MAIL_FROM = ""
+    PROXY_FIX = 0  # proxies in front (their X-Forwarded-* headers are trusted): 1 behind one
+    SESSION_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None  # a token lives as long as the session
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -67,6 +76,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 Fernet.generate_key().decode() if key == "TOKEN_KEY" else os.urandom(32).hex()
             )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    redact_access_logs()
+    if app.config["PROXY_FIX"]:
+        hops = int(app.config["PROXY_FIX"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    app.session_interface = SessionOverHttps()
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        return security_headers(response, request.is_secure)
+
     database.init_app(app)
     jobs.make_huey(app)
     views.init_app(app)

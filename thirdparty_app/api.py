@@ -1,5 +1,6 @@
 """The JSON API (``/api/...``, described by ``/api/openapi.json``) and exports per usage point
-(CSV, JSON, Green Button XML) for a date range."""
+(CSV, JSON, Green Button XML) for a date range. Both answer a signed-in browser or an API key
+(``Authorization: Bearer KEY``) with that account's data only (an operator's: everyone's)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, request
-from sqlalchemy import select
 
 import espi
 from appkit.http import http_problem
 from espi import export
 
-from . import db, rows
+from . import accounts, db, rows
+from .accounts import api_key_allowed, public
 
 bp = Blueprint("api", __name__)
 AGGREGATES = ("none", "hour", "day", "month")
@@ -40,21 +41,15 @@ def when(name: str) -> int | None:
     return int((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp())
 
 
-def usage_point_row(up_id: int) -> db.UsagePoint:
-    row = db.session().get(db.UsagePoint, up_id)
-    if row is None:
-        abort(404, f"no usage point {up_id}")
-    return row
-
-
 def iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @bp.get("/api/usage-points")
+@api_key_allowed
 def usage_points() -> Response:
     out = []
-    for row in db.session().scalars(select(db.UsagePoint).order_by(db.UsagePoint.id)):
+    for row in db.session().scalars(accounts.usage_points_query().order_by(db.UsagePoint.id)):
         kind = espi.ServiceKind(row.kind).label if row.kind is not None else None
         out.append(
             {
@@ -131,11 +126,12 @@ def buckets(up: espi.UsagePoint, aggregate: str, zone: Any) -> Iterator[dict[str
 
 
 @bp.get("/api/usage-points/<int:up_id>/readings")
+@api_key_allowed
 def readings(up_id: int) -> Response:
     aggregate = request.args.get("aggregate", "none")
     if aggregate not in AGGREGATES:
         abort(400, f"aggregate must be one of {', '.join(AGGREGATES)}")
-    row = usage_point_row(up_id)
+    row = accounts.usage_point(up_id)
     up = rows.usage_point(db.session(), row, when("start"), when("end"))
     zone = ZoneInfo(row.zone) if row.zone else UTC
     body = {
@@ -148,8 +144,9 @@ def readings(up_id: int) -> Response:
 
 
 @bp.get("/api/usage-points/<int:up_id>/summaries")
+@api_key_allowed
 def summaries(up_id: int) -> Response:
-    up = rows.usage_point(db.session(), usage_point_row(up_id), when("start"), when("end"))
+    up = rows.usage_point(db.session(), accounts.usage_point(up_id), when("start"), when("end"))
     out = []
     for bill in up.usage_summaries:
         period = bill.billing_period
@@ -175,10 +172,11 @@ def summaries(up_id: int) -> Response:
 
 
 @bp.get("/usage-points/<int:up_id>/export")
+@api_key_allowed
 def export_usage_point(up_id: int) -> Response:
     """The usage point's readings for a date range as CSV, JSON or Green Button XML."""
     fmt = request.args.get("format", "csv")
-    row = usage_point_row(up_id)
+    row = accounts.usage_point(up_id)
     up = rows.usage_point(db.session(), row, when("start"), when("end"))
     name = f"usage-point-{row.id}"
     if fmt == "xml":
@@ -202,6 +200,7 @@ def attachment(body: bytes, mimetype: str, filename: str) -> Response:
 
 
 @bp.errorhandler(400)
+@bp.errorhandler(401)
 @bp.errorhandler(404)
 def problem(err: Any) -> Response:
     return http_problem(err)
@@ -318,6 +317,10 @@ PROBLEM = {
     "description": "Bad request or not found",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
+UNAUTHORIZED = {
+    "description": "No API key, or a key that does not exist (revoked)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Green Button third party API", "version": "1"},
@@ -325,7 +328,7 @@ OPENAPI: dict[str, Any] = {
         "/api/usage-points": {
             "get": {
                 "summary": "Usage points and their meter readings",
-                "responses": {"200": ok("UsagePoints")},
+                "responses": {"200": ok("UsagePoints"), "401": UNAUTHORIZED},
             }
         },
         "/api/usage-points/{up_id}/readings": {
@@ -340,21 +343,39 @@ OPENAPI: dict[str, Any] = {
                         "schema": {"enum": list(AGGREGATES), "default": "none"},
                     },
                 ],
-                "responses": {"200": ok("Readings"), "400": PROBLEM, "404": PROBLEM},
+                "responses": {
+                    "200": ok("Readings"),
+                    "400": PROBLEM,
+                    "401": UNAUTHORIZED,
+                    "404": PROBLEM,
+                },
             }
         },
         "/api/usage-points/{up_id}/summaries": {
             "get": {
                 "summary": "Bills (usage summaries) with their line items",
                 "parameters": [UP_ID, *PERIOD],
-                "responses": {"200": ok("Summaries"), "404": PROBLEM},
+                "responses": {"200": ok("Summaries"), "401": UNAUTHORIZED, "404": PROBLEM},
             }
         },
     },
-    "components": {"schemas": SCHEMAS},
+    "security": [{"apiKey": []}, {"session": []}],
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key made on the Account page (shown once): the "
+                "account's own usage points only, or every customer's for an operator's key.",
+            },
+            "session": {"type": "apiKey", "in": "cookie", "name": "thirdparty_session"},
+        },
+    },
 }
 
 
 @bp.get("/api/openapi.json")
+@public
 def openapi() -> Response:
     return Response(json.dumps(OPENAPI), mimetype="application/json")

@@ -17,11 +17,10 @@ from typing import Any
 import requests
 from flask import current_app
 from limits import RateLimitItemPerSecond
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from . import db, vault
 from .profiles import Profile
+from .ratelimit import limiter
 
 log = logging.getLogger(__name__)
 TIMEOUT = (10, 120)  # connect, read
@@ -42,14 +41,6 @@ class Retry(CustodianError):
     ):
         super().__init__(message, status, body)
         self.delay = delay
-
-
-def limiter() -> MovingWindowRateLimiter:
-    found = current_app.extensions.get("tp.limiter")
-    if found is None:
-        storage = storage_from_string(current_app.config.get("RATE_LIMIT_STORAGE") or "memory://")
-        found = current_app.extensions["tp.limiter"] = MovingWindowRateLimiter(storage)
-    return found  # type: ignore[no-any-return]
 
 
 def wait_turn(profile: Profile) -> None:

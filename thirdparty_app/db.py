@@ -1,9 +1,12 @@
 """The third party's tables (SQLAlchemy 2, typed; Alembic in ``thirdparty_app/migrations``).
 
-Connections hold a customer's authorization at a custodian (tokens encrypted at rest);
-notifications and documents record what the custodian announced and what was fetched (kept on
-disk, compressed, for replay); usage data is stored by the custodian's own resource hrefs, so
-the same document ingested twice changes nothing.
+Accounts sign in (customers, and the third party's operators); each connection belongs to one
+account and holds its authorization at a custodian or provider (tokens encrypted at rest), or
+an uploaded file. Everything stored from a connection's documents hangs off that connection:
+usage data is keyed by the source's own resource hrefs *within the connection*, so the same
+document ingested twice changes nothing, and the same document fetched for two connections
+gives two sets of rows. Notifications and documents record what a custodian announced and what
+was fetched (kept on disk, compressed, for replay).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
     ForeignKey,
@@ -36,13 +40,53 @@ def now() -> int:
     return int(time.time())
 
 
+class Account(UserMixin, Base):
+    """Someone who signs in: a customer (sees their own connections) or an operator (the third
+    party's staff: sees every customer). ``session_epoch`` is part of the session's user id, so
+    raising it (password change, reset, "sign out everywhere") ends every existing session."""
+
+    __tablename__ = "account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(Text)  # None: cannot sign in
+    role: Mapped[str] = mapped_column(String(20), default="customer")  # customer, operator
+    created: Mapped[int] = mapped_column(default=now)
+    last_login: Mapped[int] = mapped_column(default=0)
+    session_epoch: Mapped[int] = mapped_column(default=0)
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    def get_id(self) -> str:
+        """The session's user id: the account and its session epoch (see the docstring)."""
+        return f"{self.id}:{self.session_epoch}"
+
+
+class ApiKey(Base):
+    """A key for the JSON API and exports (``Authorization: Bearer KEY``): only its SHA-256 is
+    stored; ``prefix`` (the key's first characters) lets its owner recognise it."""
+
+    __tablename__ = "api_key"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[int] = mapped_column(default=now)
+    last_used: Mapped[int] = mapped_column(default=0)
+
+
 class Connection(Base):
     """One customer's authorization at one custodian (ESPI Authorization + Subscription), or
     at a provider (``profile`` is then the provider's slug, e.g. ``pelm``; ``label`` the
-    customer's id there: Pelm's user id, WattzOn's profile id, Griddy's user id)."""
+    customer's id there: Pelm's user id, WattzOn's profile id, Griddy's user id), or an
+    uploaded file (``profile`` ``upload``, ``label`` the file's name)."""
 
     __tablename__ = "connection"
     id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     profile: Mapped[str] = mapped_column(String(40))
     label: Mapped[str] = mapped_column(String(200), default="")
     subscription_uri: Mapped[str | None] = mapped_column(Text)
@@ -58,6 +102,10 @@ class Connection(Base):
     last_sync: Mapped[int] = mapped_column(default=0)
     #: a provider's jobs still running for this connection (WattzOn's ids, space-separated)
     pending: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: who the source says the customer is (RetailCustomer data, when shared): for operators
+    customer_name: Mapped[str] = mapped_column(Text, default="", server_default="")
+    account_number: Mapped[str] = mapped_column(Text, default="", server_default="")
+    service_address: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Notification(Base):
@@ -94,34 +142,38 @@ class Document(Base):
 class UsagePoint(Base):
     __tablename__ = "usage_point"
     id: Mapped[int] = mapped_column(primary_key=True)
-    href: Mapped[str] = mapped_column(String(1000), unique=True)  # the custodian's self link
-    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connection.id"))
+    href: Mapped[str] = mapped_column(String(1000))  # the source's self link
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id"))
     kind: Mapped[int | None] = mapped_column()
     title: Mapped[str] = mapped_column(Text, default="")
     zone: Mapped[str] = mapped_column(String(64), default="")
     meter_readings: Mapped[list[MeterReading]] = relationship(back_populates="usage_point")
+    __table_args__ = (UniqueConstraint("connection_id", "href", name="uq_usage_point_href"),)
 
 
 class ReadingType(Base):
     __tablename__ = "reading_type"
     id: Mapped[int] = mapped_column(primary_key=True)
-    href: Mapped[str] = mapped_column(String(1000), unique=True)
+    href: Mapped[str] = mapped_column(String(1000))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id"))
     uom: Mapped[int | None] = mapped_column()
     power_of_ten: Mapped[int] = mapped_column(default=0)
     interval_length: Mapped[int | None] = mapped_column()
     flow_direction: Mapped[int | None] = mapped_column()
     kind: Mapped[int | None] = mapped_column()
     currency: Mapped[int | None] = mapped_column()
+    __table_args__ = (UniqueConstraint("connection_id", "href", name="uq_reading_type_href"),)
 
 
 class MeterReading(Base):
     __tablename__ = "meter_reading"
     id: Mapped[int] = mapped_column(primary_key=True)
-    href: Mapped[str] = mapped_column(String(1000), unique=True)
+    href: Mapped[str] = mapped_column(String(1000))
     usage_point_id: Mapped[int] = mapped_column(ForeignKey("usage_point.id"))
     reading_type_id: Mapped[int | None] = mapped_column(ForeignKey("reading_type.id"))
     usage_point: Mapped[UsagePoint] = relationship(back_populates="meter_readings")
     reading_type: Mapped[ReadingType | None] = relationship()
+    __table_args__ = (UniqueConstraint("usage_point_id", "href", name="uq_meter_reading_href"),)
 
 
 class Reading(Base):
@@ -170,10 +222,11 @@ class CustomerInfo(Base):
 
     __tablename__ = "customer_info"
     id: Mapped[int] = mapped_column(primary_key=True)
-    href: Mapped[str] = mapped_column(String(1000), unique=True)
-    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connection.id"))
+    href: Mapped[str] = mapped_column(String(1000))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id"))
     kind: Mapped[str] = mapped_column(String(40))
     xml: Mapped[str] = mapped_column(Text)
+    __table_args__ = (UniqueConstraint("connection_id", "href", name="uq_customer_info_href"),)
 
 
 Index("ix_reading_start", Reading.start)

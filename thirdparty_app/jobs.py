@@ -89,13 +89,13 @@ def enqueue_bulk(profile_name: str) -> None:
 
 
 def connection_for(uri: str) -> db.Connection | None:
-    """The connection whose subscription a URI belongs to."""
+    """The connection, at the custodian a URI belongs to, whose subscription it names."""
     match = SUBSCRIPTION.search(uri)
     if match is None:
         return None
-    for conn in db.session().scalars(
-        select(db.Connection).where(db.Connection.subscription_uri.is_not(None))
-    ):
+    names = [p.name for p in profiles.owners(uri)]
+    mine = (db.Connection.profile.in_(names), db.Connection.subscription_uri.is_not(None))
+    for conn in db.session().scalars(select(db.Connection).where(*mine)):
         own = SUBSCRIPTION.search(conn.subscription_uri or "")
         if own is not None and own.group(1) == match.group(1):
             return conn

@@ -115,10 +115,18 @@ def get(name: str) -> Profile:
     return profiles[name]
 
 
+def owners(uri: str) -> list[Profile]:
+    """The configured custodian profiles whose resource base ``uri`` lies under (several
+    profiles may name one custodian, e.g. its production and test OAuth pairs)."""
+    return [
+        profile
+        for profile in all_profiles().values()
+        if profile.resource_base and uri.startswith(profile.resource_base.rstrip("/") + "/")
+    ]
+
+
 def owning(uri: str) -> Profile | None:
-    """The configured custodian whose resource base ``uri`` lies under (None: a foreign URI)."""
-    for profile in all_profiles().values():
-        base = profile.resource_base.rstrip("/") + "/"
-        if uri.startswith(base):
-            return profile
-    return None
+    """The first configured custodian whose resource base ``uri`` lies under (None: a foreign
+    URI)."""
+    found = owners(uri)
+    return found[0] if found else None

@@ -48,7 +48,8 @@ from espi.providers import pelm as espi_pelm
 from espi.providers import wattshift as espi_ws
 from espi.providers import wattzon as espi_wz
 
-from . import db, vault
+from . import accounts, db, vault
+from .accounts import account, webhook
 from .custodian import Retry
 from .documents import keeping, record
 from .ingest import BATCH, ingest
@@ -143,7 +144,8 @@ def pelm_connect() -> Any:
     if not configured("pelm"):
         abort(404, "Pelm is not configured (see README: THIRDPARTY_PROVIDERS__pelm__...)")
     s = db.session()
-    conn = db.Connection(profile="pelm", status="waiting", reason="waiting for Pelm Connect")
+    conn = db.Connection(profile="pelm", account_id=account().id, status="waiting",
+                         reason="waiting for Pelm Connect")  # fmt: skip
     s.add(conn)
     s.commit()
     conn.label = f"tp-{conn.id}-{secrets.token_hex(4)}"  # our user_id at Pelm
@@ -170,7 +172,8 @@ def pelm_callback() -> Any:
     s = db.session()
     conn_id = session.pop("pelm_connection", None)
     conn = s.get(db.Connection, conn_id) if conn_id is not None else None
-    if conn is None or conn.profile != "pelm" or conn.access_token:
+    mine = conn is not None and conn.account_id == account().id
+    if conn is None or not mine or conn.profile != "pelm" or conn.access_token:
         return failed_page(
             "Pelm", "This answer does not belong to a connection started in this browser."
         )
@@ -315,7 +318,8 @@ def wattzon_connect() -> Any:
         error = "Choose your utility and give its website's username and password."
         return provider_page("wattzon", zipcode=zipcode, utilities=utilities, error=error)
     s = db.session()
-    conn = db.Connection(profile="wattzon", status="waiting", reason="WattzOn is extracting")
+    conn = db.Connection(profile="wattzon", account_id=account().id, status="waiting",
+                         reason="WattzOn is extracting")  # fmt: skip
     s.add(conn)
     s.commit()
     try:  # a profile that cannot be completed is deleted again by connect()
@@ -332,6 +336,7 @@ def wattzon_connect() -> Any:
 
 
 @bp.post("/providers/wattzon/notify")
+@webhook
 def wattzon_notify() -> Any:
     """WattzOn's SQS notification body (relayed from the queue): a job ended, so sync that
     profile's connection now. Unsigned, so it is only a hint: the sync asks WattzOn itself,
@@ -376,8 +381,8 @@ def griddy_connect() -> Any:
     except espi.ProviderError as err:
         return provider_page("griddy", email=email, error=f"Griddy refused: {err.message}")
     s = db.session()
-    conn = db.Connection(profile="griddy", status="waiting", label=credentials.account,
-                         reason="fetching data from Griddy")  # fmt: skip
+    conn = db.Connection(profile="griddy", account_id=account().id, status="waiting",
+                         label=credentials.account, reason="fetching from Griddy")  # fmt: skip
     conn.access_token = vault.seal(credentials.access_token)
     conn.refresh_token = vault.seal(credentials.refresh_token)
     s.add(conn)
@@ -393,9 +398,7 @@ def griddy_connect() -> Any:
 def attach_plan(up_id: int) -> Any:
     """Attach a WattShift rate plan (a home on that plan) to a usage point; pricing is queued."""
     s = db.session()
-    up = s.get(db.UsagePoint, up_id)
-    if up is None:
-        abort(404)
+    up = accounts.usage_point(up_id)
     zipcode, plan = request.form.get("zip", ""), request.form.get("plan", "")
     client = wattshift_client()
     try:

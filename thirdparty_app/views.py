@@ -1,5 +1,6 @@
 """The third party's web endpoints: the Notification webhook, connecting a customer (OAuth),
-disconnecting, and the home page."""
+disconnecting (and deleting data), uploads, and the pages. Every page shows the signed-in
+account's own data only (operators: everyone's), through :mod:`.accounts`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
@@ -29,9 +31,9 @@ import espi
 from appkit.http import problem
 from espi.lint import lint
 
-from . import db, profiles, providers
-from .api import usage_point_row
-from .custodian import CustodianError, revoke, save_tokens
+from . import accounts, db, erase, profiles, providers
+from .accounts import account, webhook
+from .custodian import save_tokens
 from .documents import keeping, record
 from .ingest import ingest
 from .jobs import enqueue_fetch, enqueue_sync
@@ -45,6 +47,7 @@ def init_app(app: Flask) -> None:
     from .api import bp as api
 
     app.extensions["tp.oauth"] = OAuth(app)  # one registry per app: profiles differ between apps
+    accounts.init_app(app)
     app.register_blueprint(bp)
     app.register_blueprint(api)
     app.register_blueprint(providers.bp)
@@ -79,6 +82,7 @@ def oauth_client(profile: profiles.Profile) -> Any:
 
 
 @bp.post("/espi/1_1/Notification")
+@webhook
 def notification() -> Response:
     """A custodian says data is ready: record each URI once, queue its download, answer 200.
     URIs outside every configured custodian's resource base are refused (never fetched)."""
@@ -140,7 +144,7 @@ def callback(name: str) -> Any:
         log.warning("token exchange with %s failed: %s", profile.name, err)
         return failed(profile, "token_exchange_failed", token_failure(err))
     s = db.session()
-    conn = db.Connection(profile=name, label=request.args.get("label", ""))
+    conn = db.Connection(profile=name, account_id=account().id)
     save_tokens(conn, token)
     s.add(conn)
     s.commit()
@@ -164,22 +168,90 @@ def failed(profile: profiles.Profile, error: str, description: str) -> tuple[str
     return render_template("failed.html", profile=profile, error=error, text=text), 400
 
 
-@bp.post("/connections/<int:conn_id>/disconnect")
+@bp.route("/connections/<int:conn_id>/disconnect", methods=["GET", "POST"])
 def disconnect(conn_id: int) -> Any:
-    s = db.session()
-    conn = s.get(db.Connection, conn_id)
-    if conn is None:
-        abort(404)
-    if conn.profile in providers.SLUGS:
-        conn.reason = providers.disconnect(conn)
+    """Stop sharing (the authorization is revoked at the custodian, or ended at the provider),
+    and, when the customer asks, delete what the connection brought. Asks first."""
+    conn = accounts.connection(conn_id)
+    erasing = request.values.get("delete_data") == "yes"
+    if erasing:
+        accounts.owner_only(conn)
+    if request.method == "GET":
+        return render_template(
+            "disconnect.html",
+            c=conn,
+            title=source_title(conn.profile),
+            counts=connection_counts([conn.id]),
+        )
+    try:
+        done = erase.end(conn) if conn.status != "revoked" else ""
+    except erase.NotEnded as err:
+        db.session().commit()  # the reason is kept
+        flash(
+            f"{source_title(conn.profile)} could not be reached to stop the sharing ({err}). "
+            "Nothing was changed: try again later.",
+            "error",
+        )
+        return redirect(url_for("tp.connections"))
+    files: set[str] = set()
+    if erasing:
+        files = erase.connection(conn)
+        flash(f"{source_title(conn.profile)}: {done + '; ' if done else ''}its data was deleted.")
     else:
-        try:
-            revoke(profiles.get(conn.profile), conn)
-        except CustodianError as err:
-            conn.reason = f"revocation at the custodian failed: {err}"
-    conn.status = "revoked"
-    s.commit()
-    return redirect(url_for("tp.home"))
+        flash(
+            f"{source_title(conn.profile)} disconnected: {done or 'no longer shared'}. "
+            "Its data stays here until you delete it."
+        )
+    db.session().commit()
+    erase.remove_files(files)
+    return redirect(url_for("tp.connections"))
+
+
+@bp.route("/account/delete", methods=["GET", "POST"])
+def delete_account() -> Any:
+    """Delete the account: every sharing is ended at its source first, then all its data,
+    documents and API keys, then the account. Asks for the password first."""
+    me = account()
+    conns = list(
+        db.session().scalars(select(db.Connection).where(db.Connection.account_id == me.id))
+    )
+    if request.method == "GET":
+        return render_template(
+            "delete_account.html",
+            connections=conns,
+            counts=connection_counts([c.id for c in conns]),
+            titles={c.profile: source_title(c.profile) for c in conns},
+        )
+    if not accounts.password_matches(me, request.form.get("password", "")):
+        flash("That is not your password: nothing was deleted.", "error")
+        return redirect(url_for("tp.delete_account"))
+    try:
+        files = erase.account(me)
+    except erase.NotEnded as err:
+        db.session().commit()  # sharing that did end is recorded as ended
+        flash(
+            f"A utility could not be reached to stop sharing ({err}); nothing was deleted. "
+            "Try again later.",
+            "error",
+        )
+        return redirect(url_for("tp.delete_account"))
+    db.session().commit()
+    erase.remove_files(files)
+    accounts.sign_out()
+    flash(
+        "Your account and all its data were deleted; every utility and provider was told "
+        "to stop sharing."
+    )
+    return redirect(url_for("accounts.login"))
+
+
+def source_title(profile: str) -> str:
+    if profile == "upload":
+        return "Uploaded file"
+    if profile in providers.SLUGS:
+        return providers.DEFAULTS[profile]["title"]
+    found = profiles.all_profiles().get(profile)
+    return found.title if found else profile
 
 
 STATES = {
@@ -190,22 +262,31 @@ STATES = {
 }
 
 
-def connections_context() -> dict[str, Any]:
-    s = db.session()
-    counts = dict(
-        s.execute(
+def connection_counts(ids: list[int]) -> dict[int, int]:
+    """Readings stored per connection."""
+    if not ids:
+        return {}
+    return dict(
+        db.session()
+        .execute(
             select(db.UsagePoint.connection_id, func.count(db.Reading.start))
             .join(db.MeterReading, db.MeterReading.usage_point_id == db.UsagePoint.id)
             .join(db.Reading, db.Reading.meter_reading_id == db.MeterReading.id)
+            .where(db.UsagePoint.connection_id.in_(ids))
             .group_by(db.UsagePoint.connection_id)
-        ).all()
+        )
+        .all()
     )
-    titles = {p.name: p.title for p in profiles.all_profiles().values()}
-    titles.update({slug: providers.DEFAULTS[slug]["title"] for slug in providers.SLUGS})
+
+
+def connections_context() -> dict[str, Any]:
+    conns = list(
+        db.session().scalars(accounts.connections_query().order_by(db.Connection.id.desc()))
+    )
     return {
-        "connections": list(s.scalars(select(db.Connection).order_by(db.Connection.id.desc()))),
-        "counts": counts,
-        "titles": titles,
+        "connections": conns,
+        "counts": connection_counts([c.id for c in conns]),
+        "titles": {c.profile: source_title(c.profile) for c in conns},
         "states": STATES,
     }
 
@@ -226,7 +307,7 @@ def home() -> str:
             for slug in providers.SLUGS
             if providers.configured(slug)
         ],
-        usage_points=list(s.scalars(select(db.UsagePoint).order_by(db.UsagePoint.id))),
+        usage_points=list(s.scalars(accounts.usage_points_query().order_by(db.UsagePoint.id))),
         kinds={int(k): k.label for k in espi.ServiceKind},
         **connections_context(),
     )
@@ -270,7 +351,7 @@ def freshness(s: Any, row: db.UsagePoint) -> str:
 def usage_point(up_id: int) -> str:
     """A usage point: its readings in a chart (JSON API + uPlot), downloads, bills."""
     s = db.session()
-    row = usage_point_row(up_id)
+    row = accounts.usage_point(up_id)
     last = db.last_reading_start(db.UsagePoint.id == up_id)
     end = datetime.fromtimestamp(last or time.time(), UTC).date()
     start = end - timedelta(days=6)
@@ -335,9 +416,10 @@ def upload() -> Any:
     except espi.ParseError as err:
         return render_template("upload.html", error=f"{sent.filename}: {err.message}"), 400
     s = db.session()
-    doc = record("upload", f"upload:{out.kept.sha256[:16]}", None, out.kept)
+    conn = upload_connection(sent.filename, out.kept.sha256)
+    doc = record("upload", f"upload:{out.kept.sha256[:16]}", conn, out.kept)
     ingest(s, doc)
-    ups = s.scalars(select(db.UsagePoint).where(db.UsagePoint.href.startswith(f"{doc.uri}#"))).all()
+    ups = s.scalars(select(db.UsagePoint).where(db.UsagePoint.connection_id == conn.id)).all()
     return render_template(
         "upload.html",
         name=sent.filename,
@@ -346,3 +428,24 @@ def upload() -> Any:
         usage_points=ups,
         readings=doc.readings,
     )
+
+
+def upload_connection(filename: str, sha256: str) -> db.Connection:
+    """The account's connection for an uploaded file: the same file uploaded again is the same
+    source (its rows are updated, not doubled)."""
+    s = db.session()
+    conn = s.scalar(
+        select(db.Connection)
+        .join(db.Document, db.Document.connection_id == db.Connection.id)
+        .where(
+            db.Connection.account_id == account().id,
+            db.Connection.profile == "upload",
+            db.Document.sha256 == sha256,
+        )
+    )
+    if conn is None:
+        conn = db.Connection(account_id=account().id, profile="upload", status="active")
+        s.add(conn)
+    conn.label, conn.last_sync = filename[:200], int(time.time())
+    s.commit()
+    return conn

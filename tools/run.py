@@ -104,6 +104,30 @@ def third_party(creds: dict[str, str], custodian_base: str):  # type: ignore[no-
     return app
 
 
+def demo_accounts(app) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """One customer and one operator in the third-party app (passwords made once, kept in
+    var/): (email, password, what it is)."""
+    from sqlalchemy import select
+
+    from appkit import database
+    from thirdparty_app import db
+    from thirdparty_app.accounts import create_account
+
+    people = [
+        ("customer@example.com", "Demo Customer", "customer", "a customer: connects and sees their data"),
+        ("operator@example.com", "Demo Operator", "operator", "the third party's staff: sees every customer"),
+    ]  # fmt: skip
+    out = []
+    with app.app_context():
+        for email, name, role, what in people:
+            password = secret(f"thirdparty-{role}-password")[:16]
+            if database.session().scalar(select(db.Account).where(db.Account.email == email)) is None:
+                create_account(email, password, name, role=role)
+            out.append((email, password, what))
+        database.close_session(None)
+    return out
+
+
 def main() -> None:
     VAR.mkdir(exist_ok=True)
     from datacustodian import DEFAULT_SCOPE, create_app, register
@@ -117,6 +141,7 @@ def main() -> None:
         "QUEUE_URL": f"sqlite:///{VAR / 'datacustodian-queue.sqlite'}",
         "BASE_URL": base,
         "EMBEDDED_WORKER": True,
+        "SANDBOX_TEST_AUTHORIZE": True,  # PG&E's test authorize shortcut: a sandbox only
     })  # fmt: skip
     with app.app_context():
         upgrade(app)
@@ -128,11 +153,15 @@ def main() -> None:
             creds_file.write_text(json.dumps(creds, indent=2))
             creds_file.chmod(0o600)
     third = third_party(json.loads(creds_file.read_text()), base)
+    people = demo_accounts(third)
     server = make_server("127.0.0.1", CUSTODIAN_PORT, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"\n  Open http://127.0.0.1:{THIRD_PARTY_PORT}/ and click Connect.")
+    print(f"\n  Open http://127.0.0.1:{THIRD_PARTY_PORT}/, sign in, and click Connect.")
+    print("  Third-party app logins (or create an account there):")
+    for email, password, what in people:
+        print(f"    {email:<22} / {password:<17} {what}")
     print(f"  The data custodian (a PG&E Share My Data sandbox) is at {base}/")
-    print("  Sandbox logins:")
+    print("  Utility (sandbox) logins, asked for after Connect:")
     for login in logins:
         print(f"    {login['username']:<6} / {login['password']:<15} {login['description']}")
     print(f"  Pelm (local stand-in, port {PELM_PORT}): any username, password sandbox")

@@ -4,7 +4,8 @@ its mapping into :mod:`espi.model`, nothing else. Every provider keeps one contr
 same way:
 
     from espi import providers
-    cls = providers.get("pelm")                           # or providers.registered()
+    cls = providers.get("pelm")                # or providers.registered(): also espi.client's
+                                               # Custodian (a Green Button custodian, OAUTH)
     pelm = cls.from_settings({"client_id": ..., "secret": ..., "connect_url": ...})
     start = pelm.begin_connect("user-42", "https://app.example/callback")   # a Redirect
     credentials = pelm.finish_connect(start.state, callback_query)
@@ -54,3 +55,5 @@ __all__ = [
     "register",
     "registered",
 ]
+
+from .. import client as client  # last: espi.client registers its Custodian with register()

@@ -1,6 +1,7 @@
 """What every provider adapter shares: an injected ``requests`` session, the base URL, one
-request loop that retries with backoff on 5xx and 429 (honouring Retry-After) and turns every
-refusal into an :class:`espi.ProviderError`; and the contract every provider keeps, so that an
+request loop that retries with backoff on 5xx and 429 (honouring Retry-After), paces requests,
+follows no redirect off the origin it was sent to, and turns every refusal into an
+:class:`espi.ProviderError`; and the contract every provider keeps, so that an
 application can offer, connect, sync, disconnect and take notifications for any registered
 provider without knowing its name.
 
@@ -24,18 +25,24 @@ A method the capabilities do not include raises :class:`NotImplementedError`;
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Self, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from .. import model as m
 from ..errors import AuthError, EspiError, NotReady, ProviderError, RateLimited, Unavailable
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: how much of an error answer's body is read when the request streams
+ERROR_BODY_LIMIT = 64 << 10
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def retry_after(value: str | None) -> float | None:
@@ -46,6 +53,55 @@ def retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return 1.0
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of a URL (default ports made explicit), as browsers compare them."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").rstrip("."), port or DEFAULT_PORTS.get(scheme)
+
+
+class Pacer:
+    """At most ``per_second`` requests a second from one client: each call waits until its
+    turn (thread-safe; the turns are handed out in order)."""
+
+    def __init__(
+        self,
+        per_second: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = 1.0 / per_second
+        self.sleep = sleep
+        self.clock = clock
+        self.next = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            now = self.clock()
+            wait = max(0.0, self.next - now)
+            self.next = max(now, self.next) + self.interval
+        if wait:
+            self.sleep(wait)
+
+
+def unpaced() -> None:
+    """The throttle of a client without a rate limit."""
+
+
+def read_bounded(resp: requests.Response, limit: int = ERROR_BODY_LIMIT) -> None:
+    """Read at most ``limit`` bytes of a streamed answer's body and keep them as its content
+    (an error answer's body is shown, never all of an endless one)."""
+    try:
+        resp._content = resp.raw.read(limit, decode_content=True) or b""
+    except (OSError, urllib3.exceptions.HTTPError):
+        resp._content = b""
 
 
 def body_of(resp: requests.Response) -> Any:
@@ -166,6 +222,13 @@ class Provider:
     cert: a client certificate for mutual TLS: ``(crt, key)`` paths, or one file with both.
     verify: the CA bundle the server's certificate must chain to (the system's by default).
         Sent with every request, so REQUESTS_CA_BUNDLE in the environment cannot override it.
+    requests_per_second: the provider's rate limit, kept by a :class:`Pacer` of this client
+        (None: no limit). ``throttle`` replaces it: a callable called before every request
+        (retries and redirects included) that returns when the request may go, e.g. a rate
+        limiter shared by several processes.
+    max_redirects: same-origin redirects of a GET or HEAD followed per request (0: none). A
+        redirect to another origin (scheme, host, port), of another method, or past the limit
+        is a :class:`ProviderError` naming where it led, and nothing is fetched from there.
     """
 
     slug: ClassVar[str] = ""
@@ -190,6 +253,9 @@ class Provider:
         sleep: Callable[[float], None] = time.sleep,
         cert: tuple[str, str] | str | None = None,
         verify: str | bool | None = None,
+        requests_per_second: float | None = None,
+        throttle: Callable[[], None] | None = None,
+        max_redirects: int = 5,
     ) -> None:
         self.base_url = (base_url or self.default_base).rstrip("/")
         self.session = session or requests.Session()
@@ -201,6 +267,10 @@ class Provider:
         self.tls: dict[str, Any] = {"cert": cert} if cert else {}
         if verify is not None:
             self.tls["verify"] = verify
+        if throttle is None:
+            throttle = Pacer(requests_per_second) if requests_per_second else unpaced
+        self.throttle = throttle
+        self.max_redirects = max_redirects
 
     # ------------------------------------------------------------------ subclasses fill in
 
@@ -264,17 +334,23 @@ class Provider:
         idempotent: bool | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        """Send a request; retry what can be retried; raise a ProviderError for a refusal."""
+        """Send a request; retry what can be retried; raise a ProviderError for a refusal.
+
+        ``stream=True``: the answer's body is left unread for the caller (who closes it); the
+        body of an error answer is read up to :data:`ERROR_BODY_LIMIT` bytes, and every answer
+        not returned is closed."""
         method = method.upper()
         if idempotent is None:
             idempotent = method in IDEMPOTENT
         headers = {**self.headers(token), **kwargs.pop("headers", {})}
-        kwargs = {**self.tls, **kwargs}
+        kwargs = {**self.tls, **kwargs, "allow_redirects": False}
+        stream = bool(kwargs.get("stream"))
         url = self.url(path)
-        attempt = 0
+        attempt = redirects = 0
         while True:
             err: ProviderError
             refused = False
+            self.throttle()
             try:
                 resp = self.session.request(
                     method, url, headers=headers, timeout=self.timeout, **kwargs
@@ -293,8 +369,15 @@ class Provider:
                     f"no answer from {url} within {self.timeout} s: {exc}", provider=self.slug
                 )
             else:
+                if resp.is_redirect:
+                    url = self.redirect(method, url, resp, redirects)
+                    redirects += 1
+                    continue
                 if resp.status_code < 400:
                     return resp
+                if stream:
+                    read_bounded(resp)
+                resp.close()
                 err = self.error(resp)
             if attempt >= self.retries or not self.retryable(err, idempotent, refused):
                 raise err
@@ -305,6 +388,29 @@ class Provider:
                 wait = err.retry_after
             self.sleep(wait)
             attempt += 1
+
+    def redirect(self, method: str, url: str, resp: requests.Response, followed: int) -> str:
+        """Where a redirect answer leads, when it may be followed; else a ProviderError."""
+        resp.close()
+        target = urljoin(url, resp.headers["Location"])
+        why = ""
+        if followed >= self.max_redirects:
+            why = (
+                f"more than {self.max_redirects} redirect(s)"
+                if self.max_redirects
+                else "this client follows no redirect"
+            )
+        elif origin(target) != origin(url):
+            why = "it leads to another origin"
+        elif method not in ("GET", "HEAD"):
+            why = f"a {method} is not redirected"
+        if why:
+            raise ProviderError(
+                f"{method} {url} was redirected to {target}: not followed, {why}",
+                provider=self.slug,
+                status=resp.status_code,
+            )
+        return target
 
     @staticmethod
     def retryable(err: ProviderError, idempotent: bool, refused: bool) -> bool:

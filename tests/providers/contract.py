@@ -25,6 +25,7 @@ from espi.errors import AuthError, NotReady, ProviderError, RateLimited, Unavail
 from espi.providers import ConnectKind, Credentials, DataKind, FieldError, Redirect
 from espi.providers.base import CONNECT_METHODS, disagreements
 from fakes.common import Fault, Served, faults, serve
+from tests.scripted import Scripted, always
 
 
 def free_port() -> int:
@@ -290,6 +291,17 @@ class ProviderContract:
         with pytest.raises(Unavailable, match=r"no answer from http://127\.0\.0\.1"):
             self.cheap_call(client, None)
         assert len(waits) == 3  # a refused connection is tried again
+
+    def test_redirect_to_another_origin_is_not_followed(
+        self, fake: Served, waits: list[float]
+    ) -> None:
+        client = self.quick(fake.url, waits)
+        self.cheap_call(client, fake)
+        with Scripted(always(200, b"a foreign feed")) as foreign:
+            faults(fake.app).add(Fault(302, headers={"Location": f"{foreign.url}/feed"}))
+            with pytest.raises(ProviderError, match=r"redirected to http://127\.0\.0\.1:\d+/feed"):
+                self.cheap_call(client, fake)
+            assert foreign.seen == []
 
 
 def query_of(location: str) -> dict[str, str]:

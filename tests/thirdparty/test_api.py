@@ -28,34 +28,36 @@ def validate(doc, schema_ref, body):
 
 def test_the_openapi_document_matches_what_is_served(connected):
     base = connected["t_base"]
-    doc = requests.get(f"{base}/api/openapi.json", timeout=10).json()
+    doc = requests.get(f"{base}/api/openapi.json", timeout=10).json()  # public
+    customer = connected["customer"]
     served = {rule.rule.replace("<int:up_id>", "{up_id}") for rule in connected["third"].url_map.iter_rules()
               if rule.rule.startswith("/api/") and rule.rule != "/api/openapi.json"}  # fmt: skip
     assert served == set(doc["paths"])
-    ups = requests.get(f"{base}/api/usage-points", timeout=10).json()
+    ups = customer.get(f"{base}/api/usage-points", timeout=10).json()
     validate(doc, "#/components/schemas/UsagePoints", ups)
     up = ups[0]["id"]
     for path, ref in (("readings", "Readings"), ("summaries", "Summaries")):
         for query in ({}, {"aggregate": "day"}, {"aggregate": "month", "start": "2000-01-01"}):
             if path == "summaries" and "aggregate" in query:
                 continue
-            body = requests.get(
+            body = customer.get(
                 f"{base}/api/usage-points/{up}/{path}", params=query, timeout=30
             ).json()
             validate(doc, f"#/components/schemas/{ref}", body)
     for bad in ({"aggregate": "week"}, {"start": "yesterday"}):
-        r = requests.get(f"{base}/api/usage-points/{up}/readings", params=bad, timeout=10)
+        r = customer.get(f"{base}/api/usage-points/{up}/readings", params=bad, timeout=10)
         assert r.status_code == 400
         validate(doc, "#/components/schemas/Problem", r.json())
-    missing = requests.get(f"{base}/api/usage-points/999999/readings", timeout=10)
+    missing = customer.get(f"{base}/api/usage-points/999999/readings", timeout=10)
     assert missing.status_code == 404
 
 
 def test_daily_totals_add_up_to_the_readings(connected):
     base = connected["t_base"]
-    up = requests.get(f"{base}/api/usage-points", timeout=10).json()[0]["id"]
-    raw = requests.get(f"{base}/api/usage-points/{up}/readings", timeout=30).json()
-    daily = requests.get(
+    customer = connected["customer"]
+    up = customer.get(f"{base}/api/usage-points", timeout=10).json()[0]["id"]
+    raw = customer.get(f"{base}/api/usage-points/{up}/readings", timeout=30).json()
+    daily = customer.get(
         f"{base}/api/usage-points/{up}/readings", params={"aggregate": "day"}, timeout=30
     ).json()
     for a, b in zip(raw["series"], daily["series"], strict=True):
@@ -69,11 +71,12 @@ def test_daily_totals_add_up_to_the_readings(connected):
 @pytest.mark.parametrize("fmt", ["csv", "json", "xml"])
 def test_exports(connected, fmt):
     base = connected["t_base"]
-    up = requests.get(f"{base}/api/usage-points", timeout=10).json()[0]["id"]
-    everything = requests.get(f"{base}/api/usage-points/{up}/readings", timeout=30).json()
+    customer = connected["customer"]
+    up = customer.get(f"{base}/api/usage-points", timeout=10).json()[0]["id"]
+    everything = customer.get(f"{base}/api/usage-points/{up}/readings", timeout=30).json()
     count = sum(len(s["points"]) for s in everything["series"])
     first = everything["series"][0]["points"][0]["start"]
-    r = requests.get(f"{base}/usage-points/{up}/export", params={"format": fmt}, timeout=30)
+    r = customer.get(f"{base}/usage-points/{up}/export", params={"format": fmt}, timeout=30)
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
     if fmt == "csv":
         assert len(list(csv.DictReader(io.StringIO(r.text)))) == count
@@ -82,17 +85,18 @@ def test_exports(connected, fmt):
     else:
         assert espi.validate(r.content) == []
         assert sum(1 for _ in espi.parse(r.content).readings()) == count
-    later = requests.get(f"{base}/usage-points/{up}/export", timeout=30,
+    later = customer.get(f"{base}/usage-points/{up}/export", timeout=30,
                          params={"format": fmt, "start": first.replace("Z", "+00:00"), "end": first})  # fmt: skip
     assert later.status_code == 200
 
 
 def test_a_page_says_where_the_data_has_gaps(connected, sample):
     base = connected["t_base"]
+    customer = connected["customer"]
     with open(sample("burlington_hydro_usage_60min.xml"), "rb") as f:
-        page = requests.post(f"{base}/upload", files={"file": ("bh.xml", f)}, timeout=30).text
+        page = customer.post(f"{base}/upload", files={"file": ("bh.xml", f)}, timeout=30).text
     up = re.search(r'href="(/usage-points/\d+)"', page.split('id="upload-result"')[1]).group(1)
-    shown = requests.get(base + up, timeout=30).text
+    shown = customer.get(base + up, timeout=30).text
     assert re.search(
         r'id="freshness">Data up to [\d-]+ [\d:]+ \([^)]+\); gaps: 1, the longest ', shown
     )

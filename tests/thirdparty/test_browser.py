@@ -26,6 +26,21 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def sign_in(browser, world, email: str = "first@example.com") -> None:  # noqa: F811
+    """Sign the browser in to the third party as the world's customer (its own account)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.thirdparty.browsing import PASSWORD
+
+    browser.get(world["t_base"] + "/login")
+    browser.find_element(By.ID, "email").send_keys(email)
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    WebDriverWait(browser, 20).until(ec.url_to_be(world["t_base"] + "/"))
+
+
 @pytest.fixture(scope="module")
 def browser():
     from selenium import webdriver
@@ -49,7 +64,7 @@ def test_usage_point_page_draws_the_chart(world, browser):  # noqa: F811
 
     connect(world)
     ARTIFACTS.mkdir(exist_ok=True)
-    browser.get(world["t_base"] + "/")
+    sign_in(browser, world)
     link = WebDriverWait(browser, 20).until(
         ec.element_to_be_clickable((By.CSS_SELECTOR, "a[href^='/usage-points/']"))
     )
@@ -96,14 +111,13 @@ def test_usage_point_page_draws_the_chart(world, browser):  # noqa: F811
 
 def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa: F811
     """The whole click-through a newcomer makes, through the custodian's real login pages."""
-    import requests
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(browser, 30)
-    browser.get(world["t_base"] + "/")
+    sign_in(browser, world)
     browser.find_element(By.CSS_SELECTOR, "a[href='/connect/login']").click()
     wait.until(ec.presence_of_element_located((By.ID, "username"))).send_keys("carol")
     browser.find_element(By.ID, "password").send_keys("sandbox-carol")
@@ -130,13 +144,15 @@ def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa:
     csv_link = browser.find_element(By.CSS_SELECTOR, ".downloads a[data-format=csv]").get_attribute(
         "href"
     )
-    exported = requests.get(csv_link, timeout=30)
+    exported = world["customer"].get(csv_link, timeout=30)  # the same account, by requests
     assert exported.status_code == 200 and exported.text.startswith(
         "usage_point,reading_type,start"
     )
     browser.get(world["t_base"] + "/")
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "login" in r.text)
-    row.find_element(By.TAG_NAME, "button").click()
+    row.find_element(By.LINK_TEXT, "Disconnect").click()
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "main form button[type=submit]"))).click()
+    assert "disconnected" in wait.until(ec.presence_of_element_located((By.CLASS_NAME, "notice"))).text
     reloaded = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
     reloaded.until(
         lambda b: any(
@@ -151,9 +167,10 @@ def test_upload_a_green_button_file(world, browser, sample):  # noqa: F811
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    sign_in(browser, world)
     browser.get(world["t_base"] + "/upload")
     browser.find_element(By.ID, "file").send_keys(str(sample("BulkSCEIntervalBlock.xml")))
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
     result = WebDriverWait(browser, 30).until(
         ec.presence_of_element_located((By.ID, "upload-result"))
     )
@@ -177,7 +194,7 @@ def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noq
 
     wait = WebDriverWait(browser, 60)
     ARTIFACTS.mkdir(exist_ok=True)
-    browser.get(world["t_base"] + "/")
+    sign_in(browser, world)
     browser.find_element(By.LINK_TEXT, "Connect via Pelm").click()
     wait.until(ec.presence_of_element_located((By.ID, "username"))).send_keys("customer")
     browser.find_element(By.ID, "password").send_keys("sandbox")
@@ -246,7 +263,7 @@ def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser
     ARTIFACTS.mkdir(exist_ok=True)
     browser.set_window_size(390, 844)
     try:
-        browser.get(world["t_base"] + "/")
+        sign_in(browser, world)
         browser.find_element(By.LINK_TEXT, "Connect via WattzOn").click()
         browser.find_element(By.ID, "zip").send_keys("00007")
         browser.find_element(By.CSS_SELECTOR, "form[aria-label='Find your utility'] button").click()
@@ -266,7 +283,7 @@ def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser
         browser.find_element(By.ID, "password").send_keys("Password123")
         assert not browser.execute_script(WIDER), browser.execute_script(WIDER)
         browser.save_screenshot(str(ARTIFACTS / "griddy-connect-phone.png"))
-        browser.find_element(By.CSS_SELECTOR, "form button").click()
+        browser.find_element(By.CSS_SELECTOR, "main form button").click()
         wait.until(ec.url_to_be(world["t_base"] + "/"))
 
         def both_active(b):
@@ -280,3 +297,69 @@ def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser
         browser.save_screenshot(str(ARTIFACTS / "connections-phone.png"))
     finally:
         browser.set_window_size(1200, 1000)
+
+
+def test_a_new_customer_signs_up_connects_uses_a_key_and_deletes_the_data(world, browser):  # noqa: F811
+    """Sign up, connect, see only one's own data, make an API key and use it with requests,
+    delete the source's data; a second customer in the same run sees none of the first's."""
+    import re
+
+    import requests
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.thirdparty.browsing import PASSWORD
+
+    t = world["t_base"]
+    wait = WebDriverWait(browser, 60)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def sign_up(email, name):
+        browser.delete_all_cookies()
+        browser.get(t + "/")
+        assert browser.current_url.startswith(t + "/login")  # nothing to see without an account
+        browser.find_element(By.LINK_TEXT, "Create an account").click()
+        browser.find_element(By.ID, "name").send_keys(name)
+        browser.find_element(By.ID, "email").send_keys(email)
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.save_screenshot(str(ARTIFACTS / "signup.png"))
+        browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        wait.until(ec.url_to_be(t + "/"))
+
+    def own_usage_points():
+        browser.get(t + "/")
+        return {a.get_attribute("href").rsplit("/", 1)[1]
+                for a in browser.find_elements(By.CSS_SELECTOR, "a[href^='/usage-points/']")}  # fmt: skip
+
+    sign_up("dana@example.com", "Dana")
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Connect Local sandbox").click()
+    wait.until(ec.url_to_be(t + "/"))
+    wait.until(lambda b: own_usage_points())
+    mine = own_usage_points()
+    browser.find_element(By.LINK_TEXT, "Account").click()
+    browser.find_element(By.ID, "key-name").send_keys("Dana's spreadsheet")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-label='Make an API key'] button").click()
+    key = wait.until(ec.presence_of_element_located((By.ID, "new-key"))).text
+    browser.save_screenshot(str(ARTIFACTS / "account-key.png"))
+    api = requests.get(f"{t}/api/usage-points", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert {str(u["id"]) for u in api.json()} == mine
+
+    sign_up("eli@example.com", "Eli")  # a second customer: none of Dana's data
+    assert own_usage_points() == set()
+    assert "No authorization yet" in browser.find_element(By.TAG_NAME, "main").text
+    browser.get(f"{t}/usage-points/{next(iter(mine))}")
+    assert "Not Found" in browser.page_source or "no usage point" in browser.page_source
+
+    browser.delete_all_cookies()
+    sign_in(browser, world, "dana@example.com")
+    browser.get(t + "/connections")
+    browser.find_element(By.LINK_TEXT, "Disconnect").click()
+    browser.find_element(By.NAME, "delete_data").click()
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    notice = wait.until(ec.presence_of_element_located((By.CLASS_NAME, "notice"))).text
+    assert re.search(r"its data was deleted", notice), notice
+    browser.save_screenshot(str(ARTIFACTS / "deleted.png"))
+    assert own_usage_points() == set()
+    assert requests.get(f"{t}/api/usage-points", headers={"Authorization": f"Bearer {key}"},
+                        timeout=30).json() == []  # fmt: skip

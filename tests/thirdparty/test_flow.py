@@ -25,6 +25,7 @@ from fakes import wattzon as fake_wattzon
 from fakes.common import serve as serve_fake
 from tests.certs import make_certs, serve_tls
 from tests.conftest import fresh_postgres, fresh_redis
+from tests.thirdparty.browsing import Person
 from tests.thirdparty.proxy import Flaky
 from thirdparty_app import MIGRATIONS, create_app
 from thirdparty_app import db as tp
@@ -60,7 +61,7 @@ def make_world(folder, storage):
 
     custodian = create_custodian({
         "TESTING": True, "DATABASE_URL": f"sqlite:///{folder}/dc.sqlite", "QUEUE_URL": f"sqlite:///{folder}/dcq.sqlite",
-        "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "",
+        "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "", "SANDBOX_TEST_AUTHORIZE": True,
     })  # fmt: skip
     c_server, direct = serve(custodian)
     flaky = Flaky(target=direct)  # third parties reach the custodian through a proxy that can fail
@@ -105,14 +106,16 @@ def make_world(folder, storage):
             "griddy": {"base_url": griddy.url},
         },
         "PROVIDER_HISTORY_DAYS": 20, "PROVIDER_NOT_READY_DELAY": 1,
+        "SIGNIN_LIMIT": "1000 per minute",  # many test customers sign up from one address
     })  # fmt: skip
     with third.app_context():
         database.upgrade(third, MIGRATIONS)
     t_server = make_server("127.0.0.1", int(third_base.rsplit(":", 1)[1]), third, threaded=True)
     threading.Thread(target=t_server.serve_forever, daemon=True).start()
+    customer = Person.sign_up(third_base, "first@example.com", name="First Customer")
     yield {"custodian": custodian, "third": third, "c_base": c_base, "t_base": third_base, "resource": resource,
            "creds": creds, "flaky": flaky, "pelm": pelm, "wattshift": wattshift,
-           "wattzon": wattzon, "griddy": griddy}  # fmt: skip
+           "wattzon": wattzon, "griddy": griddy, "customer": customer}  # fmt: skip
     for server in (
         c_server,
         p_server,
@@ -200,9 +203,9 @@ def custodian_readings(custodian):
 
 
 def connect(world) -> None:
-    """Connect the sandbox's first customer through the test authorize pair; wait for the data."""
-    browser = requests.Session()
-    r = browser.get(f"{world['t_base']}/connect/local", timeout=30)
+    """The world's customer connects the sandbox's first customer through the test authorize
+    pair; wait for the data."""
+    r = world["customer"].get(f"{world['t_base']}/connect/local", timeout=30)
     assert r.status_code == 200 and "Authorizations" in r.text
     third = world["third"]
 
@@ -237,7 +240,7 @@ def test_connecting_through_the_login_and_consent_pages(world):
     """One browser, two apps on one host: their session cookies must not clash."""
     import re
 
-    browser = requests.Session()
+    browser = Person.sign_up(world["t_base"])
     login = browser.get(f"{world['t_base']}/connect/login", timeout=30)
     assert "Sign in to share your energy data" in login.text
     consent = browser.post(
@@ -256,7 +259,7 @@ def test_connecting_through_the_login_and_consent_pages(world):
         )
         assert len(conns) == 1 and conns[0].subscription_uri
         database.close_session(None)
-    denied = requests.Session()
+    denied = Person.sign_up(world["t_base"])
     page = denied.get(f"{world['t_base']}/connect/login", timeout=30)
     page = denied.post(page.url, data={"username": "bob", "password": "sandbox-bob"}, timeout=30)
     refused = denied.post(page.url, data={"decision": "deny"}, timeout=30)
@@ -465,8 +468,8 @@ def test_customer_information_and_bulk(world):
 def test_disconnect_revokes_and_stops_syncing(world):
     third = world["third"]
     conn = connection(third)
-    r = requests.post(f"{world['t_base']}/connections/{conn.id}/disconnect", timeout=30)
-    assert r.status_code == 200 and "revoked" in r.text
+    r = world["customer"].post(f"{world['t_base']}/connections/{conn.id}/disconnect", timeout=30)
+    assert r.status_code == 200 and "disconnected" in r.text and "Revoked" in r.text
     from thirdparty_app import jobs, vault
 
     with third.app_context():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import requests
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
@@ -16,6 +15,7 @@ from datacustodian.guard import tls_context
 from datacustodian.migrate import upgrade
 from datacustodian.sandbox import seed
 from tests.certs import make_certs
+from tests.thirdparty.browsing import Person
 from thirdparty_app import MIGRATIONS, create_app
 from thirdparty_app import db as tp
 
@@ -30,6 +30,7 @@ def test_connect_and_fetch_over_mutual_tls(tmp_path, monkeypatch):
     custodian = create_custodian({
         "TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/dc.sqlite", "QUEUE_URL": f"sqlite:///{tmp_path}/dq.sqlite",
         "CLIENT_CA": str(certs / "ca.pem"), "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "",
+        "SANDBOX_TEST_AUTHORIZE": True,
     })  # fmt: skip
     ctx = tls_context(str(certs / "server.pem"), str(certs / "server.key"), str(certs / "ca.pem"))
     c_server = make_server("127.0.0.1", 0, custodian, threaded=True, ssl_context=ctx)
@@ -62,7 +63,7 @@ def test_connect_and_fetch_over_mutual_tls(tmp_path, monkeypatch):
     for server in (c_server, t_server):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        browser = requests.Session()
+        browser = Person.sign_up(t_base)
         browser.verify = str(
             certs / "ca.pem"
         )  # the customer's browser trusts the test CA; no client certificate

@@ -13,6 +13,7 @@ import espi
 from appkit import database
 from fakes import griddy as fake_griddy
 from fakes import wattzon as fake_wattzon
+from tests.thirdparty.browsing import Person
 from tests.thirdparty.test_flow import wait, world  # noqa: F401 - the shared live world
 from thirdparty_app import db as tp
 
@@ -53,12 +54,12 @@ def pelm_connection(third):
 
 
 def test_home_offers_pelm(world):  # noqa: F811
-    page = requests.get(world["t_base"] + "/", timeout=30).text
+    page = world["customer"].get(world["t_base"] + "/", timeout=30).text
     assert "Connect via Pelm" in page
 
 
 def test_pelm_connection_shows_like_green_button_data(world):  # noqa: F811
-    session = requests.Session()
+    session = world["customer"]
     home = pelm_connect(world, session)
     assert home.status_code == 200 and home.url == world["t_base"] + "/"
     third = world["third"]
@@ -67,19 +68,19 @@ def test_pelm_connection_shows_like_green_button_data(world):  # noqa: F811
     conn, count = pelm_connection(third)
     assert conn.reason == "" and count > 20 * 24
     assert "Pelm" in session.get(world["t_base"] + "/connections", timeout=30).text
-    ups = requests.get(world["t_base"] + "/api/usage-points", timeout=30).json()
+    ups = world["customer"].get(world["t_base"] + "/api/usage-points", timeout=30).json()
     mine = [u for u in ups if u["href"].startswith(world["pelm"].url)]
     assert {u["service_kind"] for u in mine} >= {"electricity", "gas"}, mine
     electric = next(u for u in mine if u["href"].endswith("-ELECTRIC"))
-    readings = requests.get(
+    readings = world["customer"].get(
         f"{world['t_base']}/api/usage-points/{electric['id']}/readings",
         params={"aggregate": "day"},
         timeout=30,
     ).json()
     assert readings["series"] and readings["series"][0]["points"]
-    page = requests.get(f"{world['t_base']}/usage-points/{electric['id']}", timeout=30)
+    page = world["customer"].get(f"{world['t_base']}/usage-points/{electric['id']}", timeout=30)
     assert page.status_code == 200 and "usage-chart" in page.text
-    xml = requests.get(
+    xml = world["customer"].get(
         f"{world['t_base']}/usage-points/{electric['id']}/export",
         params={"format": "xml"},
         timeout=60,
@@ -90,7 +91,7 @@ def test_pelm_connection_shows_like_green_button_data(world):  # noqa: F811
 
 
 def test_pelm_connect_with_a_wrong_password_and_exit(world):  # noqa: F811
-    session = requests.Session()
+    session = world["customer"]
     refused = pelm_connect(world, session, password="wrong")
     assert refused.status_code == 401 and "credentials_invalid" in refused.text
     page = session.get(f"{world['t_base']}/providers/pelm/connect", timeout=30)
@@ -107,7 +108,7 @@ def test_pelm_connect_with_a_wrong_password_and_exit(world):  # noqa: F811
     assert left.status_code == 400 and "nothing was shared" in left.text
     conn, _ = pelm_connection(world["third"])
     assert conn.status == "failed" and "left Pelm Connect" in conn.reason
-    forged = requests.get(
+    forged = Person.sign_up(world["t_base"]).get(
         f"{world['t_base']}/providers/pelm/callback", params={"code": "x"}, timeout=30
     )
     assert forged.status_code == 400 and "does not belong" in forged.text
@@ -122,12 +123,12 @@ def test_wattshift_rate_plan_prices_readings(world):  # noqa: F811
         )
         up_id = up.id
         database.close_session(None)
-    page = requests.get(
+    page = world["customer"].get(
         f"{world['t_base']}/usage-points/{up_id}", params={"zip": "95313"}, timeout=30
     ).text
     assert "TOU-C" in page and "Price my readings" in page
     plan = "66d811ce52c6fe40859130e8"  # TOU-C: $0.52 from 16:00 to 21:00, else $0.38
-    answer = requests.post(
+    answer = world["customer"].post(
         f"{world['t_base']}/usage-points/{up_id}/pricing",
         data={"zip": "95313", "plan": plan},
         timeout=60,
@@ -164,7 +165,7 @@ def test_wattshift_rate_plan_prices_readings(world):  # noqa: F811
     for r in forward[:50]:  # whole hours lie in one period: cost = kWh x the hour's price
         kwh = Decimal(r.value).scaleb(r.power_of_ten - 3)
         assert r.cost in (int(kwh * Decimal("0.38") * 100000), int(kwh * Decimal("0.52") * 100000))
-    page = requests.get(f"{world['t_base']}/usage-points/{up_id}", timeout=30).text
+    page = world["customer"].get(f"{world['t_base']}/usage-points/{up_id}", timeout=30).text
     assert "readings priced" in page
 
 
@@ -202,12 +203,12 @@ def wattzon_connect(world, session, username="customer"):  # noqa: F811
 
 
 def test_home_offers_wattzon_and_griddy(world):  # noqa: F811
-    page = requests.get(world["t_base"] + "/", timeout=30).text
+    page = world["customer"].get(world["t_base"] + "/", timeout=30).text
     assert "Connect via WattzOn" in page and "Connect via Griddy" in page
 
 
 def test_wattzon_connection_over_mutual_tls_shows_like_green_button_data(world):  # noqa: F811
-    session = requests.Session()
+    session = world["customer"]
     home = wattzon_connect(world, session)
     assert home.status_code == 200 and home.url == world["t_base"] + "/"
     third = world["third"]
@@ -228,10 +229,10 @@ def test_wattzon_connection_over_mutual_tls_shows_like_green_button_data(world):
     assert again.status_code == 200 and again.json() == {"status": "already seen"}
     bad = requests.post(f"{world['t_base']}/providers/wattzon/notify", data="{", timeout=30)
     assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
-    mine = [u for u in requests.get(world["t_base"] + "/api/usage-points", timeout=30).json()
+    mine = [u for u in world["customer"].get(world["t_base"] + "/api/usage-points", timeout=30).json()
             if u["href"].startswith(world["wattzon"].url)]  # fmt: skip
     electric = next(u for u in mine if u["service_kind"] == "electricity")
-    xml = requests.get(
+    xml = world["customer"].get(
         f"{world['t_base']}/usage-points/{electric['id']}/export",
         params={"format": "xml"},
         timeout=60,
@@ -240,26 +241,26 @@ def test_wattzon_connection_over_mutual_tls_shows_like_green_button_data(world):
     # Disconnect deletes the profile (and the credentials) at WattzOn
     page = session.get(f"{world['t_base']}/connections", timeout=30).text
     assert "WattzOn" in page
-    session.post(f"{world['t_base']}/connections/{conn.id}/disconnect", timeout=30)
+    session.post(f"{world['t_base']}/connections/{conn.id}/disconnect", timeout=30)  # confirmed
     assert int(conn.label) not in state.profiles
     assert provider_connection(third, "wattzon")[0].status == "revoked"
 
 
 def test_wattzon_wrong_utility_password_fails_the_connection_with_the_reason(world):  # noqa: F811
-    wattzon_connect(world, requests.Session(), username="credential_error")
+    wattzon_connect(world, world["customer"], username="credential_error")
     third = world["third"]
     wait(lambda: provider_connection(third, "wattzon")[0].status == "failed", timeout=60)
     conn = provider_connection(third, "wattzon")[0]
     assert "the utility refused the username or password" in conn.reason
-    page = requests.get(f"{world['t_base']}/connections", timeout=30).text
+    page = world["customer"].get(f"{world['t_base']}/connections", timeout=30).text
     assert "the utility refused the username or password" in page
 
 
 def test_wattzon_connect_page_says_what_is_wrong(world):  # noqa: F811
     t = world["t_base"]
-    none = requests.get(f"{t}/providers/wattzon/connect", params={"zip": "99999"}, timeout=30)
+    none = world["customer"].get(f"{t}/providers/wattzon/connect", params={"zip": "99999"}, timeout=30)
     assert none.status_code == 400 and "No utility found for that ZIP code." in none.text
-    missing = requests.post(
+    missing = world["customer"].post(
         f"{t}/providers/wattzon/connect", data={"zip": "00007", "utility": "3149"}, timeout=30
     )
     assert missing.status_code == 400 and "username and password" in missing.text
@@ -267,10 +268,10 @@ def test_wattzon_connect_page_says_what_is_wrong(world):  # noqa: F811
 
 def test_griddy_connection_with_cost_and_a_wrong_password(world):  # noqa: F811
     t = world["t_base"]
-    wrong = requests.post(f"{t}/providers/griddy/connect", timeout=30,
-                          data={"email": "jane.doe@example.com", "password": "nope"})  # fmt: skip
+    wrong = world["customer"].post(f"{t}/providers/griddy/connect", timeout=30,
+                                   data={"email": "jane.doe@example.com", "password": "nope"})  # fmt: skip
     assert wrong.status_code == 400 and "did not accept that email and password" in wrong.text
-    session = requests.Session()
+    session = world["customer"]
     home = session.post(f"{t}/providers/griddy/connect", timeout=60,
                         data={"email": "jane.doe@example.com", "password": "Password123"})  # fmt: skip
     assert home.url == t + "/"
@@ -309,7 +310,7 @@ def test_griddy_connection_with_cost_and_a_wrong_password(world):  # noqa: F811
 def test_wattzon_that_cannot_start_leaves_no_profile_behind(world):  # noqa: F811
     state = fake_wattzon.state(world["wattzon"].app)
     before = set(state.profiles)
-    session = requests.Session()
+    session = world["customer"]
     session.get(f"{world['t_base']}/providers/wattzon/connect", params={"zip": "00007"}, timeout=30)
     page = session.post(f"{world['t_base']}/providers/wattzon/connect", timeout=60,
                         data={"zip": "00007", "utility": "3152", "username": "u", "password": "p"})  # fmt: skip

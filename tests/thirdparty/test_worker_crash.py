@@ -20,6 +20,7 @@ from appkit import database
 from tests.conftest import fresh_postgres, fresh_redis
 from thirdparty_app import MIGRATIONS, create_app
 from thirdparty_app import db as tp
+from thirdparty_app.accounts import create_account
 from thirdparty_app.jobs import enqueue_fetch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +84,9 @@ def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path, storage
     with app.app_context():
         database.upgrade(app, MIGRATIONS)
         s = database.session()
+        owner = create_account("bulk@example.com", "correct horse battery staple")
+        s.add(tp.Connection(account_id=owner.id, profile="remote", status="active",
+                            subscription_uri=f"{base}/GreenButtonConnect/espi/1_1/resource/Batch/Subscription/1"))  # fmt: skip
         note = tp.Notification(uri=f"{base}{BULK}", profile="remote")
         s.add(note)
         s.commit()

@@ -1,0 +1,97 @@
+"""Ending connections and deleting what they brought: a customer's "disconnect", "delete this
+source's data" and "delete my account"."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+from sqlalchemy import delete, select
+
+from . import db, profiles, providers
+from .custodian import CustodianError, revoke
+
+log = logging.getLogger(__name__)
+
+
+class NotEnded(Exception):
+    """A source refused to end the sharing (the custodian is down, say): nothing was deleted."""
+
+
+def end(conn: db.Connection) -> str:
+    """Stop the sharing at its source and mark the connection revoked; what was done, in
+    words. Raises NotEnded when a custodian refused to revoke the authorization."""
+    if conn.profile == "upload":
+        done = ""
+    elif conn.profile in providers.SLUGS:
+        done = providers.disconnect(conn)
+    else:
+        try:
+            revoke(profiles.get(conn.profile), conn)
+        except (CustodianError, KeyError) as err:
+            conn.reason = f"revocation at the custodian failed: {err}"
+            raise NotEnded(str(err)) from err
+        done = "the authorization was revoked at the utility"
+    conn.status, conn.reason = "revoked", done
+    conn.access_token = conn.refresh_token = None
+    return done
+
+
+def connection(conn: db.Connection) -> set[str]:
+    """Delete a connection and everything stored from it: readings, meter readings, reading
+    types, bills, pricing, usage points, customer information, kept documents. Returns the
+    kept files to remove once this is committed (:func:`remove_files`)."""
+    s = db.session()
+    ups = select(db.UsagePoint.id).where(db.UsagePoint.connection_id == conn.id)
+    mrs = select(db.MeterReading.id).where(db.MeterReading.usage_point_id.in_(ups))
+    s.execute(delete(db.Reading).where(db.Reading.meter_reading_id.in_(mrs)))
+    s.execute(delete(db.MeterReading).where(db.MeterReading.usage_point_id.in_(ups)))
+    s.execute(delete(db.UsageSummary).where(db.UsageSummary.usage_point_id.in_(ups)))
+    s.execute(delete(db.Pricing).where(db.Pricing.usage_point_id.in_(ups)))
+    s.execute(delete(db.UsagePoint).where(db.UsagePoint.connection_id == conn.id))
+    s.execute(delete(db.ReadingType).where(db.ReadingType.connection_id == conn.id))
+    s.execute(delete(db.CustomerInfo).where(db.CustomerInfo.connection_id == conn.id))
+    if conn.subscription_uri:
+        sub = conn.subscription_uri
+        s.execute(
+            delete(db.Notification).where(
+                (db.Notification.uri == sub)
+                | db.Notification.uri.startswith(sub + "/")
+                | db.Notification.uri.startswith(sub + "?")
+            )
+        )
+    mine = db.Document.connection_id == conn.id
+    paths = set(s.scalars(select(db.Document.path).where(mine)))
+    s.execute(delete(db.Document).where(mine))
+    s.execute(delete(db.Connection).where(db.Connection.id == conn.id))
+    s.expunge(conn)
+    return paths
+
+
+def remove_files(paths: set[str]) -> None:
+    """Remove kept files no document refers to any more (a file is named by its content:
+    another connection may keep the same one). Call after the deletion is committed."""
+    s = db.session()
+    still_kept = set(s.scalars(select(db.Document.path).where(db.Document.path.in_(paths))))
+    for path in paths - still_kept:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def account(found: db.Account) -> set[str]:
+    """Delete an account: every sharing ended at its source first (NotEnded, and nothing
+    deleted, when one refuses), then every connection's data, the API keys and the account.
+    Returns the kept files to remove once committed."""
+    s = db.session()
+    conns = s.scalars(select(db.Connection).where(db.Connection.account_id == found.id)).all()
+    for conn in conns:
+        if conn.status != "revoked":
+            end(conn)
+    paths: set[str] = set()
+    for conn in conns:
+        paths |= connection(conn)
+    s.execute(delete(db.ApiKey).where(db.ApiKey.account_id == found.id))
+    s.delete(found)
+    log.info("account %s deleted with %d connection(s)", found.id, len(conns))
+    return paths
