@@ -498,6 +498,7 @@ def fetch_pelm(
     output: str,
 ) -> None:
     """Every account of a Pelm user: electric and gas intervals, emissions and bills."""
+    from .providers import Credentials
     from .providers.pelm import Pelm
 
     if (start is None) != (end is None):
@@ -505,7 +506,11 @@ def fetch_pelm(
     client = Pelm(client_id, secret, base_url=base_url)
     try:
         feed = client.fetch(
-            token, start=epoch_of(start), end=epoch_of(end), zone=zone, bills=not no_bills
+            Credentials(access_token=token),
+            epoch_of(start),
+            end=epoch_of(end),
+            zone=zone,
+            bills=not no_bills,
         )
     except ProviderError as err:
         provider_failed(err)
@@ -542,6 +547,7 @@ def fetch_wattshift(
 ) -> None:
     """A home's 15-minute price signal as Green Button readings, or (--price FILE) FILE's
     readings priced on the home's rate plan."""
+    from .providers import Credentials
     from .providers import wattshift as ws
 
     client = ws.WattShift(api_key, base_url=base_url)
@@ -570,7 +576,8 @@ def fetch_wattshift(
         if output is None:
             raise click.UsageError("give -o/--output")
         if usage is None:
-            feed = client.fetch(home, start=epoch_of(start), end=epoch_of(end), zone=zone)
+            since, until = epoch_of(start), epoch_of(end)
+            feed = client.fetch(Credentials(account=home), since, end=until, zone=zone)
         else:
             feed = price_file(client, home, usage)
     except ProviderError as err:
@@ -622,7 +629,12 @@ def fetch_wattshift(
               help="Seconds between checks of a running job.")  # fmt: skip
 @click.option("--since", type=DATE, help="Interval months from this day on (default: all).")
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv", "source"]),
+    default="json",
+    show_default=True,
+    help="The interval files: normalized (json, csv) or the utility's own (source).",
 )
 @click.option("--zone", help="IANA zone for local-day blocks (default UTC days).")
 @click.option("--base-url", default=None, help="API base (default https://api.wattzon.com).")
@@ -646,6 +658,7 @@ def fetch_wattzon(
 ) -> None:
     """A WattzOn Link profile's bills and interval data (over mutual TLS), after extraction
     jobs if asked; or the utilities at a ZIP code; or a new profile for a customer."""
+    from .providers import Credentials
     from .providers.wattzon import WattzOn
 
     client = WattzOn((cert, key), base_url=base_url, verify=ca)
@@ -671,7 +684,8 @@ def fetch_wattzon(
             extract = "both" if extract == "none" else extract
         for mode in ("bill", "interval") if extract == "both" else (extract,) * (extract != "none"):
             run_job(client, profile, mode, poll)
-        feed = client.fetch(profile, since=epoch_of(since), format=fmt, zone=zone)
+        credentials = Credentials(account=str(profile))
+        feed = client.fetch(credentials, epoch_of(since), format=fmt, zone=zone)
     except ProviderError as err:
         provider_failed(err)
     write_fetched(feed, output, client.base_url)
@@ -728,10 +742,13 @@ def fetch_griddy(
     from .providers.griddy import Griddy, prices_feed
 
     password = password or click.prompt("Griddy password", hide_input=True)
-    client = Griddy(email, str(password), base_url=base_url)
+    client = Griddy(base_url=base_url)
     try:
+        credentials = client.sign_in(email, str(password))
         feed = (
-            prices_feed(client.prices(point), client.base_url) if point else client.fetch(zone=zone)
+            prices_feed(client.prices(credentials, point), client.base_url)
+            if point
+            else client.fetch(credentials, zone=zone)
         )
     except ProviderError as err:
         provider_failed(err)
