@@ -39,7 +39,7 @@ Where the seed (../shared/seeds/002) is silent or ambiguous:
   asks for ``json`` and falls back to ``source`` where WattzOn answers "Normalized data not
   available".
 - Sensitive values: "PKCS1/OAEP" is read as PKCS#1 v2 OAEP with its defaults, SHA-1 and
-  MGF1-SHA-1 (:data:`OAEP`), as PKCS1_OAEP implementations use them.
+  MGF1-SHA-1 (:meth:`TransmissionKey.encrypt`), as PKCS1_OAEP implementations use them.
 - Create profile: the seed's output list says ``profile_id``, its example ``id``: both read.
 - A finished job that failed fails the fetch for good (AuthError for ``credential_error`` and
   ``incomplete_parameters``, ProviderError otherwise): asking again cannot change how it ended.
@@ -62,8 +62,6 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .. import builder
 from .. import model as m
@@ -160,10 +158,6 @@ ERRORS: dict[str, type[ProviderError]] = {
     "decryption_failed": ProviderError,
 }
 
-#: the padding of sensitive values: PKCS#1 OAEP with SHA-1 (PKCS1_OAEP's usual defaults; SHA-1
-#: stays sound inside OAEP)
-OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
-
 T = TypeVar("T")
 
 
@@ -183,12 +177,23 @@ class TransmissionKey:
     expires: int  # epoch seconds
 
     def encrypt(self, value: str) -> str:
-        """``value`` encrypted as the sensitive-field endpoints want it: RSA PKCS#1 OAEP (SHA-1,
-        the usual PKCS1_OAEP defaults), then base64."""
+        """``value`` encrypted as the sensitive-field endpoints want it: RSA PKCS#1 OAEP with
+        SHA-1 and MGF1-SHA-1 (PKCS1_OAEP's usual defaults; SHA-1 stays sound inside OAEP), then
+        base64. Needs the ``cryptography`` package (``pip install 'espi[wattzon]'``)."""
+        try:
+            from cryptography.hazmat.primitives import hashes, serialization
+            from cryptography.hazmat.primitives.asymmetric import padding, rsa
+        except ImportError:
+            raise ProviderError(
+                "WattzOn's sensitive fields are RSA-encrypted: install the cryptography package "
+                "(pip install 'espi[wattzon]')",
+                provider="wattzon",
+            ) from None
         key = serialization.load_pem_public_key(self.public_key.encode())
         if not isinstance(key, rsa.RSAPublicKey):
             raise ProviderError("the transmission key is not an RSA key", provider="wattzon")
-        return base64.b64encode(key.encrypt(value.encode(), OAEP)).decode()
+        oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
+        return base64.b64encode(key.encrypt(value.encode(), oaep)).decode()
 
 
 @dataclass(frozen=True, slots=True)
