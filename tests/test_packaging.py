@@ -43,7 +43,8 @@ def test_the_wheel_holds_the_library_typed_with_its_schemas_and_no_fakes(built):
     app_extra = {line.split(":", 1)[1].split(">")[0].split("[")[0].strip().lower()
                  for line in text.splitlines() if line.startswith("Requires-Dist:") and "extra == 'app'" in line}  # fmt: skip
     assert app_extra >= APPS
-    members = tarfile.open(sdist).getnames()
+    with tarfile.open(sdist) as archive:
+        members = archive.getnames()
     assert any(m.endswith("/xsd/espi-4.0/espi.xsd") for m in members)
 
 

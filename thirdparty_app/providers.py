@@ -399,6 +399,7 @@ def attach_plan(up_id: int) -> Any:
     """Attach a WattShift rate plan (a home on that plan) to a usage point; pricing is queued."""
     s = db.session()
     up = accounts.usage_point(up_id)
+    accounts.owner_only(s.get(db.Connection, up.connection_id))  # not an operator's choice
     zipcode, plan = request.form.get("zip", ""), request.form.get("plan", "")
     client = wattshift_client()
     try:

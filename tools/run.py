@@ -84,6 +84,7 @@ def third_party(creds: dict[str, str], custodian_base: str):  # type: ignore[no-
 
     app = create_app({
         "SECRET_KEY": secret("thirdparty"),
+        "BASE_URL": f"http://127.0.0.1:{THIRD_PARTY_PORT}",
         "TOKEN_KEY": secret("thirdparty-tokens", "fernet"),
         "DATABASE_URL": f"sqlite:///{VAR / 'thirdparty.sqlite'}",
         "QUEUE_URL": f"sqlite:///{VAR / 'thirdparty-queue.sqlite'}",

@@ -107,6 +107,7 @@ def make_world(folder, storage):
         },
         "PROVIDER_HISTORY_DAYS": 20, "PROVIDER_NOT_READY_DELAY": 1,
         "SIGNIN_LIMIT": "1000 per minute",  # many test customers sign up from one address
+        "BASE_URL": third_base,
     })  # fmt: skip
     with third.app_context():
         database.upgrade(third, MIGRATIONS)
