@@ -58,21 +58,29 @@ class SessionOverHttps(SecureCookieSessionInterface):
 
 # --------------------------------------------------------------------------- access logs
 
-SECRET_PARAMS = re.compile(r"([?&](?:code|state|token|access_token|refresh_token|key)=)[^&\s\"]*")
+SECRETS = re.compile(
+    r"([?&](?:code|state|token|access_token|refresh_token|key|next)=)[^&\s\"]*"  # parameters
+    r"|(/reset/)[^/?\s\"]+"  # a password-reset link's token
+)
+
+
+def redact(text: str) -> str:
+    return SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
 
 
 class RedactSecrets(logging.Filter):
-    """Keeps OAuth codes, states and tokens in query strings out of the access log (werkzeug's
-    and gunicorn's): ``/callback/pge?code=...`` is logged as ``/callback/pge?code=[redacted]``."""
+    """Keeps OAuth codes, states and tokens in query strings (``next=`` too, which can carry
+    them), and password-reset tokens, out of the access log (werkzeug's and gunicorn's):
+    ``/callback/pge?code=...`` is logged as ``/callback/pge?code=[redacted]``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
             record.args = tuple(
-                SECRET_PARAMS.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                redact(a) if isinstance(a, str) else a
                 for a in (record.args if isinstance(record.args, tuple) else (record.args,))
             )
         if isinstance(record.msg, str):
-            record.msg = SECRET_PARAMS.sub(r"\1[redacted]", record.msg)
+            record.msg = redact(record.msg)
         return True
 
 

@@ -11,6 +11,7 @@ was fetched (kept on disk, compressed, for replay).
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
@@ -43,8 +44,9 @@ def now() -> int:
 
 class Account(UserMixin, Base):
     """Someone who signs in: a customer (sees their own connections) or an operator (the third
-    party's staff: sees every customer). ``session_epoch`` is part of the session's user id, so
-    raising it (password change, reset, "sign out everywhere") ends every existing session."""
+    party's staff: sees every customer). ``session_key``, a random value, is part of the
+    session's user id: a new one (at sign-out, password change or reset) ends every session
+    signed in before, and no cookie of a deleted account fits an account made later."""
 
     __tablename__ = "account"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,15 +56,20 @@ class Account(UserMixin, Base):
     role: Mapped[str] = mapped_column(String(20), default="customer")  # customer, operator
     created: Mapped[int] = mapped_column(default=now)
     last_login: Mapped[int] = mapped_column(default=0)
-    session_epoch: Mapped[int] = mapped_column(default=0)
+    session_key: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(16))
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - no id is ever given twice
+
+    def new_session_key(self) -> None:
+        """End every session signed in so far."""
+        self.session_key = secrets.token_hex(16)
 
     @property
     def is_operator(self) -> bool:
         return self.role == "operator"
 
     def get_id(self) -> str:
-        """The session's user id: the account and its session epoch (see the docstring)."""
-        return f"{self.id}:{self.session_epoch}"
+        """The session's user id: the account and its session key (see the docstring)."""
+        return f"{self.id}:{self.session_key}"
 
 
 class ApiKey(Base):
@@ -86,6 +93,7 @@ class Connection(Base):
     uploaded file (``profile`` ``upload``, ``label`` the file's name)."""
 
     __tablename__ = "connection"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - a queued job's id stays its own
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     profile: Mapped[str] = mapped_column(String(40))

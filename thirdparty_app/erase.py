@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 
 import espi
 
-from . import clients, db, providers
+from . import clients, db, profiles, providers
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,11 @@ def connection(conn: db.Connection) -> set[str]:
     files = {p for p in s.scalars(uploads) if p}
     s.execute(delete(db.Upload).where(db.Upload.connection_id == conn.id))
     mine = db.Document.connection_id == conn.id
+    if conn.subscription_uri:
+        # a kept Bulk document holds this customer's data among others': it goes too (the
+        # others' rows stay in the database; only replaying that file is lost)
+        custodian = [p.name for p in profiles.owners(conn.subscription_uri)] or [conn.profile]
+        mine = mine | (db.Document.connection_id.is_(None) & db.Document.profile.in_(custodian))
     paths = set(s.scalars(select(db.Document.path).where(mine)))
     s.execute(delete(db.Document).where(mine))
     s.execute(delete(db.Connection).where(db.Connection.id == conn.id))

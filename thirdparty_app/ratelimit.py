@@ -33,11 +33,6 @@ def count(limit: str, *keys: str, cost: int = 1) -> bool:
     return limiter().hit(parse(limit), *keys, cost=cost)
 
 
-def spent(limit: str, *keys: str) -> bool:
-    """Whether ``limit`` is spent under ``keys`` (counting nothing)."""
-    return not limiter().test(parse(limit), *keys)
-
-
 def retry_in(limit: str, *keys: str) -> int:
     """Whole seconds until ``limit`` under ``keys`` has room again (at least 1)."""
     stats = limiter().get_window_stats(parse(limit), *keys)
@@ -63,3 +58,8 @@ def pacer(name: str, per_second: float) -> Callable[[], None]:
             time.sleep(0.05)
 
     return wait_turn
+
+
+def clear(limit: str, *keys: str) -> None:
+    """Forget what was counted under ``keys``."""
+    limiter().clear(parse(limit), *keys)

@@ -75,6 +75,7 @@ def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path, storage
     base = f"http://127.0.0.1:{server.server_port}"
     config = {
         **storage, "DOCUMENTS": str(tmp_path / "documents"), "SECRET_KEY": "test", "TOKEN_KEY": "0" * 43 + "=",
+        "BASE_URL": "http://127.0.0.1:9",
     }  # fmt: skip
     custodian = {"token_url": f"{base}/token", "resource_base": f"{base}/GreenButtonConnect/espi/1_1/resource",
                  "client_id": "c", "client_secret": "s", "requests_per_second": "100"}  # fmt: skip
