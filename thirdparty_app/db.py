@@ -18,6 +18,7 @@ from typing import Any
 from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     String,
@@ -98,7 +99,7 @@ class Connection(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     profile: Mapped[str] = mapped_column(String(40))
     label: Mapped[str] = mapped_column(String(200), default="")
-    subscription_uri: Mapped[str | None] = mapped_column(Text)
+    subscription_uri: Mapped[str | None] = mapped_column(Text, index=True)
     authorization_uri: Mapped[str | None] = mapped_column(Text)
     access_token: Mapped[str | None] = mapped_column(Text)  # encrypted
     refresh_token: Mapped[str | None] = mapped_column(Text)  # encrypted
@@ -154,7 +155,7 @@ class Upload(Base):
     #: queued (the worker's part to come or under way), done, rejected, failed
     status: Mapped[str] = mapped_column(String(20), default="queued")
     stage: Mapped[str] = mapped_column(String(20), default="")  # see uploads.STAGES
-    progress: Mapped[float | None] = mapped_column()  # of the stage, 0 to 1; None: unknown
+    progress: Mapped[float | None] = mapped_column(Float)  # of the stage, 0 to 1; None: unknown
     attempts: Mapped[int] = mapped_column(default=0)
     readings: Mapped[int] = mapped_column(default=0)
     message: Mapped[str] = mapped_column(Text, default="")

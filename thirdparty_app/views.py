@@ -30,7 +30,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import espi
 from appkit.http import problem
-from espi.client import NOTIFICATION_LIMIT, UnsafeURI
+from espi.client import NOTIFICATION_LIMIT, CustodianProfile, TokenKind, UnsafeURI, token_kind
 
 from . import accounts, clients, db, erase, jobs, profiles, providers, uploads
 from .accounts import account, webhook
@@ -98,7 +98,7 @@ def notification() -> Response:
     if batch is None:
         return refuse(400, "not a BatchList")
     try:
-        found = dict(notified(uri) for uri in batch.resources)
+        found = ours(dict(notified(uri) for uri in batch.resources))
     except UnsafeURI as err:
         log.warning("notification refused from %s: %s", request.remote_addr, err.message)
         return refuse(400, err.message)
@@ -116,7 +116,7 @@ def notification() -> Response:
             f"{len(new)} new resources from {source}: more than {limit} are not taken",
             headers={"Retry-After": str(retry_in(limit, "notify", source))},
         )
-    rows = [{"uri": uri, "profile": found[uri]} for uri in new]
+    rows = [{"uri": uri, "profile": found[uri].name} for uri in new]
     ids = db.insert_new(s, db.Notification, rows, "uri")
     s.commit()
     for note_id in ids:
@@ -124,7 +124,7 @@ def notification() -> Response:
     return Response(status=200)
 
 
-def notified(uri: str) -> tuple[str, str]:
+def notified(uri: str) -> tuple[str, CustodianProfile]:
     """A notified URI as it is recorded (normalised) and its custodian's profile; UnsafeURI
     when it is too long, has dot segments, lies under no configured custodian, or carries a
     query parameter the profile does not list."""
@@ -141,7 +141,36 @@ def notified(uri: str) -> tuple[str, str]:
     owner = profiles.owning(uri)
     if owner is None:
         raise UnsafeURI(f"refused {uri}: a URI of no configured custodian", uri=uri)
-    return owner.notified(uri), owner.name
+    return owner.notified(uri), owner
+
+
+def ours(found: dict[str, CustodianProfile]) -> dict[str, CustodianProfile]:
+    """The notified URIs a download of ours can serve: a Bulk of our BulkID (any, when the
+    profile names none), another resource read with our client token, or a subscription one of
+    our connections has. The others (a subscription deleted here, another third party's Bulk)
+    are logged and left: the answer is still 200, nothing is fetched for them."""
+    keep: dict[str, CustodianProfile] = {}
+    subscriptions: dict[str, str] = {}  # notified URI -> its subscription's URI
+    for uri, profile in found.items():
+        path = profile.relative(uri)
+        segments = path.split("/")
+        kind = token_kind(path)
+        if kind is TokenKind.CLIENT:
+            bulk = segments[0] == "Batch" and segments[1].startswith("Bulk")
+            if not (bulk and profile.bulk_id and segments[2:3] != [profile.bulk_id]):
+                keep[uri] = profile
+        elif kind is TokenKind.CUSTOMER and segments[:2] == ["Batch", "Subscription"]:
+            subscriptions[uri] = profile.resource("/".join(segments[:3]))
+    if subscriptions:
+        query = select(db.Connection.subscription_uri).where(
+            db.Connection.subscription_uri.in_(set(subscriptions.values()))
+        )
+        connected = set(db.session().scalars(query))
+        keep.update({u: found[u] for u, sub in subscriptions.items() if sub in connected})
+    if len(keep) < len(found):
+        left = [uri for uri in found if uri not in keep]
+        log.warning("notification from %s: not ours, left: %s", request.remote_addr, left[:5])
+    return keep
 
 
 def refuse(status: int, description: str) -> Response:

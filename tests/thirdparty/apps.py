@@ -15,13 +15,17 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 import espi
 from appkit import database
 from tests.conftest import fresh_postgres, fresh_redis
 from tests.scripted import Answer, Seen
-from thirdparty_app import MIGRATIONS, create_app
+from tests.thirdparty.browsing import PASSWORD
+from thirdparty_app import MIGRATIONS, create_app, vault
+from thirdparty_app import db as tp
+from thirdparty_app.accounts import create_account
 
 RESOURCE = "/GreenButtonConnect/espi/1_1/resource"
 TOKEN = json.dumps({"client_access_token": "client-token", "expires_in": 3600}).encode()
@@ -101,6 +105,26 @@ def third_party(
         if consumer is not None:
             consumer.stop()
         app.extensions["appkit.engine"].dispose()
+
+
+def add_connection(served, email: str) -> int:
+    """A connection of the account to subscription 1 at the scripted custodian (access-1)."""
+
+    def add(s):
+        owner = s.scalar(select(tp.Account).where(tp.Account.email == email))
+        owner = owner or create_account(email, PASSWORD)
+        conn = tp.Connection(
+            account_id=owner.id, profile="remote", status="active",
+            subscription_uri=f"{served.resource}/Batch/Subscription/1",
+            access_token=vault.seal("access-1"), refresh_token=vault.seal("refresh-1"),
+            expires_at=int(time.time()) + 3600,
+        )  # fmt: skip
+        s.add(conn)
+        s.commit()
+        return conn.id
+
+    with served.app.app_context():
+        return served.query(add)
 
 
 def wait(condition: Callable[[], Any], timeout: float = 60) -> Any:

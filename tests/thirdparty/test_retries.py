@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 import espi
 from tests.scripted import Answer, Scripted, Seen
-from tests.thirdparty.apps import RESOURCE, custodian, storage, third_party, wait
+from tests.thirdparty.apps import RESOURCE, add_connection, custodian, storage, third_party, wait
 from tests.thirdparty.browsing import PASSWORD, Person
 from thirdparty_app import db as tp
 
@@ -49,28 +49,6 @@ def note_of(served, uri: str) -> tp.Notification:
     return served.query(
         lambda s: s.scalar(select(tp.Notification).where(tp.Notification.uri == uri))
     )
-
-
-def add_connection(served, email: str) -> int:
-    """A connection of the account to subscription 1 at the scripted custodian (access-1)."""
-    from thirdparty_app import vault
-    from thirdparty_app.accounts import create_account
-
-    def add(s):
-        owner = s.scalar(select(tp.Account).where(tp.Account.email == email))
-        owner = owner or create_account(email, PASSWORD)
-        conn = tp.Connection(
-            account_id=owner.id, profile="remote", status="active",
-            subscription_uri=f"{served.resource}/Batch/Subscription/1",
-            access_token=vault.seal("access-1"), refresh_token=vault.seal("refresh-1"),
-            expires_at=int(time.time()) + 3600,
-        )  # fmt: skip
-        s.add(conn)
-        s.commit()
-        return conn.id
-
-    with served.app.app_context():
-        return served.query(add)
 
 
 def test_a_custodian_answering_503_forever_is_asked_exactly_the_configured_times(tmp_path, storage):
@@ -266,32 +244,46 @@ def test_the_client_does_not_retry_inside_a_job(tmp_path, code):
         assert len(remote.requests("GET", f"{RESOURCE}/Batch/Bulk/1")) == 2
 
 
-def test_a_document_that_fails_to_store_is_tried_again_without_downloading_it_again(tmp_path, storage):
-    """An ingestion that fails for a reason of ours (here a value too large for the column)
-    is retried from the kept document: the custodian is asked once."""
-    def answer(seen):
-        feed = small_feed(remote.url + RESOURCE).replace(b">500<", b">99999999999999999999999<", 1)
-        return Answer(200, {"Content-Type": "application/atom+xml"}, feed)
+def test_a_retry_ingests_the_document_an_earlier_attempt_kept(tmp_path, storage):
+    """An attempt that downloaded and kept the document but failed to store it (the database
+    was busy, say): the next attempt ingests the kept document, the custodian is not asked
+    again."""
+    from thirdparty_app import jobs
+    from thirdparty_app.documents import keeping, record
 
     with (
-        Scripted(custodian(answer)) as remote,
-        third_party(tmp_path, storage, remote.url, JOB_RETRIES=RETRIES) as served,
+        Scripted(custodian(lambda seen: Answer(503))) as remote,
+        third_party(tmp_path, storage, remote.url, EMBEDDED_WORKER=False) as served,
     ):
-        add_connection(served, "big@example.com")
+        conn_id = add_connection(served, "kept@example.com")
         uri = f"{served.resource}/Batch/Subscription/1?correlationID=3"
-        assert served.notify(uri).status_code == 200
-        note = wait(lambda: note_of(served, uri))
-        wait(lambda: settled(served, note.id, "failed"))
-        failed = note_of(served, uri)
-        assert failed.attempts == RETRIES + 1, failed.error
-        assert len(remote.requests("GET", f"{RESOURCE}/Batch/Subscription/1")) == 1, failed.error
+        with served.app.app_context():
+            from appkit import database
+
+            s = database.session()
+            note = tp.Notification(uri=uri, profile="remote", attempts=1, connection_id=conn_id)
+            s.add(note)
+            s.commit()
+            with keeping() as out:
+                out.write(small_feed(served.resource))
+            doc = record("remote", uri, s.get(tp.Connection, conn_id), out.kept)
+            doc.status = "failed"  # as the failed attempt's ingestion left it
+            s.commit()
+            jobs.run("fetch", note.id, 1)
+            database.close_session(None)
+        assert remote.requests("GET") == []
+        assert note_of(served, uri).status == "done" and note_of(served, uri).attempts == 2
+        assert served.query(lambda s: s.get(tp.Document, doc.id).readings) == 24
 
 
 def test_a_custodian_redirecting_elsewhere_gets_nothing_fetched_from_there(tmp_path):
     """The issue: an allowed base answering 302 to another host was followed and the foreign
     feed stored. The download fails at once (a refusal, not retried) and the other host is
     never asked."""
-    sqlite = {"DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite", "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite"}
+    sqlite = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+    }
     with (
         Scripted(lambda seen: Answer(200, {"Content-Type": "application/atom+xml"}, small_feed("http://x"))) as foreign,
         Scripted(custodian(lambda seen: Answer(302, {"Location": f"{foreign.url}/feed"}))) as remote,
@@ -303,4 +295,6 @@ def test_a_custodian_redirecting_elsewhere_gets_nothing_fetched_from_there(tmp_p
         wait(lambda: settled(served, note.id, "failed"))
         failed = note_of(served, uri)
         assert failed.attempts == 1 and "redirected" in failed.error, failed.error
-        assert foreign.seen == [] and served.query(lambda s: s.scalar(select(tp.Document.id))) is None
+        assert (
+            foreign.seen == [] and served.query(lambda s: s.scalar(select(tp.Document.id))) is None
+        )

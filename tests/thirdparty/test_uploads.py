@@ -149,7 +149,7 @@ def test_a_killed_download_leaves_no_partial_file_after_a_restart(tmp_path):
     ):
         profile = {"token_url": f"{remote.url}/token", "resource_base": f"{remote.url}{RESOURCE}",
                    "client_id": "c", "client_secret": "s", "requests_per_second": "1000"}  # fmt: skip
-        env = {**os.environ, "THIRDPARTY_SECRET_KEY": "s", "THIRDPARTY_TOKEN_KEY": "0" * 43 + "=",
+        env = {**os.environ, "THIRDPARTY_SECRET_KEY": "s", "THIRDPARTY_BASE_URL": "http://127.0.0.1", "THIRDPARTY_TOKEN_KEY": "0" * 43 + "=",
                **{f"THIRDPARTY_{k}": v for k, v in sqlite.items()},
                "THIRDPARTY_DOCUMENTS": str(tmp_path / "documents"),
                **{f"THIRDPARTY_CUSTODIANS__remote__{k}": v for k, v in profile.items()}}  # fmt: skip

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 import espi
 from tests.scripted import Answer, Scripted
-from tests.thirdparty.apps import custodian, storage, third_party, wait
+from tests.thirdparty.apps import RESOURCE, add_connection, custodian, storage, third_party, wait
 from thirdparty_app import db as tp
 
 __all__ = ["storage"]
@@ -129,7 +129,7 @@ def peak_kib(pid: int) -> int:
 def test_ten_concurrent_big_posts_keep_memory_flat(tmp_path):
     """The app under gunicorn (one worker, twelve threads), as in production; ten 60 MiB bodies
     at once: the worker's peak memory barely moves (it read the whole of each before)."""
-    env = {**os.environ, "THIRDPARTY_SECRET_KEY": "s", "THIRDPARTY_TOKEN_KEY": "0" * 43 + "=",
+    env = {**os.environ, "THIRDPARTY_SECRET_KEY": "s", "THIRDPARTY_BASE_URL": "http://127.0.0.1", "THIRDPARTY_TOKEN_KEY": "0" * 43 + "=",
            "THIRDPARTY_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
            "THIRDPARTY_QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite"}  # fmt: skip
     flask = [sys.executable, "-m", "flask", "--app", "thirdparty_app"]
@@ -177,7 +177,7 @@ def test_200_concurrent_posts_of_one_uri_all_answer_200_with_one_row(
     tmp_path, storage, quiet_custodian
 ):
     with third_party(tmp_path, storage, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
-        uri = f"{served.resource}/Batch/Subscription/5?correlationID=9"
+        uri = f"{served.resource}/Batch/Bulk/5?correlationID=9"
         body = body_of([uri])
         start = threading.Barrier(200)
 
@@ -198,11 +198,9 @@ def test_uris_are_recorded_normalised_and_refused_when_unsafe(tmp_path, storage,
     with third_party(tmp_path, storage, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
         base = served.resource
         host = quiet_custodian.url.removeprefix("http://")
-        shouted = (
-            f"HTTP://{host.upper()}{base.split(host, 1)[1]}/Batch//Subscription/%31?correlationID=3"
-        )
+        shouted = f"HTTP://{host.upper()}{base.split(host, 1)[1]}/Batch//Bulk/%31?correlationID=3"
         assert served.notify(shouted).status_code == 200
-        assert notifications(served) == [f"{base}/Batch/Subscription/1?correlationID=3"]
+        assert notifications(served) == [f"{base}/Batch/Bulk/1?correlationID=3"]
         for bad, why in [
             (f"{base}/../../../../?/Batch/Bulk/x", "dot segment"),
             (f"{base}/Batch/Subscription/1/%2e%2e/%2E%2E/Bulk/1", "dot segment"),
@@ -215,6 +213,27 @@ def test_uris_are_recorded_normalised_and_refused_when_unsafe(tmp_path, storage,
             assert r.status_code == 400, (bad, r.status_code)
             assert why in r.json()["error_description"], (why, r.json())
         assert len(notifications(served)) == 1
+
+
+def test_uris_no_download_of_ours_could_serve_are_left(tmp_path, quiet_custodian):
+    """A subscription no connection has and another third party's Bulk: 200 (a custodian may
+    announce a subscription deleted here), nothing recorded, nothing fetched."""
+    sqlite = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+    }
+    profile = {"token_url": f"{quiet_custodian.url}/token", "resource_base": f"{quiet_custodian.url}{RESOURCE}",
+               "client_id": "c", "client_secret": "s", "bulk_id": "ours"}  # fmt: skip
+    with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False,
+                     CUSTODIANS={"remote": profile}) as served:  # fmt: skip
+        add_connection(served, "someone@example.com")  # has Batch/Subscription/1
+        base = served.resource
+        mine = [f"{base}/Batch/Subscription/1?correlationID=1", f"{base}/Batch/Subscription/1/UsagePoint/2",
+                f"{base}/Batch/Bulk/ours?correlationID=2", f"{base}/Batch/BulkRetailCustomerInfo/ours"]  # fmt: skip
+        others = [f"{base}/Batch/Subscription/987654", f"{base}/Batch/Bulk/not-ours",
+                  f"{base}/Batch/RetailCustomer/1", f"{base}/ApplicationInformation/1"]  # fmt: skip
+        assert served.notify(*others, *mine).status_code == 200
+        assert sorted(notifications(served)) == sorted(mine)
 
 
 def test_new_uris_are_rate_limited_per_source(tmp_path, quiet_custodian):

@@ -2,7 +2,8 @@
 
 Notifications count their download's attempts, say when the next is due and which connection
 they concern; connections count their sync's attempts and hold the lease of the worker that
-renews their tokens; uploads are rows a worker takes up.
+renews their tokens, and are found by their subscription (the webhook asks); uploads are rows
+a worker takes up.
 
 Revision ID: 0005
 Revises: 0004
@@ -30,6 +31,7 @@ def upgrade() -> None:
     with op.batch_alter_table("connection") as batch:
         batch.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("refreshing", sa.Integer(), nullable=False, server_default="0"))
+        batch.create_index("ix_connection_subscription_uri", ["subscription_uri"])
     op.create_table(
         "upload",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -56,6 +58,7 @@ def downgrade() -> None:
     op.drop_index("ix_upload_account_id", table_name="upload")
     op.drop_table("upload")
     with op.batch_alter_table("connection") as batch:
+        batch.drop_index("ix_connection_subscription_uri")
         batch.drop_column("refreshing")
         batch.drop_column("attempts")
     with op.batch_alter_table("notification") as batch:
