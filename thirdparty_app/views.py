@@ -31,7 +31,7 @@ import espi
 from appkit.http import problem
 from espi.lint import lint
 
-from . import accounts, db, erase, profiles, providers
+from . import accounts, db, erase, profiles, providers, rows
 from .accounts import account, webhook
 from .custodian import save_tokens
 from .documents import keeping, record
@@ -356,20 +356,16 @@ def usage_point(up_id: int) -> str:
     end = datetime.fromtimestamp(last or time.time(), UTC).date()
     start = end - timedelta(days=6)
     bills = []
-    query = select(db.UsageSummary).where(db.UsageSummary.usage_point_id == up_id)
-    for bill in s.scalars(query.order_by(db.UsageSummary.start.desc())):
-        summary = espi.parse(bill.xml.encode()).usage_summaries[0]
-        period = summary.billing_period
-        currency = summary.currency.label if summary.currency is not None else ""
-        items = summary.cost_additional_detail_last_period
+    for bill in reversed(rows.bills(s, up_id)):  # newest first
+        currency = espi.Currency(bill.currency).label if bill.currency is not None else ""
+        period = bill.start, bill.end
         bills.append(
             {
-                "period": f"{period.start_datetime:%Y-%m-%d} to {period.end_datetime:%Y-%m-%d}"
-                if period
-                else "",
-                "amount": f"{(bill.bill or 0) / espi.model.COST_SCALE:,.2f} {currency}",
-                "items": ", ".join(
-                    f"{li.note}: {(li.amount or 0) / espi.model.COST_SCALE:,.2f}" for li in items
+                "period": " to ".join(f"{datetime.fromtimestamp(t, UTC):%Y-%m-%d}" for t in period),
+                "amount": f"{(bill.amount or 0) / espi.model.COST_SCALE:,.2f} {currency}",
+                "charges": ", ".join(
+                    f"{li.note}: {(li.amount or 0) / espi.model.COST_SCALE:,.2f}"
+                    for li in bill.line_items
                 ),
             }
         )
