@@ -4,15 +4,16 @@
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, request
-from sqlalchemy import BigInteger, func, select
+from sqlalchemy import BigInteger, case, func, select
 
 import espi
 from appkit.http import http_problem
@@ -125,33 +126,42 @@ def sums(
     where = [r.meter_reading_id == mr_id]
     where += [r.start >= start] if start is not None else []
     where += [r.start < end] if end is not None else []
-    first, last = s.execute(select(func.min(r.start), func.max(r.start)).where(*where)).one()
+    # two scalar subqueries: each one is a look-up at an end of the key (min and max side by
+    # side would read every row on SQLite)
+    ends = (select(f(r.start)).where(*where).scalar_subquery() for f in (func.min, func.max))
+    first, last = s.execute(select(*ends)).one()
     if first is None:
         return []
     size = 3600 if aggregate == "hour" else 86400
-    found: dict[int, list[Any]] = {}
-    for lo, hi, off in pieces(zone, first, last + 1):
-        key = (r.start + off) // size  # the local hour or day, numbered from 1970
-        query = (
-            select(key, *(func.sum(c).cast(BigInteger) for c in (r.duration, r.value, r.cost)))
-            .where(*where, r.start >= lo, r.start < hi)
-            .group_by(key)
+    cuts = pieces(zone, first, last + 1)
+    stops = [hi for _, hi, _ in cuts]
+    offset_at: Any = cuts[0][2]
+    if len(cuts) > 1:  # the offset of each reading's start
+        offset_at = case(*((r.start < hi, off) for _, hi, off in cuts[:-1]), else_=cuts[-1][2])
+    key = (r.start + offset_at) // size  # the local hour or day, numbered from 1970
+    query = (
+        select(
+            key,
+            func.min(r.start),
+            *(func.sum(c).cast(BigInteger) for c in (r.duration, r.value, r.cost)),
         )
-        for k, *values in s.execute(query):
-            found[k] = [add(a, b) for a, b in zip(found.get(k, [None] * 3), values, strict=True)]
-    out: dict[Any, list[Any]] = {}
-    for k in sorted(found):
-        local = EPOCH + timedelta(seconds=k * size)
-        if aggregate == "month":
-            local = local.replace(day=1)
-        bucket = int(local.replace(tzinfo=zone).timestamp())
-        out[bucket] = [
-            add(a, b) for a, b in zip(out.get(bucket, [None] * 3), found[k], strict=True)
+        .where(*where)
+        .group_by(key)
+        .order_by(key)
+    )
+    found = []  # (bucket start: the local hour's or day's first second, duration, value, cost)
+    for k, earliest, *values in s.execute(query):
+        found.append((k * size - cuts[bisect.bisect_right(stops, earliest)][2], *values))
+    if aggregate != "month":
+        return found
+    months: dict[int, list[Any]] = {}
+    for bucket, *values in found:
+        local = datetime.fromtimestamp(bucket, zone).replace(day=1)
+        month = int(local.timestamp())
+        months[month] = [
+            add(a, b) for a, b in zip(months.get(month, [None] * 3), values, strict=True)
         ]
-    return [(bucket, *values) for bucket, values in out.items()]
-
-
-EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - local wall time, numbered like epoch seconds
+    return [(month, *values) for month, values in months.items()]
 
 
 def add(a: Any, b: Any) -> Any:

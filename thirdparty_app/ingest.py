@@ -44,7 +44,7 @@ from espi import model as m
 from espi import timeparams
 
 from . import db, profiles, rows
-from .readings import Row, writer
+from .readings import Row, guard, writer
 
 log = logging.getLogger(__name__)
 BATCH = 20_000  # readings per write
@@ -540,8 +540,22 @@ def skip(s: Session, document: db.Document, before: db.Document) -> None:
     document.notes = f"the same content as document {before.id}, unchanged since: not read again"
 
 
+def claim(s: Session, document: db.Document) -> None:
+    """Begin the document's transaction by taking its turn: on SQLite with a write, so it holds
+    the write lock from the start (waiting for another writer's commit, up to the busy timeout)
+    instead of reading first and failing to upgrade a stale snapshot later; on PostgreSQL with
+    the lock of its connection, or for a Bulk (its connections are known only as it is read)
+    every connection's, always in one order: two documents never wait for each other in a
+    circle."""
+    s.execute(
+        update(db.Document).where(db.Document.id == document.id).values(error=db.Document.error)
+    )
+    guard(s, document.connection_id)
+
+
 def attempt(s: Session, document: db.Document, full: bool) -> Ingest | None:
     """One try at the document's transaction; None when it was proven unchanged."""
+    claim(s, document)
     before = None if full else same_as_before(s, document)
     if before is not None:
         skip(s, document, before)

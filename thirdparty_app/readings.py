@@ -3,24 +3,27 @@ way each database offers:
 
 - SQLite: one prepared ``INSERT ... ON CONFLICT DO UPDATE`` run over plain tuples
   (``executemany``: compiled once, no per-row Python in SQLAlchemy);
-- PostgreSQL: ``COPY`` into a temporary staging table (dropped at commit), then one
-  ``INSERT ... SELECT ... ORDER BY key ON CONFLICT DO UPDATE``; rows equal to the stored ones
-  are left alone (``IS DISTINCT FROM``: no dead tuples), and every transaction locks rows in key
-  order, so two documents that share readings wait for each other instead of deadlocking.
+- PostgreSQL (15 or newer): ``COPY`` into a temporary staging table (dropped at commit), then
+  one ``MERGE``: new rows are plain inserts (``INSERT ... ON CONFLICT`` costs a speculative
+  insertion per row: 6.5 s against 1.7 s for 700,800 rows here), rows equal to the stored ones
+  are left alone (no dead tuples).
 
-A reading row is ``(meter_reading_id, start, seq, duration, value, cost, quality, tou)``."""
+Writers of one connection's rows take turns (:func:`guard`), so a MERGE never meets a row
+another transaction is inserting. A reading row is
+``(meter_reading_id, start, seq, duration, value, cost, quality, tou)``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 COLUMNS = ("meter_reading_id", "start", "seq", "duration", "value", "cost", "quality", "tou")
 KEY, UPDATED = COLUMNS[:3], COLUMNS[3:]
 NAMES = ", ".join(COLUMNS)
-SET = ", ".join(f"{c} = excluded.{c}" for c in UPDATED)
+SET = ", ".join(f"{c} = excluded.{c}" for c in UPDATED)  # SQLite's upsert
 
 Row = tuple[Any, ...]
 
@@ -102,11 +105,16 @@ class SqliteWriter(Writer):
 
 class PostgresWriter(Writer):
     P = "%s"
-    MERGE = (
-        f"INSERT INTO reading ({NAMES}) SELECT {NAMES} FROM reading_stage"  # noqa: S608 - fixed names
-        f" ORDER BY {', '.join(KEY)} ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {SET}"
-        f" WHERE ({', '.join('reading.' + c for c in UPDATED)})"
-        f" IS DISTINCT FROM ({', '.join('excluded.' + c for c in UPDATED)})"
+    MERGE = " ".join(
+        (
+            "MERGE INTO reading r USING reading_stage s ON",
+            " AND ".join(f"r.{c} = s.{c}" for c in KEY),
+            f"WHEN MATCHED AND ({', '.join('r.' + c for c in UPDATED)})",
+            f"IS DISTINCT FROM ({', '.join('s.' + c for c in UPDATED)})",
+            f"THEN UPDATE SET {', '.join(f'{c} = s.{c}' for c in UPDATED)}",
+            f"WHEN NOT MATCHED THEN INSERT ({NAMES})",
+            f"VALUES ({', '.join('s.' + c for c in COLUMNS)})",
+        )
     )
 
     def __init__(self, s: Session) -> None:
@@ -118,12 +126,41 @@ class PostgresWriter(Writer):
         with raw.cursor() as cur:
             if not self.staging:
                 cur.execute("CREATE TEMP TABLE reading_stage (LIKE reading) ON COMMIT DROP")
+                # The MERGE probes the key's index once per staged row, whatever the planner
+                # thinks of an unanalysed temporary table: a hash join would read the whole
+                # readings table at every batch (300 ms against 100 ms for 20,000 rows beside
+                # 700,000, and growing with the table). For this transaction only.
+                cur.execute("SET LOCAL enable_hashjoin = off")
+                cur.execute("SET LOCAL enable_mergejoin = off")
                 self.staging = True
             with cur.copy(f"COPY reading_stage ({NAMES}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             cur.execute(self.MERGE)
             cur.execute("TRUNCATE reading_stage")
+
+
+LOCKS = 64  # connections share this many advisory locks: a Bulk of thousands of customers
+#            must not fill the server's lock table
+LOCK_CLASS = 0x6553  # the first key of our advisory locks ("eS")
+
+
+def guard(s: Session, connection_id: int | None) -> None:
+    """On PostgreSQL, wait for the other transactions writing a connection's rows (``None``:
+    every connection's, taken in one order) until this one ends. Writers of one meter
+    reading's rows thus take turns, and a MERGE never meets a row another is inserting."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    if connection_id is not None:
+        lock = {"c": LOCK_CLASS, "s": connection_id % LOCKS}
+        s.execute(text("SELECT pg_advisory_xact_lock(:c, :s)"), lock)
+        return
+    s.execute(
+        text(  # one round trip, in order
+            f"DO $$ BEGIN FOR slot IN 0..{LOCKS - 1} LOOP"
+            f" PERFORM pg_advisory_xact_lock({LOCK_CLASS}, slot); END LOOP; END $$"
+        )
+    )
 
 
 def writer(s: Session) -> Writer:

@@ -1,9 +1,9 @@
 """readings keyed with seq (two readings at one start are both kept), value NULL when missing;
 block digests; bills and their line items as rows; what each document did
 
-- ``reading``: ``seq`` joins the key, ``value`` may be NULL, the index on ``start`` alone goes
-  (every query asks by meter reading first, which the key serves); on SQLite the table is
-  rebuilt ``WITHOUT ROWID`` (one b-tree to write per reading instead of two);
+- ``reading``: ``seq`` joins the key, ``value`` may be NULL, the index on ``start`` alone and
+  the foreign key go (see ``db.Reading``); on SQLite the table is rebuilt ``WITHOUT ROWID``
+  (one b-tree to write per reading instead of two);
 - ``reading_block``: the digest of what each ingested IntervalBlock wrote;
 - ``bill`` and ``bill_line_item`` replace ``usage_summary``, whose XML is read once here;
 - ``document``: readings written, duplicates, refused usage points, rows stamped, notes;
@@ -61,7 +61,6 @@ def readings() -> None:
             sa.Column("cost", sa.BigInteger(), nullable=True),
             sa.Column("quality", sa.Integer(), nullable=True),
             sa.Column("tou", sa.Integer(), nullable=True),
-            sa.ForeignKeyConstraint(["meter_reading_id"], ["meter_reading.id"]),
             sa.PrimaryKeyConstraint("meter_reading_id", "start", "seq"),
             sqlite_with_rowid=False,
         )
@@ -75,6 +74,7 @@ def readings() -> None:
         op.drop_index("ix_reading_start", table_name="reading")
         op.add_column("reading", sa.Column("seq", sa.Integer(), nullable=False, server_default="0"))
         op.alter_column("reading", "value", existing_type=sa.BigInteger(), nullable=True)
+        op.drop_constraint("reading_meter_reading_id_fkey", "reading", type_="foreignkey")
         op.drop_constraint("reading_pkey", "reading", type_="primary")
         op.create_primary_key("reading_pkey", "reading", ["meter_reading_id", "start", "seq"])
     op.create_index(
