@@ -58,7 +58,9 @@ class SessionOverHttps(SecureCookieSessionInterface):
 
 # --------------------------------------------------------------------------- access logs
 
-SECRET_PARAMS = re.compile(r"([?&](?:code|state|token|access_token|refresh_token|key)=)[^&\s\"]*")
+SECRET_PARAMS = re.compile(
+    r"((?:^|[?&])(?:code|state|token|access_token|refresh_token|key)=)[^&\s\"]*"
+)
 
 
 class RedactSecrets(logging.Filter):
@@ -66,14 +68,17 @@ class RedactSecrets(logging.Filter):
     and gunicorn's): ``/callback/pge?code=...`` is logged as ``/callback/pge?code=[redacted]``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(
-                SECRET_PARAMS.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
-            )
+        if isinstance(record.args, dict):  # gunicorn's access log: a mapping of its atoms
+            record.args = {k: redact(a) for k, a in record.args.items()}
+        elif record.args:
+            record.args = tuple(map(redact, record.args))
         if isinstance(record.msg, str):
-            record.msg = SECRET_PARAMS.sub(r"\1[redacted]", record.msg)
+            record.msg = redact(record.msg)
         return True
+
+
+def redact(value: object) -> object:
+    return SECRET_PARAMS.sub(r"\1[redacted]", value) if isinstance(value, str) else value
 
 
 def redact_access_logs() -> None:

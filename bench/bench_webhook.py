@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import socket
@@ -197,7 +198,6 @@ def profile(url: str, n: int) -> None:
     """Where the app's time goes per notification (in-process, Flask's test client)."""
     import cProfile
     import io
-    import logging
     import pstats
 
     from thirdparty_app import create_app
@@ -206,7 +206,6 @@ def profile(url: str, n: int) -> None:
     keys = ("SECRET_KEY", "TOKEN_KEY", "DOCUMENTS")
     app = create_app({"DATABASE_URL": url, "QUEUE_URL": REDIS,
                       **{k: env[f"THIRDPARTY_{k}"] for k in keys}})  # fmt: skip
-    logging.disable(logging.INFO)
     client = app.test_client()
     posts = bodies(n + 50, f"profile{secrets.token_hex(3)}")
     for body in posts[:50]:
@@ -262,6 +261,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    logging.disable(logging.INFO)  # the apps' and the stand-in's request logs
     print(header())
     print(f"{args.posts:,} notifications, {args.concurrency} at a time (after 200 to warm up), "
           "loopback, PostgreSQL + Redis queue")  # fmt: skip

@@ -15,6 +15,7 @@ Redis (``BENCH_REDIS``, a database of its own: emptied).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    logging.disable(logging.INFO)  # the apps' and the stand-in's request logs
     print(header())
     templates = documents(args.customers, args.days)
     expected = args.customers * args.days * 96

@@ -369,6 +369,12 @@ def usage_point(up_id: int) -> str:
                 ),
             }
         )
+    twice = s.scalar(  # readings stored beside another at their start (see db.Reading)
+        select(func.count())
+        .select_from(db.Reading)
+        .join(db.MeterReading)
+        .where(db.MeterReading.usage_point_id == up_id, db.Reading.seq > 0)
+    )
     kind = espi.ServiceKind(row.kind).label if row.kind is not None else "service kind not given"
     zipcode = request.args.get("zip", "")
     plans, plans_error = providers.rate_plans(zipcode)
@@ -382,6 +388,7 @@ def usage_point(up_id: int) -> str:
         up=row,
         kind=kind,
         freshness=freshness(s, row),
+        twice=twice,
         series=row.meter_readings,
         bills=bills,
         start=start.isoformat(),

@@ -190,8 +190,9 @@ def test_a_reading_without_a_value_stays_missing(app, customer):
 
 def test_two_readings_at_one_start_are_both_kept_and_reported(app, customer):
     """A DST fall-back hour written twice (no hour missing to repair it into): both are kept,
-    counted on the document and named in its notes; an exact copy is one reading."""
-    conn, key, _ = customer
+    counted on the document and named in its notes, and the page says so; an exact copy is
+    one reading."""
+    conn, key, email = customer
     values = [5] * 24
     block = [*day(values), (DAY + 2 * HOUR, 7), (DAY + 3 * HOUR, 5)]  # one differs, one a copy
     doc_id, count, written, duplicates, notes = deliver(app, conn, document([block]))
@@ -203,6 +204,8 @@ def test_two_readings_at_one_start_are_both_kept_and_reported(app, customer):
     daily = api(app, key, f"/api/usage-points/{up}/readings", aggregate="day").json()
     assert daily["series"][0]["points"][0]["value"] == 5 * 24 + 7
     assert replay(app, doc_id, full=True)[1] == 0 and stored(app, conn) == rows
+    page = Person.sign_in(app.config["BASE"], email).get(f"{app.config['BASE']}/usage-points/{up}", timeout=30)
+    assert "1 reading(s) share their start with another reading" in page.text
     # the custodian corrects its file: the second reading was the next day's first hour
     fixed = [day(values), day([7], DAY + 86400)]
     deliver(app, conn, document(fixed))
