@@ -24,8 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_ingest import database, header, kept  # noqa: E402
-from bench_ingest import run as run_child  # noqa: E402
+from bench_ingest import database, header, kept, run  # noqa: E402
 
 AGGREGATES = ("none", "hour", "day")
 ISO = "%Y-%m-%dT%H:%M:%SZ"
@@ -130,23 +129,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.databases.split(","):
             with database(kind, Path(tmp)) as url:
-                run_child("first", url, str(path), sha, str(size))
+                run("first", url, str(path), sha, str(size))
                 for aggregate in AGGREGATES:
-                    base = run_me("plain", url, aggregate, args.repeat)
-                    got = run_me("api", url, aggregate, args.repeat)
+                    base = run("plain", url, aggregate, str(args.repeat), script=__file__)
+                    got = run("api", url, aggregate, str(args.repeat), script=__file__)
                     ms, plain_ms = got["seconds"] * 1000, base["seconds"] * 1000
                     print(f"{kind:<12}{aggregate:<11}{got['points']:>8,}{plain_ms:>10.1f}"
                           f"{ms:>9.1f}{ms / plain_ms:>9.2f}")  # fmt: skip
-
-
-def run_me(what: str, url: str, aggregate: str, repeat: int) -> dict[str, float]:
-    import subprocess
-
-    out = subprocess.run([sys.executable, __file__, "--child", what, url, aggregate, str(repeat)],
-                         capture_output=True, text=True, check=False)  # fmt: skip
-    if out.returncode:
-        raise SystemExit(f"{what} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 if __name__ == "__main__":

@@ -160,8 +160,9 @@ def child(args: list[str]) -> None:
     print(json.dumps(result))
 
 
-def run(*args: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
+def run(*args: str, script: str = __file__) -> dict[str, float]:
+    """``script --child ARGS`` in a fresh process; the JSON it prints last."""
+    out = subprocess.run([sys.executable, script, "--child", *args], capture_output=True,
                          text=True, check=False)  # fmt: skip
     if out.returncode:
         raise SystemExit(f"{args[0]} failed:\n{out.stderr[-3000:]}")
