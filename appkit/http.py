@@ -58,14 +58,23 @@ class SessionOverHttps(SecureCookieSessionInterface):
 
 # --------------------------------------------------------------------------- access logs
 
-SECRET_PARAMS = re.compile(
-    r"((?:^|[?&])(?:code|state|token|access_token|refresh_token|key)=)[^&\s\"]*"
+SECRETS = re.compile(
+    r"((?:^|[?&])(?:code|state|token|access_token|refresh_token|key|next)=)[^&\s\"]*"
+    r"|(/reset/)[^/?\s\"]+"  # a password-reset link's token
 )
 
 
+def redact(value: object) -> object:
+    """A string with its secrets redacted (anything else as it is)."""
+    if not isinstance(value, str):
+        return value
+    return SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", value)
+
+
 class RedactSecrets(logging.Filter):
-    """Keeps OAuth codes, states and tokens in query strings out of the access log (werkzeug's
-    and gunicorn's): ``/callback/pge?code=...`` is logged as ``/callback/pge?code=[redacted]``."""
+    """Keeps OAuth codes, states and tokens in query strings (``next=`` too, which can carry
+    them), and password-reset tokens, out of the access log (werkzeug's and gunicorn's):
+    ``/callback/pge?code=...`` is logged as ``/callback/pge?code=[redacted]``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, dict):  # gunicorn's access log: a mapping of its atoms
@@ -75,10 +84,6 @@ class RedactSecrets(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         return True
-
-
-def redact(value: object) -> object:
-    return SECRET_PARAMS.sub(r"\1[redacted]", value) if isinstance(value, str) else value
 
 
 def redact_access_logs() -> None:

@@ -170,6 +170,7 @@ def app_env(url: str) -> dict[str, str]:
         "THIRDPARTY_SECRET_KEY": secrets.token_hex(32),
         "THIRDPARTY_TOKEN_KEY": Fernet.generate_key().decode(),
         "THIRDPARTY_DOCUMENTS": str(HERE / "out" / "webhook-documents"),
+        "THIRDPARTY_BASE_URL": "http://127.0.0.1:9",  # password-reset links: none are sent
     }
 
 
@@ -203,7 +204,7 @@ def profile(url: str, n: int) -> None:
     from thirdparty_app import create_app
 
     env = app_env(url)
-    keys = ("SECRET_KEY", "TOKEN_KEY", "DOCUMENTS")
+    keys = ("SECRET_KEY", "TOKEN_KEY", "DOCUMENTS", "BASE_URL")
     app = create_app({"DATABASE_URL": url, "QUEUE_URL": REDIS,
                       **{k: env[f"THIRDPARTY_{k}"] for k in keys}})  # fmt: skip
     client = app.test_client()

@@ -60,6 +60,7 @@ def environment(config: dict[str, str], base: str) -> dict[str, str]:
     """The environment of a worker process: ``config`` as THIRDPARTY_* variables, the profile."""
     return {
         **os.environ,
+        "THIRDPARTY_BASE_URL": "http://127.0.0.1:9",  # password-reset links: none are sent
         **{f"THIRDPARTY_{k}": v for k, v in config.items()},
         **{f"THIRDPARTY_CUSTODIANS__remote__{k}": v for k, v in profile(base).items()},
     }

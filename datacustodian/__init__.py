@@ -46,6 +46,9 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "datacustodian_session"  # apps on one host share cookies across ports
     OAUTH2_REFRESH_TOKEN_GENERATOR = True
+    #: PG&E's registration-test shortcut, GET /datacustodian/test/oauth/v2/authorize: a code
+    #: for the first sandbox customer without a login. Only for a sandbox (make run turns it on).
+    SANDBOX_TEST_AUTHORIZE = False
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -150,29 +153,34 @@ def register_commands(app: Flask) -> None:
 def register(
     name: str, redirect_uris: list[str], notification_uri: str, scope: str
 ) -> dict[str, Any]:
-    """Register a third party: client, registration token, ApplicationInformation id, BulkID."""
+    """Register a third party: client, registration token, ApplicationInformation id, BulkID.
+    The client secret and registration token are in the answer and nowhere else: the
+    custodian keeps only their hashes."""
     s = db.session()
+    secret, registration_token = db.new_id(32), db.new_id(32)
     client = db.Client(
         name=name,
+        secret_hash=db.digest(secret),
         redirect_uris=json.dumps(redirect_uris),
         notification_uri=notification_uri,
         scope=scope,
     )
     s.add(client)
     s.flush()
-    registration = db.Token(
-        kind=db.REGISTRATION,
-        access_token=db.new_id(32),
-        client_id=client.id,
-        scope="FB=36_40",
-        expires_in=0,
+    s.add(
+        db.Token(
+            kind=db.REGISTRATION,
+            access_hash=db.digest(registration_token),
+            client_id=client.id,
+            scope="FB=36_40",
+            expires_in=0,
+        )
     )
-    s.add(registration)
     s.commit()
     return {
         "client_id": client.client_id,
-        "client_secret": client.client_secret,
-        "registration_access_token": registration.access_token,
+        "client_secret": secret,
+        "registration_access_token": registration_token,
         "application_information_id": client.id,
         "bulk_id": client.bulk_id,
         "scope": scope,

@@ -3,17 +3,19 @@
 Usage data is kept the way a custodian serves it: usage points, reading types, meter readings,
 one row per IntervalBlock (one local day, PG&E's practice) holding its readings as compact
 JSON, and usage summaries as ESPI XML. OAuth state (clients, codes, tokens) and the ESPI
-Authorization (= Subscription at PG&E) live beside it. Schema changes go through Alembic
+Authorization (= Subscription at PG&E) live beside it; client secrets, codes and tokens are
+kept only as hashes (:func:`digest`). Schema changes go through Alembic
 (``datacustodian/migrations``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
 
-from sqlalchemy import ForeignKey, Index, String, Text, select
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, select
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -21,6 +23,8 @@ from sqlalchemy.orm import (
     mapped_column,
     relationship,
 )
+
+from . import scopes
 
 
 class Base(DeclarativeBase):
@@ -33,6 +37,12 @@ def now() -> int:
 
 def new_id(nbytes: int = 12) -> str:
     return secrets.token_urlsafe(nbytes)
+
+
+def digest(secret: str) -> str:
+    """How a client secret, code or token is kept: its SHA-256 (hex), looked up by it. They are
+    random values of 256 bits or more, so a fast hash suffices (no salt, no stretching)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Customer(Base):
@@ -113,7 +123,7 @@ class Client(Base):
     __tablename__ = "client"
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id(16))
-    client_secret: Mapped[str] = mapped_column(String(128), default=lambda: new_id(32))
+    secret_hash: Mapped[str] = mapped_column(String(64))  # digest(client_secret)
     name: Mapped[str] = mapped_column(String(200))
     redirect_uris: Mapped[str] = mapped_column(Text)  # JSON list
     notification_uri: Mapped[str] = mapped_column(Text)
@@ -129,16 +139,18 @@ class Client(Base):
     def get_default_redirect_uri(self) -> str:
         return str(json.loads(self.redirect_uris)[0])
 
-    def get_allowed_scope(self, scope: str) -> str:
-        # ESPI scopes are one structured value, not a list of words: the request's scope is
-        # allowed when it is the registered one (or a narrower FB list, checked at consent).
-        return scope or self.scope
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """The scope to grant: the registered one when none is asked; the one asked when it is
+        within the registration; else None (Authlib answers ``invalid_scope``)."""
+        if not scope:
+            return self.scope
+        return scope if scopes.within(scope, self.scope) else None
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in json.loads(self.redirect_uris)
+        return redirect_uri in json.loads(self.redirect_uris)  # exact string match
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return secrets.compare_digest(client_secret, self.client_secret)
+        return secrets.compare_digest(digest(client_secret), self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method == "client_secret_basic"  # PG&E: HTTP Basic only
@@ -162,7 +174,7 @@ class Authorization(Base):
     usage_point_ids: Mapped[str] = mapped_column(Text)  # JSON list of UsagePoint.id
     status: Mapped[int] = mapped_column(default=1)  # espi.AuthorizationStatus: 1 active, 0 revoked
     start: Mapped[int] = mapped_column(default=now)
-    duration: Mapped[int] = mapped_column(default=2**32 - 1)
+    duration: Mapped[int] = mapped_column(BigInteger, default=2**32 - 1)  # ESPI UInt32
     created: Mapped[int] = mapped_column(default=now)
     client: Mapped[Client] = relationship()
     customer: Mapped[Customer] = relationship()
@@ -179,7 +191,7 @@ class Authorization(Base):
 class AuthCode(Base):
     __tablename__ = "auth_code"
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(120), unique=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # digest(code)
     client_id: Mapped[str] = mapped_column(String(64))
     redirect_uri: Mapped[str] = mapped_column(Text, default="")
     scope: Mapped[str] = mapped_column(Text, default="")
@@ -221,8 +233,8 @@ class Token(Base):
     __tablename__ = "token"
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
-    access_token: Mapped[str] = mapped_column(String(255), unique=True)
-    refresh_token: Mapped[str | None] = mapped_column(String(255), index=True)
+    access_hash: Mapped[str] = mapped_column(String(64), unique=True)  # digest(access token)
+    refresh_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("client.id"))
     authorization_id: Mapped[int | None] = mapped_column(ForeignKey("espi_authorization.id"))
     scope: Mapped[str] = mapped_column(Text, default="")

@@ -4,19 +4,65 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from appkit.http import problem
+from appkit.http import problem, security_headers
 from espi import scope as espi_scope
 
 from . import db
 from .oauth import server
 
 bp = Blueprint("pages", __name__)
+
+#: The customer's forms: refused when posted from another site, never cached.
+FORMS = ("pages.login", "pages.logout", "pages.authorize")
+#: The custodian's pages load nothing but their own styles and images. (The shared headers'
+#: Referrer-Policy is "same-origin", not "no-referrer": with that, browsers send
+#: ``Origin: null`` with the pages' own forms, which :func:`same_origin_forms` refuses.)
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def own_origins() -> set[str]:
+    return {request.host_url.rstrip("/"), current_app.config["BASE_URL"].rstrip("/")}
+
+
+@bp.before_request
+def same_origin_forms() -> None:
+    """A form posted from another site (a forged consent or login) is refused: browsers say
+    where a POST comes from in ``Origin`` and ``Sec-Fetch-Site``; the session cookie is also
+    ``SameSite=Lax``."""
+    if request.method != "POST" or request.endpoint not in FORMS:
+        return
+    origin = request.headers.get("Origin")
+    site = request.headers.get("Sec-Fetch-Site")
+    if (origin is not None and origin not in own_origins()) or site not in (None, "same-origin"):
+        abort(403, "this form can only be sent from the data custodian's own pages")
+
+
+@bp.after_app_request
+def headers(response: Response) -> Response:
+    """No page of the custodian may be framed (clickjacking of the consent), sniffed or leak its
+    URL (an OAuth request) to another site in a Referer; the forms are never cached."""
+    if request.endpoint in FORMS:
+        response.headers["Cache-Control"] = "no-store"
+    return security_headers(response, request.is_secure, CSP)
 
 
 def current_customer() -> db.Customer | None:
@@ -30,6 +76,24 @@ def home() -> str:
     customers = list(s.scalars(select(db.Customer).order_by(db.Customer.id)))
     clients = list(s.scalars(select(db.Client).order_by(db.Client.id)))
     return render_template("home.html", customers=customers, clients=clients)
+
+
+def local_path(target: str | None) -> str:
+    """``target`` when it is a path on this site, else the home page. Refused: anything with a
+    scheme or a host, ``//host``, and backslashes or control characters, which browsers turn
+    into slashes or drop (``/\\host``, ``/<tab>/host``)."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target)
+    ):
+        return url_for("pages.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return url_for("pages.home")
+    return target
 
 
 @bp.route("/datacustodian/login", methods=["GET", "POST"])
@@ -46,7 +110,7 @@ def login() -> Any:
         else:
             session.clear()
             session["customer_id"] = customer.id
-            return redirect(request.args.get("next") or url_for("pages.home"))
+            return redirect(local_path(request.args.get("next")))
     return render_template("login.html", error=error), 401 if error else 200
 
 
@@ -65,55 +129,57 @@ def scope_words(text: str) -> tuple[list[str], list[espi_scope.FunctionBlock]]:
     return espi_scope.describe(parsed), parsed.blocks()
 
 
+def refused(err: OAuth2Error) -> Any:
+    """A request that cannot go on: back to the third party with the error (and its state)
+    when its client and redirect URI are known good, else a page for the customer (RFC 6749
+    section 4.1.2.1: never redirect to an unverified URI)."""
+    if err.redirect_uri:
+        return server().handle_error_response(None, err)
+    return render_template("error.html", error=err.error, description=err.description), 400
+
+
 @bp.route("/datacustodian/oauth/v2/authorize", methods=["GET", "POST"])
 def authorize() -> Any:
     customer = current_customer()
+    try:  # the request is checked before anyone is asked to sign in
+        grant = server().get_consent_grant(end_user=customer)
+    except OAuth2Error as err:
+        return refused(err)
     if customer is None:
         return redirect(url_for("pages.login", next=request.full_path))
     if request.method == "GET":
-        try:
-            grant = server().get_consent_grant(end_user=customer)
-        except OAuth2Error as err:
-            return render_template("error.html", error=err.error, description=err.description), 400
-        client = grant.client
-        scope = grant.request.payload.scope or client.scope
+        scope = grant.request.scope
         words, blocks = scope_words(scope)
         return render_template(
             "consent.html",
-            client=client,
+            client=grant.client,
             customer=customer,
             scope=scope,
             words=words,
             blocks=blocks,
             usage_points=customer.usage_points,
         )
-    try:
-        grant = server().get_consent_grant(end_user=customer)
-    except OAuth2Error as err:
-        return render_template("error.html", error=err.error, description=err.description), 400
     if request.form.get("decision") != "approve":
         return server().create_authorization_response(grant=grant, grant_user=None)
-    chosen = [int(x) for x in request.form.getlist("usage_point")]
-    mine = {up.id for up in customer.usage_points}
+    chosen = request.form.getlist("usage_point")
+    mine = {str(up.id) for up in customer.usage_points}
     if not chosen or not set(chosen) <= mine:
         abort(400, "choose at least one of your service agreements")
-    authorization = grant_authorization(customer, chosen)
+    authorization = grant_authorization(grant, customer, sorted(map(int, set(chosen))))
     return server().create_authorization_response(grant=grant, grant_user=authorization)
 
 
-def grant_authorization(customer: db.Customer, usage_point_ids: list[int]) -> db.Authorization:
-    """The ESPI Authorization a consent creates (the code carries it to the token exchange)."""
+def grant_authorization(
+    grant: Any, customer: db.Customer, usage_point_ids: list[int]
+) -> db.Authorization:
+    """The ESPI Authorization a consent creates (the code carries it to the token exchange):
+    for the client and scope the authorization server checked."""
     s = db.session()
-    client = s.scalar(
-        select(db.Client).where(db.Client.client_id == request.values.get("client_id"))
-    )
-    if client is None:
-        abort(400, "unknown client_id")
     auth = db.Authorization(
-        client=client,
+        client=grant.client,
         customer=customer,
         usage_point_ids=json.dumps(usage_point_ids),
-        scope=request.values.get("scope") or client.scope,
+        scope=grant.request.scope,
     )
     s.add(auth)
     s.commit()
@@ -122,7 +188,11 @@ def grant_authorization(customer: db.Customer, usage_point_ids: list[int]) -> db
 
 @bp.get("/datacustodian/test/oauth/v2/authorize")
 def test_authorize() -> Any:
-    """PG&E's registration test: a code for the sandbox's test customer, without a login."""
+    """PG&E's registration test: a code for the sandbox's test customer, without a login. Only
+    where a sandbox turns it on (``SANDBOX_TEST_AUTHORIZE``)."""
+    if not current_app.config["SANDBOX_TEST_AUTHORIZE"]:
+        abort(404, "the test authorize endpoint is off: a sandbox turns it on with "
+                   "DATACUSTODIAN_SANDBOX_TEST_AUTHORIZE=true")  # fmt: skip
     s = db.session()
     customer = s.scalar(select(db.Customer).order_by(db.Customer.id))
     if customer is None:
@@ -130,10 +200,10 @@ def test_authorize() -> Any:
     try:
         grant = server().get_consent_grant(end_user=customer)
     except OAuth2Error as err:
-        return render_template("error.html", error=err.error, description=err.description), 400
+        return refused(err)
     ids = [up.id for up in customer.usage_points]
     return server().create_authorization_response(
-        grant=grant, grant_user=grant_authorization(customer, ids)
+        grant=grant, grant_user=grant_authorization(grant, customer, ids)
     )
 
 

@@ -15,16 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 import espi
 from appkit.http import http_problem
 from espi import model as m
-from espi import scope as espi_scope
 
-from . import db, store
+from . import db, scopes, store
 from .notify import notify
-from .oauth import Refused, bearer
+from .oauth import Refused, bearer, presented_token
 
 bp = Blueprint("resources", __name__, url_prefix=store.RESOURCE)
 ATOM = "application/atom+xml"
@@ -198,7 +197,7 @@ def batch_bulk_customer(bulk_id: str) -> Response:
 
 @bp.get("/Batch/BulkRetailDRPrgInfo/<bulk_id>")
 def batch_bulk_dr(bulk_id: str) -> Response:
-    return bulk_of(bulk_id, "Demand response enrollment", lambda auth: [dr_agreement(auth)])
+    return bulk_of(bulk_id, "Demand response enrollment", dr_agreements)
 
 
 # --------------------------------------------------------------------------- customer rows
@@ -326,13 +325,22 @@ CUSTOMER_BLOCKS: dict[int, tuple[type, ...]] = {
 }
 
 
+def granted(auth: db.Authorization) -> frozenset[int]:
+    return scopes.granted_blocks(auth.scope, auth.client.scope)
+
+
 def customer_kinds(auth: db.Authorization) -> tuple[type, ...]:
     """The customer resources the authorization's scope shares."""
-    try:
-        blocks = espi_scope.parse(auth.scope).function_blocks
-    except espi_scope.ScopeError:
-        return ()
-    return tuple(kind for n in blocks for kind in CUSTOMER_BLOCKS.get(n, ()))
+    blocks = granted(auth)
+    return tuple(kind for n in sorted(blocks) for kind in CUSTOMER_BLOCKS.get(n, ()))
+
+
+#: Any of these in the scope shares retail-customer data (FB 51-70); DR enrollment needs one.
+RETAIL_CUSTOMER = frozenset(range(51, 71))
+
+
+def shares_customer_data(auth: db.Authorization) -> bool:
+    return bool(granted(auth) & RETAIL_CUSTOMER)
 
 
 def customer_resources(auth: db.Authorization) -> list[Any]:
@@ -374,9 +382,18 @@ def dr_agreement(auth: db.Authorization) -> m.CustomerAgreement:
     )
 
 
+def dr_agreements(auth: db.Authorization) -> list[m.CustomerAgreement]:
+    return [dr_agreement(auth)] if shares_customer_data(auth) else []
+
+
 @bp.get("/Batch/RetailDRPrgInfo/<int:rc_id>")
 def retail_dr(rc_id: int) -> Response:
-    return atom([dr_agreement(subscription(rc_id))], rc_id)
+    auth = subscription(rc_id)
+    if not shares_customer_data(auth):
+        raise Refused(
+            403, "insufficient_scope", "the customer shared no retail-customer data (FB 51-70)"
+        )
+    return atom(dr_agreements(auth), rc_id)
 
 
 # --------------------------------------------------------------------------- third-party rows
@@ -423,11 +440,14 @@ def authorization(aid: int) -> Response:
 
 @bp.delete("/Authorization/<int:aid>")
 def revoke(aid: int) -> Response:
+    """Revoke: the authorization, every token issued under it and any code not yet redeemed,
+    in one transaction (a refresh racing with it makes a token of a revoked authorization,
+    which ``bearer`` refuses)."""
     auth = own_authorization(client_token(), aid)
     auth.status = 0
     s = db.session()
-    for token in s.scalars(select(db.Token).where(db.Token.authorization_id == auth.id)):
-        token.revoked = True
+    s.execute(update(db.Token).where(db.Token.authorization_id == auth.id).values(revoked=True))
+    s.execute(delete(db.AuthCode).where(db.AuthCode.authorization_id == auth.id))
     s.commit()
     return Response(status=204)
 
@@ -439,7 +459,7 @@ def application_information(client_pk: int) -> Response:
         raise Refused(
             403, "access_denied", "that ApplicationInformation belongs to another third party"
         )
-    return atom(store.application_information(token.client, token.access_token))
+    return atom(store.application_information(token.client, presented_token()))
 
 
 @bp.errorhandler(400)

@@ -166,6 +166,11 @@ def authorization(row: db.Authorization) -> m.Authorization:
     )
 
 
+#: What ApplicationInformation says in place of the client secret (a required element): the
+#: custodian keeps only its hash; registration showed it once.
+SECRET_SHOWN_ONCE = "(not stored: shown once, at registration)"  # noqa: S105 - not a secret
+
+
 def application_information(client: db.Client, registration_token: str) -> m.ApplicationInformation:
     root = current_app.config["BASE_URL"].rstrip("/")
     return m.ApplicationInformation(
@@ -177,7 +182,7 @@ def application_information(client: db.Client, registration_token: str) -> m.App
         authorization_server_token_endpoint=f"{root}/datacustodian/oauth/v2/token",
         data_custodian_bulk_request_uri=f"{base()}/Batch/Bulk/{client.bulk_id}",
         data_custodian_resource_endpoint=base(),
-        client_secret=client.client_secret,
+        client_secret=SECRET_SHOWN_ONCE,
         client_name=client.name,
         redirect_uri=json.loads(client.redirect_uris),
         client_id=client.client_id,

@@ -1,7 +1,9 @@
 """The ``espi`` command: validate, summarize and export Green Button files.
 
-Exit codes (every command): 0 success; 1 a file is not valid (``validate``); 2 a file could not
-be read (missing, not well-formed, unsafe); 3 a provider refused or did not answer (``fetch``).
+Exit codes (every command): 0 success; 1 a file is not valid (``validate``) or has findings
+(``lint``); 2 a file could not be read (missing, a directory, not well-formed, unsafe, not
+what the command reads) or an output could not be written; 3 a provider refused or did not
+answer (``fetch``). Every failure is one ``error:`` line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sys
+import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from . import export
-from .errors import ParseError, ProviderError
+from .errors import EspiWarning, ParseError, ProviderError
 from .lint import lint
 from .model import (
     COST_SCALE,
@@ -30,8 +35,9 @@ from .model import (
     UsageSummary,
     to_datetime,
 )
-from .reader import ParseOptions, iter_readings, parse
+from .reader import ParseOptions, iter_readings, open_source, parse
 from .schema import SCHEMA_SETS, validate
+from .timeline import Timeline
 from .writer import DEFAULT_BASE, WriteOptions, write
 
 log = logging.getLogger(__name__)
@@ -70,7 +76,46 @@ def fail(err: ParseError) -> NoReturn:
     sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Command(click.Group):
+    """The ``espi`` group: whatever goes wrong in a command is one line on stderr."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ParseError as err:
+            fail(err)
+        except ProviderError as err:
+            provider_failed(err)
+        except OSError as err:  # an output that cannot be written
+            click.echo(f"error: {err.filename or ''}: {err.strerror or err}".strip(), err=True)
+            sys.exit(2)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as err:  # a bug: still one line, and a way to see more
+            log.debug("unexpected error", exc_info=True)
+            click.echo(f"error: unexpected {type(err).__name__}: {err} (please report)", err=True)
+            sys.exit(1)
+
+
+class FromEnv(click.Option):
+    """An option that may come from its environment variable instead: ``--help`` names the
+    variable, and the option is needed only when neither gives a value."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.needed = kwargs.pop("required", False)
+        kwargs["show_envvar"] = True
+        super().__init__(*args, **kwargs)
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        value = super().process_value(ctx, value)
+        if self.needed and self.value_is_missing(value) and not ctx.resilient_parsing:
+            raise click.MissingParameter(
+                ctx=ctx, param=self, message=f"give {self.opts[0]} or set {self.envvar}"
+            )
+        return value
+
+
+@click.group(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="espi")
 def main() -> None:
     """Read, check and convert Green Button (ESPI) energy data files."""
@@ -78,7 +123,7 @@ def main() -> None:
 
 
 @main.command("validate")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--schema",
     type=click.Choice(list(SCHEMA_SETS)),
@@ -91,9 +136,14 @@ def validate_cmd(files: tuple[str, ...], schema: str) -> None:
 
     Exit 0 when all are valid, 1 when any is invalid, 2 when any cannot be read.
     """
+
+    def check(path: str) -> list[Any]:
+        with reading_options(path) as options:
+            return validate(path, schema, options)
+
     check_files(
         files,
-        lambda path: validate(path, schema),
+        check,
         lambda path, problems: (
             f"{path}: invalid against ESPI {schema} ({len(problems)} problem(s))"
             if problems
@@ -135,30 +185,22 @@ class Series:
     reading_type: ReadingType | None
     count: int = 0
     total: int = 0
+    missing: int = 0  # readings without a value: counted apart, never as zero
     cost: int = 0
     costed: int = 0
-    first: int | None = None
-    last_end: int | None = None
-    gaps: list[tuple[int, int]] = field(default_factory=list)
-    overlaps: int = 0
+    timeline: Timeline = field(default_factory=Timeline)
 
     def add(self, r: IntervalReading) -> None:
         self.count += 1
-        self.total += r.value or 0
+        if r.value is None:
+            self.missing += 1
+        else:
+            self.total += r.value
         if r.cost is not None:
             self.cost += r.cost
             self.costed += 1
-        if r.start is None:
-            return
-        if self.first is None or r.start < self.first:
-            self.first = r.start
-        if self.last_end is not None:
-            if r.start > self.last_end:
-                self.gaps.append((self.last_end, r.start))
-            elif r.start < self.last_end:
-                self.overlaps += 1
-        end = r.start + (r.duration or 0)
-        self.last_end = end if self.last_end is None else max(self.last_end, end)
+        if r.start is not None:
+            self.timeline.add(r.start, r.duration)
 
 
 def fmt_time(epoch: int | None) -> str:
@@ -207,7 +249,7 @@ def describe_type(rt: ReadingType | None) -> str:
 
 
 @main.command("summary")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 def summary_cmd(file: str) -> None:
     """What FILE holds: usage points, reading types, period, totals, cost and gaps."""
     series: dict[tuple[int, int], Series] = {}
@@ -234,23 +276,27 @@ def summary_cmd(file: str) -> None:
         kind = up.kind.label if up is not None and up.kind is not None else "service kind not given"
         out(f"  usage point {name}: {kind}")
         for s in mine:
+            t = s.timeline
             out(f"    {describe_type(s.reading_type)}")
-            span = (s.last_end or 0) - (s.first or 0)
-            out(f"      period: {fmt_time(s.first)} to {fmt_time(s.last_end)} ({fmt_span(span)})")
+            span = (t.last_end or 0) - (t.first or 0)
+            out(f"      period: {fmt_time(t.first)} to {fmt_time(t.last_end)} ({fmt_span(span)})")
             line = f"      readings: {s.count:,}; total {fmt_quantity(s.total, s.reading_type)}"
+            if s.missing:
+                line += f" ({s.missing:,} without a value: missing, not zero)"
             if s.costed:
                 line += f"; cost {fmt_money(s.cost, s.reading_type)}"
             out(line)
-            if s.gaps:
-                longest = max(s.gaps, key=lambda g: g[1] - g[0])
+            if t.longest_gap is not None:
                 out(
-                    f"      gaps: {len(s.gaps)}, longest {fmt_span(longest[1] - longest[0])} "
-                    f"from {fmt_time(longest[0])}"
+                    f"      gaps: {t.gaps}, longest {fmt_span(t.longest_gap.seconds)} "
+                    f"from {fmt_time(t.longest_gap.start)}"
                 )
             else:
                 out("      gaps: none")
-            if s.overlaps:
-                out(f"      overlapping or out-of-order readings: {s.overlaps}")
+            if t.overlaps:
+                out(f"      overlapping readings: {t.overlaps}")
+            if note := t.order_note():
+                out(f"      note: {note}")
         bills = up.usage_summaries if up is not None else []
         if bills:
             total = sum(b.bill_last_period or 0 for b in bills)
@@ -258,43 +304,66 @@ def summary_cmd(file: str) -> None:
     report_quirks(stream.quirks)
 
 
+def remove_if_there(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def reads_xml(path: str, command: str, accepts: str) -> None:
+    """Refuse, before any output, a file that is plainly not XML, saying what the command
+    reads (a JSON or CSV file gets that, not an XML syntax error)."""
+    raw, name, close = open_source(path)
+    try:
+        head = raw.read(512).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError as err:
+        raise ParseError(f"cannot read: {err.strerror or err}", file=name) from err
+    finally:
+        if close:
+            raw.close()
+    if not head:
+        raise ParseError(f"empty file: {command} reads {accepts}", file=name)
+    if not head.startswith(b"<"):
+        kind = "JSON" if head[:1] in (b"{", b"[") else "not XML"
+        raise ParseError(f"{kind}: {command} reads {accepts}", file=name)
+
+
 @main.command("export")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
 )
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Default: stdout."
-)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Default: stdout.")
 def export_cmd(file: str, fmt: str, output: str | None) -> None:
-    """A row per reading of FILE as CSV or JSON: usage point, reading type, start (UTC),
-    duration, value in the reading type's unit, unit, cost, currency, quality."""
+    """A row per reading of FILE (Green Button XML) as CSV or JSON: usage point, reading
+    type, start (UTC), duration, value in the reading type's unit, unit, cost, currency,
+    quality. Nothing is written when FILE cannot be read: output goes to OUT.partial (or a
+    buffer, for stdout) and only a complete export is kept."""
+    reads_xml(file, "export", "Green Button (ESPI) XML")
     write = export.write_csv if fmt == "csv" else export.write_json
-    target: IO[str]
     with contextlib.ExitStack() as stack:
         options = stack.enter_context(reading_options(file))
-        tmp = None
         if output:
             tmp = output + ".partial"
-            target = stack.enter_context(open(tmp, "w", encoding="utf-8", newline=""))
+            stack.callback(remove_if_there, tmp)
+            target: IO[str] = stack.enter_context(open(tmp, "w", encoding="utf-8", newline=""))
         else:
-            target = sys.stdout
+            target = stack.enter_context(
+                tempfile.SpooledTemporaryFile(8 << 20, "w+", encoding="utf-8", newline="")
+            )
         stream = iter_readings(file, options)
-        try:
-            n = write(stream, target)
-        except ParseError as err:
-            stack.close()
-            if tmp:
-                os.unlink(tmp)
-            fail(err)
-    if tmp and output:
-        os.replace(tmp, output)
-        click.echo(f"{output}: {n:,} readings", err=True)
+        n = write(stream, target)
+        if output:
+            target.close()
+            os.replace(tmp, output)
+            click.echo(f"{output}: {n:,} readings", err=True)
+        else:
+            target.seek(0)
+            shutil.copyfileobj(target, sys.stdout)
     report_quirks(stream.quirks)
 
 
 @main.command("lint")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--limit", default=20, show_default=True, help="Findings of one kind to list.")
 def lint_cmd(files: tuple[str, ...], limit: int) -> None:
     """Check FILES beyond the schema: gaps, overlaps, readings outside their block,
@@ -314,7 +383,7 @@ def lint_cmd(files: tuple[str, ...], limit: int) -> None:
 
 
 @main.command("convert")
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=click.Path())
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The ESPI file to write."
 )
@@ -325,9 +394,12 @@ def lint_cmd(files: tuple[str, ...], limit: int) -> None:
 @click.option("--zone", help="IANA time zone of CSV data, for local-day blocks (default UTC).")
 @click.option("--base", default=DEFAULT_BASE, show_default=True, help="URL prefix of links.")
 def convert_cmd(source: str, output: str, kind: str, zone: str | None, base: str) -> None:
-    """Write SOURCE as normalized, schema-valid ESPI 4.0 Green Button XML."""
+    """Write SOURCE (any readable Green Button XML file, or a CSV in the `espi export`
+    format) as normalized, schema-valid ESPI 4.0 Green Button XML."""
     if kind == "auto":
         kind = "csv" if source.lower().endswith(".csv") else "xml"
+    if kind == "xml":
+        reads_xml(source, "convert", "Green Button XML, or a CSV in the `espi export` format")
     try:
         if kind == "csv":
             with open(source, encoding="utf-8-sig", newline="") as f:
@@ -336,11 +408,28 @@ def convert_cmd(source: str, output: str, kind: str, zone: str | None, base: str
             with reading_options(source) as options:
                 feed = parse(source, options)
             report_quirks(feed.quirks)
-    except (ParseError, OSError) as err:
-        fail(err if isinstance(err, ParseError) else ParseError(str(err), file=source))
-    write(feed, output, WriteOptions(base=base))
+    except OSError as err:
+        fail(ParseError(f"cannot open: {err.strerror or err}", file=source))
+    except UnicodeDecodeError as err:
+        fail(
+            ParseError(
+                f"not UTF-8 text at byte {err.start}: convert reads an `espi export` CSV",
+                file=source,
+            )
+        )
+    write_reporting(feed, output, WriteOptions(base=base))
     count = sum(1 for _ in feed.readings())
     click.echo(f"{output}: {len(feed.usage_points)} usage point(s), {count:,} readings", err=True)
+
+
+def write_reporting(feed: Feed, output: str, options: WriteOptions) -> None:
+    """Write a feed; what the writer had to repair or leave out for ESPI 4.0 goes to stderr,
+    one ``warning:`` line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EspiWarning)
+        write(feed, output, options)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
 
 
 # --------------------------------------------------------------------------- providers
@@ -363,7 +452,7 @@ def provider_failed(err: ProviderError) -> NoReturn:
 
 
 def write_fetched(feed: Feed, output: str, base: str) -> None:
-    write(feed, output, WriteOptions(base=f"{base}/espi/1_1/resource"))
+    write_reporting(feed, output, WriteOptions(base=f"{base}/espi/1_1/resource"))
     count = sum(1 for _ in feed.readings())
     click.echo(
         f"{output}: {len(feed.usage_points)} usage point(s), {count:,} readings, "
@@ -380,9 +469,17 @@ def fetch_group() -> None:
 
 
 @fetch_group.command("pelm")
-@click.option("--client-id", envvar="PELM_CLIENT_ID", required=True, help="Pelm-Client-Id.")
-@click.option("--secret", envvar="PELM_SECRET", required=True, help="Pelm-Secret.")
-@click.option("--token", envvar="PELM_ACCESS_TOKEN", required=True, help="The user's access token.")
+@click.option(
+    "--client-id", cls=FromEnv, envvar="PELM_CLIENT_ID", required=True, help="Pelm-Client-Id."
+)
+@click.option("--secret", cls=FromEnv, envvar="PELM_SECRET", required=True, help="Pelm-Secret.")
+@click.option(
+    "--token",
+    cls=FromEnv,
+    envvar="PELM_ACCESS_TOKEN",
+    required=True,
+    help="The user's access token.",
+)
 @click.option("--start", type=DATE, help="First day (UTC; default: Pelm's last two months).")
 @click.option("--end", type=DATE, help="Day after the last (UTC).")
 @click.option("--zone", help="IANA zone for local-day blocks (default: from the utility).")
@@ -401,6 +498,7 @@ def fetch_pelm(
     output: str,
 ) -> None:
     """Every account of a Pelm user: electric and gas intervals, emissions and bills."""
+    from .providers import Credentials
     from .providers.pelm import Pelm
 
     if (start is None) != (end is None):
@@ -408,7 +506,11 @@ def fetch_pelm(
     client = Pelm(client_id, secret, base_url=base_url)
     try:
         feed = client.fetch(
-            token, start=epoch_of(start), end=epoch_of(end), zone=zone, bills=not no_bills
+            Credentials(access_token=token),
+            epoch_of(start),
+            end=epoch_of(end),
+            zone=zone,
+            bills=not no_bills,
         )
     except ProviderError as err:
         provider_failed(err)
@@ -416,7 +518,9 @@ def fetch_pelm(
 
 
 @fetch_group.command("wattshift")
-@click.option("--api-key", envvar="WATTSHIFT_API_KEY", required=True, help="x-ws-api-key.")
+@click.option(
+    "--api-key", cls=FromEnv, envvar="WATTSHIFT_API_KEY", required=True, help="x-ws-api-key."
+)
 @click.option("--home", help="The home whose prices to fetch.")
 @click.option("--zip", "zipcode", help="Without --plan: list the utilities and rate plans.")
 @click.option("--plan", help="With --zip: create a home on this rate plan and use it.")
@@ -443,6 +547,7 @@ def fetch_wattshift(
 ) -> None:
     """A home's 15-minute price signal as Green Button readings, or (--price FILE) FILE's
     readings priced on the home's rate plan."""
+    from .providers import Credentials
     from .providers import wattshift as ws
 
     client = ws.WattShift(api_key, base_url=base_url)
@@ -471,7 +576,8 @@ def fetch_wattshift(
         if output is None:
             raise click.UsageError("give -o/--output")
         if usage is None:
-            feed = client.fetch(home, start=epoch_of(start), end=epoch_of(end), zone=zone)
+            since, until = epoch_of(start), epoch_of(end)
+            feed = client.fetch(Credentials(account=home), since, end=until, zone=zone)
         else:
             feed = price_file(client, home, usage)
     except ProviderError as err:
@@ -482,6 +588,7 @@ def fetch_wattshift(
 @fetch_group.command("wattzon")
 @click.option(
     "--cert",
+    cls=FromEnv,
     envvar="WATTZON_CERT",
     required=True,
     type=click.Path(exists=True, dir_okay=False),
@@ -489,6 +596,7 @@ def fetch_wattshift(
 )
 @click.option(
     "--key",
+    cls=FromEnv,
     envvar="WATTZON_KEY",
     required=True,
     type=click.Path(exists=True, dir_okay=False),
@@ -496,6 +604,7 @@ def fetch_wattshift(
 )
 @click.option(
     "--ca",
+    cls=FromEnv,
     envvar="WATTZON_CA",
     type=click.Path(exists=True, dir_okay=False),
     help="CA bundle for WattzOn's server certificate (default: the system's).",
@@ -503,8 +612,12 @@ def fetch_wattshift(
 @click.option("--zip", "zipcode", help="Without --profile or --utility: list the utilities there.")
 @click.option("--profile", type=int, help="The profile whose data to fetch.")
 @click.option("--utility", type=int, help="With --zip: create a profile at this utility.")
-@click.option("--username", envvar="WATTZON_USERNAME", help="The utility website's username.")
-@click.option("--password", envvar="WATTZON_PASSWORD", help="Its password (asked when missing).")
+@click.option(
+    "--username", cls=FromEnv, envvar="WATTZON_USERNAME", help="The utility website's username."
+)
+@click.option(
+    "--password", cls=FromEnv, envvar="WATTZON_PASSWORD", help="Its password (asked when missing)."
+)
 @click.option(
     "--extract",
     type=click.Choice(["none", "bill", "interval", "both"]),
@@ -516,7 +629,12 @@ def fetch_wattshift(
               help="Seconds between checks of a running job.")  # fmt: skip
 @click.option("--since", type=DATE, help="Interval months from this day on (default: all).")
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv", "source"]),
+    default="json",
+    show_default=True,
+    help="The interval files: normalized (json, csv) or the utility's own (source).",
 )
 @click.option("--zone", help="IANA zone for local-day blocks (default UTC days).")
 @click.option("--base-url", default=None, help="API base (default https://api.wattzon.com).")
@@ -540,6 +658,7 @@ def fetch_wattzon(
 ) -> None:
     """A WattzOn Link profile's bills and interval data (over mutual TLS), after extraction
     jobs if asked; or the utilities at a ZIP code; or a new profile for a customer."""
+    from .providers import Credentials
     from .providers.wattzon import WattzOn
 
     client = WattzOn((cert, key), base_url=base_url, verify=ca)
@@ -565,7 +684,8 @@ def fetch_wattzon(
             extract = "both" if extract == "none" else extract
         for mode in ("bill", "interval") if extract == "both" else (extract,) * (extract != "none"):
             run_job(client, profile, mode, poll)
-        feed = client.fetch(profile, since=epoch_of(since), format=fmt, zone=zone)
+        credentials = Credentials(account=str(profile))
+        feed = client.fetch(credentials, epoch_of(since), format=fmt, zone=zone)
     except ProviderError as err:
         provider_failed(err)
     write_fetched(feed, output, client.base_url)
@@ -594,8 +714,12 @@ def run_job(client: Any, profile: int, mode: str, poll: float) -> None:
 
 
 @fetch_group.command("griddy")
-@click.option("--email", envvar="GRIDDY_EMAIL", required=True, help="The member's email.")
-@click.option("--password", envvar="GRIDDY_PASSWORD", help="Their password (asked when missing).")
+@click.option(
+    "--email", cls=FromEnv, envvar="GRIDDY_EMAIL", required=True, help="The member's email."
+)
+@click.option(
+    "--password", cls=FromEnv, envvar="GRIDDY_PASSWORD", help="Their password (asked when missing)."
+)
 @click.option(
     "--prices",
     "point",
@@ -618,10 +742,13 @@ def fetch_griddy(
     from .providers.griddy import Griddy, prices_feed
 
     password = password or click.prompt("Griddy password", hide_input=True)
-    client = Griddy(email, str(password), base_url=base_url)
+    client = Griddy(base_url=base_url)
     try:
+        credentials = client.sign_in(email, str(password))
         feed = (
-            prices_feed(client.prices(point), client.base_url) if point else client.fetch(zone=zone)
+            prices_feed(client.prices(credentials, point), client.base_url)
+            if point
+            else client.fetch(credentials, zone=zone)
         )
     except ProviderError as err:
         provider_failed(err)
@@ -658,21 +785,29 @@ PEM = click.Path(exists=True, dir_okay=False)
 @fetch_group.command("custodian")
 @click.argument("profile_name", metavar="PROFILE")
 @click.argument("uri")
-@click.option("--client-id", envvar="ESPI_CLIENT_ID", help="Our client id at the custodian.")
-@click.option("--client-secret", envvar="ESPI_CLIENT_SECRET", help="Its secret.")
+@click.option(
+    "--client-id", cls=FromEnv, envvar="ESPI_CLIENT_ID", help="Our client id at the custodian."
+)
+@click.option("--client-secret", cls=FromEnv, envvar="ESPI_CLIENT_SECRET", help="Its secret.")
 @click.option(
     "--access-token",
+    cls=FromEnv,
     envvar="ESPI_ACCESS_TOKEN",
     help="A customer's access token (Subscription resources).",
 )
 @click.option(
     "--registration-token",
+    cls=FromEnv,
     envvar="ESPI_REGISTRATION_TOKEN",
     help="Our registration access token (ApplicationInformation).",
 )
-@click.option("--cert", envvar="ESPI_CLIENT_CERT", type=PEM, help="Client certificate (mTLS).")
-@click.option("--key", envvar="ESPI_CLIENT_KEY", type=PEM, help="Its private key.")
-@click.option("--ca", envvar="ESPI_CA_BUNDLE", type=PEM, help="CA bundle for the custodian.")
+@click.option(
+    "--cert", cls=FromEnv, envvar="ESPI_CLIENT_CERT", type=PEM, help="Client certificate (mTLS)."
+)
+@click.option("--key", cls=FromEnv, envvar="ESPI_CLIENT_KEY", type=PEM, help="Its private key.")
+@click.option(
+    "--ca", cls=FromEnv, envvar="ESPI_CA_BUNDLE", type=PEM, help="CA bundle for the custodian."
+)
 @click.option(
     "--base-url",
     help="The custodian's origin (e.g. http://127.0.0.1:5011): moves the profile's authorize, "

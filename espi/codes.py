@@ -8,6 +8,32 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+__all__ = [
+    "AccumulationKind",
+    "AuthorizationStatus",
+    "CRUDOperation",
+    "Code",
+    "CommodityKind",
+    "Currency",
+    "DataCustodianApplicationStatus",
+    "DataQualifierKind",
+    "ESPIServiceStatus",
+    "FlowDirectionKind",
+    "ItemKind",
+    "MeasurementKind",
+    "PhaseCodeKind",
+    "QualityOfReading",
+    "ServiceKind",
+    "StatusCode",
+    "ThirdPartyApplicationStatus",
+    "ThirdPartyApplicationType",
+    "ThirdPartyApplicationUse",
+    "TimeAttributeKind",
+    "TimePeriodOfInterest",
+    "UnitMultiplierKind",
+    "UnitSymbolKind",
+]
+
 
 class Code(IntEnum):
     """Base of every ESPI code list: keeps unknown values, knows its display label."""
@@ -29,6 +55,16 @@ class Code(IntEnum):
     def label(self) -> str:
         """The schema's short label (``Wh``, ``USD``, ``electricity``); the name if none."""
         return LABELS.get(type(self).__name__, {}).get(int(self), self._name_)
+
+    def __str__(self) -> str:
+        """The label: ``str(UnitSymbolKind.WH) == "Wh"`` (``int()`` gives the code)."""
+        return self.label
+
+    def __format__(self, spec: str) -> str:
+        """The label, unless the format is numeric (``f"{code:d}"``)."""
+        if spec and spec[-1] in "bcdoxXneEfFgG%":
+            return format(int(self), spec)
+        return format(self.label, spec)
 
 
 class ItemKind(Code):

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from . import builder
+from . import builder, timeparams
 from .codes import Currency, QualityOfReading, ServiceKind, UnitSymbolKind
-from .errors import ParseError
-from .model import COST_SCALE, Feed, IntervalReading, LocalTimeParameters, Resource
-from .xmlmap import norm_href
+from .errors import EspiWarning, ParseError
+from .model import COST_SCALE, Feed, IntervalReading, LocalTimeParameters, Resource, UsagePoint
+from .reader import ParseOptions, Source, iter_readings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = (
     "usage_point",
@@ -38,10 +43,7 @@ COST_DIGITS = len(str(COST_SCALE)) - 1  # 5: ESPI cost is in 1/100000
 def resource_key(res: Resource | None) -> str:
     """A short, stable name for a resource: its self link's path below ``resource/``, else its
     Atom id, else empty."""
-    if res is None:
-        return ""
-    href = res.link("self")
-    return norm_href(href) if href else (res.id or "")
+    return res.key if res is not None else ""
 
 
 def decimal(value: int, power_of_ten: int) -> str:
@@ -193,3 +195,70 @@ def read_csv(stream: IO[str], name: str = "<csv>", local_time: str | None = None
         ]
         builder.meter_reading(up, rt, series)
     return builder.feed(*points.values())
+
+
+# --------------------------------------------------------------------------- DataFrame
+
+#: Units shown in their everyday size: (unit, factor from the base unit).
+NATURAL_UNITS = {
+    "Wh": ("kWh", 1e-3),
+    "W": ("kW", 1e-3),
+    "VAh": ("kVAh", 1e-3),
+    "VArh": ("kVArh", 1e-3),
+    "VA": ("kVA", 1e-3),
+    "VAr": ("kVAr", 1e-3),
+}
+FRAME_COLUMNS = (
+    "usage_point", "reading_type", "start", "local_start", "duration", "quantity", "unit",
+    "cost", "currency", "quality", "tou",
+)  # fmt: skip
+
+
+def to_dataframe(source: Source | Feed, options: ParseOptions | None = None) -> pd.DataFrame:
+    """One row per reading of a document (path, bytes, binary file) or of a parsed Feed, as a
+    pandas DataFrame: ``usage_point``, ``reading_type``, ``start`` (UTC), ``local_start`` (the
+    usage point's local time from its LocalTimeParameters, UTC when it has none, as aware
+    datetimes), ``duration`` (s), ``quantity`` in the unit's everyday size (kWh for Wh, kW
+    for W; therm, m3 as they are), ``unit``, ``cost`` in the currency, ``currency``,
+    ``quality``, ``tou``. A reading without a value has NaN as its quantity (and no cost,
+    NaN as its cost). Needs pandas (``espi[pandas]``)."""
+    try:
+        import pandas
+    except ImportError as err:
+        raise ImportError("to_dataframe needs pandas: pip install 'espi[pandas]'") from err
+    readings = source.readings() if isinstance(source, Feed) else iter_readings(source, options)
+    zones: dict[int, Any] = {}
+    rows = []
+    for r in readings:
+        rt, up = r.reading_type, r.usage_point
+        unit, factor = NATURAL_UNITS.get(r.unit, (r.unit, 1.0))
+        zone = zones.get(id(up))
+        if zone is None:
+            zone = zones[id(up)] = local_zone(up)
+        start = r.start_datetime
+        rows.append(
+            (
+                resource_key(up), resource_key(rt), start,
+                start.astimezone(zone) if start is not None else None, r.duration,
+                r.quantity * factor if r.quantity is not None else math.nan, unit,
+                math.nan if r.cost is None else r.cost_amount,
+                rt.currency.label if rt is not None and rt.currency else "",
+                ";".join(q.label for q in r.qualities), r.tou,
+            )
+        )  # fmt: skip
+    frame = pandas.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS))
+    frame["start"] = pandas.to_datetime(frame["start"], utc=True)
+    # the file's own rules (one DST rule for every year), which pandas cannot hold: kept as
+    # aware datetimes
+    frame["local_start"] = pandas.Series([row[3] for row in rows], dtype=object)
+    return frame
+
+
+def local_zone(up: UsagePoint | None) -> Any:
+    """A usage point's local time (its LocalTimeParameters), else UTC."""
+    ltp = up.local_time_parameters if up is not None else None
+    if ltp is None:
+        return UTC
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EspiWarning)  # lint reports odd rules; here: use them
+        return timeparams.zone(ltp)

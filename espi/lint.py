@@ -24,6 +24,7 @@ from . import model as m
 from .codes import AccumulationKind, FlowDirectionKind, ServiceKind, UnitSymbolKind
 from .errors import where
 from .reader import ParseOptions, Source, iter_readings
+from .timeline import Step, Timeline
 from .xmlmap import norm_href
 
 SEVERITIES = ("error", "warning", "info")
@@ -71,12 +72,11 @@ class Series:
     name: str
     reading_type: m.ReadingType | None
     zone: Any
-    previous: tuple[int, int] | None = None  # the last reading's (start, end)
-    count: int = 0
-    backwards: int = 0  # readings that end before the one listed ahead of them starts
+    timeline: Timeline = field(default_factory=Timeline)
     durations: Counter[int] = field(default_factory=Counter)
     first_line: int | None = None
     costed_without_currency: int = 0
+    missing_values: int = 0
 
 
 class Linter:
@@ -176,10 +176,11 @@ class Linter:
         duration = r.duration or 0
         end = r.start + duration
         s.durations[duration] += 1
-        if s.previous is not None:
-            yield from self.sequence(s, r.start, end, line)
-        s.previous = (r.start, end)
-        s.count += 1
+        step = s.timeline.add(r.start, duration)
+        if step is not None:
+            yield from self.sequence(s, step, r.start, end, line)
+        if r.value is None:
+            s.missing_values += 1
         period = block.interval if block is not None else None
         if period is not None and not within(r.start, end, period):
             yield from self.find(
@@ -195,32 +196,26 @@ class Linter:
         if rt is not None and r.value is not None:
             yield from self.plausible(r, rt, s, line)
 
-    def sequence(self, s: Series, start: int, end: int, line: int | None) -> Iterator[Finding]:
-        """A reading against the one listed before it, in whichever direction the file runs:
-        a gap between them, or an overlap when the two share time."""
-        before_start, before_end = s.previous or (start, end)
-        if end <= before_start and end < before_end:  # runs backwards in time
-            s.backwards += 1
-            hole = (end, before_start)
-        elif start >= before_end:
-            hole = (before_end, start)
-        else:
+    def sequence(
+        self, s: Series, step: Step, start: int, end: int, line: int | None
+    ) -> Iterator[Finding]:
+        """A reading against the one listed before it: a gap between them, or an overlap."""
+        if step.kind == "overlap":
             yield from self.find(
                 line,
                 "error",
                 "overlap",
                 f"{s.name}: reading at {when(start, s.zone)} ({span(end - start)}) shares "
-                f"{span(min(end, before_end) - max(start, before_start))} with the one before",
+                f"{span(step.seconds)} with the one before",
             )
             return
-        if hole[1] > hole[0]:
-            yield from self.find(
-                line,
-                "warning",
-                "gap",
-                f"{s.name}: gap of {span(hole[1] - hole[0])} from {when(hole[0], s.zone)} "
-                f"to {when(hole[1], s.zone)}",
-            )
+        yield from self.find(
+            line,
+            "warning",
+            "gap",
+            f"{s.name}: gap of {span(step.seconds)} from {when(step.start, s.zone)} "
+            f"to {when(step.end, s.zone)}",
+        )
 
     def plausible(
         self, r: m.IntervalReading, rt: m.ReadingType, s: Series, line: int | None
@@ -271,16 +266,21 @@ class Linter:
                     f"({span(expected)}) "
                     f"but readings last otherwise: {listing}",
                 )
-        if s.backwards and s.backwards == s.count - 1:
+        note = s.timeline.order_note()
+        if note is not None:
+            reverse = s.timeline.order == "reverse"
             yield from self.find(
-                s.first_line, "info", "reverse-order", f"{s.name}: readings run newest first"
+                s.first_line,
+                "info" if reverse else "warning",
+                "reverse-order" if reverse else "out-of-order",
+                f"{s.name}: {note}",
             )
-        elif s.backwards:
+        if s.missing_values:
             yield from self.find(
                 s.first_line,
                 "warning",
-                "out-of-order",
-                f"{s.name}: {s.backwards} reading(s) come earlier than the one listed before them",
+                "missing-value",
+                f"{s.name}: {s.missing_values} reading(s) without a value (missing, not zero)",
             )
         if s.costed_without_currency:
             yield from self.find(

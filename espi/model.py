@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from .codes import (
     AccumulationKind,
@@ -43,6 +44,70 @@ from .codes import (
     UnitMultiplierKind,
     UnitSymbolKind,
 )
+
+__all__ = [
+    "COST_SCALE",
+    "AcceptanceTest",
+    "AccountNotification",
+    "AggregateNodeRef",
+    "ApplicationInformation",
+    "Asset",
+    "Authorization",
+    "BatchItemInfo",
+    "BatchList",
+    "BillingChargeSource",
+    "Customer",
+    "CustomerAccount",
+    "CustomerAgreement",
+    "CustomerResource",
+    "DateTimeInterval",
+    "DemandResponseProgram",
+    "Document",
+    "ElectricPowerQualitySummary",
+    "ElectronicAddress",
+    "EndDevice",
+    "Feed",
+    "IntervalBlock",
+    "IntervalReading",
+    "LifecycleDate",
+    "LineItem",
+    "Link",
+    "LocalTimeParameters",
+    "Location",
+    "Meter",
+    "MeterMultiplier",
+    "MeterReading",
+    "Object",
+    "Organisation",
+    "OrganisationRole",
+    "PnodeRef",
+    "PositionPoint",
+    "Priority",
+    "ProgramDate",
+    "ProgramIdMapping",
+    "ProgramIdMappings",
+    "RationalNumber",
+    "ReadingQuality",
+    "ReadingType",
+    "Resource",
+    "RetailCustomer",
+    "ServiceCategory",
+    "ServiceDeliveryPoint",
+    "ServiceLocation",
+    "ServiceStatus",
+    "ServiceSupplier",
+    "Statement",
+    "StatementRef",
+    "Status",
+    "StreetAddress",
+    "StreetDetail",
+    "SummaryMeasurement",
+    "TariffRiderRef",
+    "TelephoneNumber",
+    "TownDetail",
+    "UsagePoint",
+    "UsageSummary",
+]
 
 ESPI_NS = "http://naesb.org/espi"
 CUSTOMER_NS = "http://naesb.org/espi/customer"
@@ -83,6 +148,35 @@ def meta() -> Any:
 
 def to_datetime(epoch: int | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def norm_href(href: str) -> str:
+    """A link target reduced to what identifies it: the path below ``.../resource/``."""
+    try:
+        path = unquote(urlsplit(href.strip()).path)
+    except ValueError:  # not a URL at all ("http://[x/..."): the text as it is
+        path = href.strip()
+    i = path.rfind("/resource/")
+    if i >= 0:
+        path = path[i + len("/resource/") :]
+    return path.strip("/")
+
+
+def span_of(readings: Iterator[IntervalReading]) -> str:
+    """``count readings, first start to last end`` (UTC), for short reprs."""
+    count, first, last = 0, None, None
+    for r in readings:
+        count += 1
+        if r.start is not None:
+            first = r.start if first is None else min(first, r.start)
+            end = r.start + (r.duration or 0)
+            last = end if last is None else max(last, end)
+    if first is None or last is None:
+        return f"readings={count:,}"
+    return (
+        f"readings={count:,}, span={to_datetime(first):%Y-%m-%d %H:%M}"
+        f"..{to_datetime(last):%Y-%m-%d %H:%M}Z"
+    )
 
 
 # --------------------------------------------------------------------------- Atom envelope
@@ -129,6 +223,13 @@ class Resource(Object):
 
     def related(self) -> list[str]:
         return [lk.href for lk in self.links if lk.rel == "related"]
+
+    @property
+    def key(self) -> str:
+        """A short, stable name: the self link's path below ``resource/``, else the Atom id,
+        else empty."""
+        href = self.link("self")
+        return norm_href(href) if href else (self.id or "")
 
 
 # --------------------------------------------------------------------------- shared parts
@@ -270,6 +371,21 @@ class ReadingType(Resource):
     def scale(self) -> float:
         return 10.0 ** int(self.power_of_ten_multiplier or 0)
 
+    def __repr__(self) -> str:
+        power = int(self.power_of_ten_multiplier or 0)
+        parts = [repr(self.key), repr(self.unit)] + [f"x10^{power}"] * bool(power)
+        parts += [
+            f"{name}={value}"
+            for name, value in (
+                ("interval_length", self.interval_length),
+                ("flow_direction", self.flow_direction),
+                ("kind", self.kind),
+                ("currency", self.currency),
+            )
+            if value is not None
+        ]
+        return f"ReadingType({', '.join(parts)})"
+
 
 @dataclass(slots=True, kw_only=True)
 class IntervalReading:
@@ -343,6 +459,9 @@ class IntervalBlock(Resource):
     readings: list[IntervalReading] = many("IntervalReading")
     meter_reading: MeterReading | None = graph(back=True, default_list=False)
 
+    def __repr__(self) -> str:
+        return f"IntervalBlock({self.key!r}, {span_of(iter(self.readings))})"
+
 
 @dataclass(slots=True, kw_only=True)
 class MeterReading(Resource):
@@ -353,6 +472,12 @@ class MeterReading(Resource):
     def readings(self) -> Iterator[IntervalReading]:
         for block in self.interval_blocks:
             yield from block.readings
+
+    def __repr__(self) -> str:
+        rt = self.reading_type
+        unit = f", unit={rt.unit!r}" if rt is not None and rt.uom is not None else ""
+        blocks = len(self.interval_blocks)
+        return f"MeterReading({self.key!r}{unit}, blocks={blocks:,}, {span_of(self.readings())})"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -456,6 +581,13 @@ class UsagePoint(Resource):
     def readings(self) -> Iterator[IntervalReading]:
         for mr in self.meter_readings:
             yield from mr.readings()
+
+    def __repr__(self) -> str:
+        return (
+            f"UsagePoint({self.key!r}, kind={self.kind}, "
+            f"meter_readings={len(self.meter_readings)}, "
+            f"usage_summaries={len(self.usage_summaries)}, {span_of(self.readings())})"
+        )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -877,3 +1009,13 @@ class Feed:
         """Every IntervalReading of the document, in document order, linked or not."""
         for block in self.interval_blocks:
             yield from block.readings
+
+    def __repr__(self) -> str:
+        counts = ", ".join(
+            f"{name}={len(getattr(self, name)):,}"
+            for name in ("usage_points", "meter_readings", "reading_types", "interval_blocks",
+                         "usage_summaries")
+            if getattr(self, name)
+        )  # fmt: skip
+        quirks = f", quirks={len(self.quirks)}" if self.quirks else ""
+        return f"Feed({self.id!r}, {counts or 'empty'}, {span_of(self.readings())}{quirks})"

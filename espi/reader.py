@@ -17,23 +17,30 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, Union
+from decimal import Decimal, InvalidOperation
+from typing import IO, Any, NoReturn, Union
 
 from lxml import etree
 
 from . import model as m
+from . import timeparams
 from .codes import ItemKind, QualityOfReading
 from .errors import EspiWarning, ParseError, Quirk
 from .xmlmap import (
     ATOM,
     CUST,
     ESPI,
+    INT_TYPES,
     LEGACY_NAMES,
+    RANGES,
     RESOURCES,
+    TIME_MAX,
+    TIME_MIN,
     FieldSpec,
     canonical,
     field_specs,
@@ -50,6 +57,14 @@ HOLD_BACK_READINGS = 50_000
 #: A period start beyond this (year 5138 in seconds) can only be milliseconds.
 MILLISECONDS_AFTER = 10**11
 UINT32_MAX = 2**32 - 1
+#: ParseOptions defaults: no real file comes near them (two million elements are a quarter of
+#: a million readings in one IntervalBlock); memory stays within a few hundred MiB.
+MAX_MARKUP = 1 << 20
+MAX_ELEMENTS = 2_000_000
+INT48 = RANGES["Int48"][1]
+INT16_MIN, INT16_MAX = RANGES["Int16"]
+#: An integer as ESPI writes it (leading zeros apart, at most 19 digits fit any ESPI type).
+INTEGER = re.compile(r"([+-]?)0*(\d{1,19})", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,25 +75,35 @@ class ParseOptions:
     warn: issue an :class:`EspiWarning` the first time each kind of deviation is seen.
     max_bytes: refuse documents larger than this (``None``: no limit).
     progress: called with the number of bytes read so far, as reading advances.
+    max_markup: the longest single piece of markup or text, in bytes: a tag with its
+        attributes, a name, a comment, a processing instruction, a CDATA section, a run of
+        text or whitespace. Longer pieces are refused as they stream in, before they are held.
+    max_elements: the most elements one Atom entry (or the part of a document outside
+        entries) may hold; about eight per IntervalReading. Together these bound the memory
+        a document can take, whatever its size.
     """
 
     strict: bool = False
     warn: bool = True
     max_bytes: int | None = None
     progress: Callable[[int], None] | None = None
+    max_markup: int = MAX_MARKUP
+    max_elements: int = MAX_ELEMENTS
 
 
 # --------------------------------------------------------------------------- input
 
 
-class _Input(io.RawIOBase):
-    """A binary stream that counts what lxml reads: size limit and progress."""
+class GuardedInput(io.RawIOBase):
+    """A binary stream that counts what lxml reads: size limit and progress, and a
+    :class:`_Guard` that refuses what would make the parser hold unbounded memory."""
 
     def __init__(self, raw: IO[bytes], name: str, opts: ParseOptions) -> None:
         self.raw = raw
         self.name = name
         self.opts = opts
         self.count = 0
+        self.guard = _Guard(name, opts.max_markup, opts.max_elements)
 
     def readable(self) -> bool:
         return True
@@ -90,9 +115,123 @@ class _Input(io.RawIOBase):
             raise ParseError(
                 f"document larger than the limit of {self.opts.max_bytes} bytes", file=self.name
             )
+        self.guard.check(data)
         if self.opts.progress is not None:
             self.opts.progress(self.count)
         return data
+
+
+#: Markup that may hold "<" inside (so the gap between two "<" does not bound it): its
+#: opening, its closing and what to call it.
+SPECIAL = {
+    b"<!--": (b"-->", "comment"),
+    b"<?": (b"?>", "processing instruction"),
+    b"<![CDATA[": (b"]]>", "CDATA section"),
+}
+SPECIAL_START = re.compile(rb"<[!?]")
+DECLARATION = re.compile(rb"<![A-Za-z]")
+ENTRY_END = re.compile(rb"</(?:[^\s<>:]+:)?entry\s*>")
+DTD_REFUSED = (
+    "document type declarations (DTD) and entities are refused "
+    "(Green Button files never need them; they enable entity-expansion attacks)"
+)
+
+
+class _Guard:
+    """Watches the bytes before lxml sees them and refuses, as they stream in, a piece of
+    markup or text longer than ``max_markup`` (libxml2's push parser would buffer it whole,
+    however long, waiting for its end), a DTD, and more than ``max_elements`` elements in
+    one entry. Everything is checked with a few byte searches per chunk."""
+
+    def __init__(self, name: str, max_markup: int, max_elements: int) -> None:
+        self.name = name
+        self.max_markup = max_markup
+        self.max_elements = max_elements
+        self.seen = 0  # bytes checked before the current chunk
+        self.lines = 0  # newlines in them
+        self.since_lt = 0  # bytes since the last "<"
+        self.elements = 0  # start tags since the last entry ended
+        self.tail = b""  # the last bytes, where an opening split between chunks begins
+        self.open: tuple[int, int, bytes, str] | None = None  # start, line, closing, kind
+        self.pos = 0  # where to look next, as an offset in the document
+
+    def refuse(self, message: str, line: int) -> NoReturn:
+        raise ParseError(message, file=self.name, line=line)
+
+    def check(self, data: bytes) -> None:
+        if not data:
+            return
+        window = self.tail + data
+        base = self.seen - len(self.tail)  # document offset of window[0]
+        self._special(window, base)
+        first = data.find(b"<")
+        if first < 0:
+            self.since_lt += len(data)
+        else:
+            self.since_lt += first
+            if self.since_lt <= self.max_markup:
+                self.since_lt = len(data) - data.rfind(b"<") - 1
+        if self.since_lt > self.max_markup and self.open is None:
+            self.refuse(
+                f"a tag or text of more than {self.max_markup:,} bytes "
+                "(limit: ParseOptions.max_markup)",
+                self.lines + data.count(b"\n", 0, first if first >= 0 else len(data)) + 1,
+            )
+        ends = list(ENTRY_END.finditer(window, max(0, self.pos - base - 16)))
+        counted = ends[-1].end() if ends else len(self.tail)
+        if ends:
+            self.elements = 0
+        self.elements += window.count(b"<", counted) - window.count(b"</", counted)
+        if self.elements > self.max_elements:
+            self.refuse(
+                f"more than {self.max_elements:,} elements in one entry "
+                "(limit: ParseOptions.max_elements)",
+                self.lines + 1,
+            )
+        self.seen += len(data)
+        self.lines += data.count(b"\n")
+        self.tail = window[-16:]
+        self.pos = max(self.pos, self.seen - 16)
+
+    def _special(self, window: bytes, base: int) -> None:
+        """Comments, PIs and CDATA sections: each must close within max_markup bytes;
+        a declaration (``<!DOCTYPE``) is refused at once."""
+        at = max(self.pos - base, 0)
+        while True:
+            if self.open is not None:
+                start, line, closing, kind = self.open
+                found = window.find(closing, at)
+                if found < 0:
+                    if base + len(window) - start > self.max_markup:
+                        self.refuse(
+                            f"a {kind} of more than {self.max_markup:,} bytes "
+                            "(limit: ParseOptions.max_markup)",
+                            line,
+                        )
+                    self.pos = base + max(at, len(window) - len(closing) + 1)
+                    return
+                self.open = None
+                at = found + len(closing)
+                continue
+            match = SPECIAL_START.search(window, at)
+            if match is None:
+                self.pos = base + max(at, len(window) - 8)  # an opening may be cut off
+                return
+            at = match.start()
+            rest = window[at : at + 9]
+            line = self.lines + window.count(b"\n", len(self.tail), at) + 1
+            if DECLARATION.match(rest):
+                self.refuse(DTD_REFUSED, line)
+            opening = next((o for o in SPECIAL if rest.startswith(o)), None)
+            if opening is None:
+                if len(rest) < 9 and any(o.startswith(rest) for o in SPECIAL):
+                    self.pos = base + at  # cut off: look again with the next chunk
+                    return
+                at += 2  # "<!" followed by something else: libxml2 reports it
+                continue
+            closing, kind = SPECIAL[opening]
+            self.open = (base + at, line, closing, kind)
+            at += len(opening)
 
 
 def open_source(source: Source) -> tuple[IO[bytes], str, bool]:
@@ -114,19 +253,19 @@ def refuse_dtd(el: Any, file: str) -> None:
     """Refuse a document that declares a DTD (the door to entity expansion and XXE)."""
     docinfo = el.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
-        raise ParseError(
-            "document type declarations (DTD) and entities are refused "
-            "(Green Button files never need them; they enable entity-expansion attacks)",
-            file=file,
-            line=1,
-        )
+        raise ParseError(DTD_REFUSED, file=file, line=1)
+
+
+#: The position libxml2 appends to its messages (the ParseError gives it once, up front).
+POSITION = re.compile(r",? line \d+, column \d+\s*$")
 
 
 def syntax_error(err: etree.XMLSyntaxError, file: str) -> ParseError:
     line, column = err.position if err.position else (err.lineno, err.offset)
+    message = POSITION.sub("", str(err.msg or err))
     if not line:  # nothing was read: an empty document
-        return ParseError(f"not well-formed XML: {err.msg} (empty document?)", file=file)
-    return ParseError(f"not well-formed XML: {err.msg}", file=file, line=line, column=column)
+        return ParseError(f"not well-formed XML: {message} (empty document?)", file=file)
+    return ParseError(f"not well-formed XML: {message}", file=file, line=line, column=column)
 
 
 #: The one safe configuration for every lxml parse in this package.
@@ -186,7 +325,7 @@ class _Engine:
 
     def run(self) -> Iterator[Any]:
         raw, self.file, close = open_source(self.source)
-        stream = _Input(raw, self.file, self.opts)
+        stream = GuardedInput(raw, self.file, self.opts)
         try:
             yield from self._walk(stream)
         except etree.XMLSyntaxError as err:
@@ -195,7 +334,7 @@ class _Engine:
             if close:
                 raw.close()
 
-    def _walk(self, stream: _Input) -> Iterator[Any]:
+    def _walk(self, stream: GuardedInput) -> Iterator[Any]:
         events = etree.iterparse(
             stream,
             events=("end",),
@@ -356,7 +495,65 @@ class _Engine:
             res.reading_type = out[-1]
         if isinstance(res, m.Resource):
             self.linker.add(res)
+        if cls is m.IntervalBlock:
+            self._duplicates(res, el)
         return [*out, res]
+
+    def _duplicates(self, block: m.IntervalBlock, el: Any) -> None:
+        """Two readings with one start in a block. Real files give both hours of a DST
+        fall-back night the same start: where local time repeats at that start and the block
+        lacks exactly the hour after, the second reading is that hour (reported); otherwise
+        both are kept and reported."""
+        starts: set[int] = set()
+        twins: list[tuple[int, m.IntervalReading]] = []
+        for r in block.readings:
+            if r.start is not None:
+                if r.start in starts:
+                    twins.append((r.start, r))
+                starts.add(r.start)
+        if not twins:
+            return
+        zone = self._zone(block)
+        for start, r in twins:
+            shift = getattr(zone, "dst_offset", 0) or 3600
+            wall = local_wall(start, zone)
+            if (
+                zone is not None
+                and r.duration
+                and wall == local_wall(start + shift, zone)
+                and start + shift not in starts
+                and one_slot_missing(block, len(starts), r.duration)
+            ):
+                r.start = start + shift
+                starts.add(r.start)
+                self.quirk(
+                    "dst-duplicate",
+                    f"two readings at {wall:%Y-%m-%d %H:%M} local, the hour a DST change "
+                    "repeats: the second read as the repeated hour",
+                    el,
+                )
+            else:
+                self.quirk(
+                    "duplicate-start",
+                    f"two readings start at {m.to_datetime(start):%Y-%m-%d %H:%M}Z in one "
+                    "block: both kept",
+                    el,
+                )
+
+    def _zone(self, block: m.IntervalBlock) -> Any:
+        """The local time of a block's usage point (or of the document's one
+        LocalTimeParameters); None when the document does not say."""
+        mr = block.meter_reading
+        up = mr.usage_point if mr is not None else None
+        ltp = up.local_time_parameters if up is not None else None
+        if ltp is None:
+            ltps = [r for r in self.linker.order if isinstance(r, m.LocalTimeParameters)]
+            ltp = ltps[0] if len(ltps) == 1 else None
+        if ltp is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EspiWarning)  # odd rules are lint's to report
+            return timeparams.zone(ltp)
 
     def _decode(self, cls: type[Any], el: Any, meta: dict[str, Any] | None = None) -> Any:
         specs = field_specs(cls)
@@ -380,6 +577,14 @@ class _Engine:
                 values.setdefault("extra", []).append(canonical(child))
                 continue
             value = self._value(spec, child)
+            if (
+                spec.int_type == "TimeType (s or ms)"
+                and cls is not m.DateTimeInterval  # a period: _period converts it whole
+                and value is not None
+                and value > MILLISECONDS_AFTER
+            ):
+                self.quirk("milliseconds", "time in milliseconds read as seconds", child)
+                value //= 1000
             if spec.is_list:
                 if spec.item is not None and isinstance(value, list):
                     values.setdefault(spec.attr, []).extend(value)
@@ -419,7 +624,7 @@ class _Engine:
 
     def _value(self, spec: FieldSpec, el: Any) -> Any:
         if spec.item is not None:
-            inner = FieldSpec(spec.attr, spec.kind, False, None)
+            inner = dataclasses.replace(spec, is_list=False, item=None)
             return [self._value(inner, c) for c in el if local(c.tag) == spec.item]
         kind = spec.kind
         if dataclasses.is_dataclass(kind):
@@ -446,23 +651,45 @@ class _Engine:
             except ValueError:
                 self.quirk("bad-number", f"{text!r} is not a number; read as absent", el)
                 return None
-        number = self._int(text, el)
+        number = self._int(text, el, spec.int_type)
         if number is None or kind is int:
             return number
         return kind(number)
 
-    def _int(self, text: str, el: Any) -> int | None:
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            value = float(text)
-        except ValueError:
-            self.quirk("bad-number", f"{text!r} is not an integer; read as absent", el)
+    def _int(self, text: str, el: Any, int_type: str) -> int | None:
+        """An integer of an ESPI type (a key of RANGES): a fraction is truncated, anything
+        else that is not a number, or is out of the type's range, is reported and absent."""
+        if match := INTEGER.fullmatch(text):
+            value = int(match.group(1) + match.group(2))
+        else:
+            try:
+                number = Decimal(text)
+            except InvalidOperation:
+                number = Decimal("NaN")
+            if not number.is_finite():
+                self.quirk("bad-number", f"{text[:40]!r} is not a number; read as absent", el)
+                return None
+            if number.adjusted() >= 19:
+                self._out_of_range(text, el, int_type)
+                return None
+            value = int(number)
+            self.quirk(
+                "fractional-number", f"fractional value {text!r} truncated to an integer", el
+            )
+        low, high = RANGES[int_type]
+        if not low <= value <= high:
+            self._out_of_range(text, el, int_type)
             return None
-        self.quirk("fractional-number", f"fractional value {text!r} truncated to an integer", el)
-        return int(value)
+        return value
+
+    def _out_of_range(self, text: str, el: Any, int_type: str) -> None:
+        low, high = RANGES[int_type]
+        shown = text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
+        self.quirk(
+            "out-of-range",
+            f"{shown} is out of range for {int_type} ({low} to {high}); read as absent",
+            el,
+        )
 
     def _link(self, el: Any) -> m.Link:
         href = el.get("href") or ""
@@ -484,7 +711,20 @@ class _Engine:
             self.quirk("date-only-timestamp", f"date-only timestamp {text!r} read as 00:00 UTC", el)
         elif value.tzinfo is None:
             self.quirk("timestamp-without-zone", f"timestamp {text!r} without zone read as UTC", el)
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        try:
+            epoch = value.timestamp()
+        except (OverflowError, ValueError):
+            epoch = TIME_MIN - 1
+        if not TIME_MIN <= epoch <= TIME_MAX:
+            self.quirk(
+                "out-of-range",
+                f"timestamp {text!r} is out of range (0001-01-02 to 9999-12-30 UTC); "
+                "read as absent",
+                el,
+            )
+            return None
+        return value
 
     # ---- the hot path: IntervalBlock and its readings
 
@@ -531,36 +771,52 @@ class _Engine:
         _tier: str = ESPI + "consumptionTier",
         _qualities: dict[int, QualityOfReading] = {},  # noqa: B006 - a deliberate cache
     ) -> m.IntervalReading:
-        """Read one IntervalReading that follows the schema; anything else raises and the
-        lenient path takes over."""
+        """Read one IntervalReading that follows the schema, its numbers in range; anything
+        else raises and the lenient path takes over."""
         start = duration = value = cost = tou = cpp = tier = None
         qualities: tuple[QualityOfReading, ...] = ()
         for c in el:
             t = c.tag
             if t == _value:
                 value = int(c.text)
+                if not -INT48 <= value <= INT48:
+                    raise ValueError
             elif t == _period:
                 for g in c:
                     if g.tag == _start:
                         start = int(g.text)
+                        if not TIME_MIN <= start <= MILLISECONDS_AFTER:
+                            raise ValueError
                     elif g.tag == _duration:
                         duration = int(g.text)
+                        if not 0 <= duration <= UINT32_MAX:
+                            raise ValueError
                     else:
                         raise ValueError
             elif t == _cost:
                 cost = int(c.text)
+                if not -INT48 <= cost <= INT48:
+                    raise ValueError
             elif t == _quality:
                 code = int(c[0].text)
                 q = _qualities.get(code)
                 if q is None:
+                    if not 0 <= code <= 0xFFFF:
+                        raise ValueError
                     q = _qualities[code] = QualityOfReading(code)
                 qualities += (q,)
             elif t == _tou:
                 tou = int(c.text)
+                if not INT16_MIN <= tou <= INT16_MAX:
+                    raise ValueError
             elif t == _cpp:
                 cpp = int(c.text)
+                if not INT16_MIN <= cpp <= INT16_MAX:
+                    raise ValueError
             elif t == _tier:
                 tier = int(c.text)
+                if not INT16_MIN <= tier <= INT16_MAX:
+                    raise ValueError
             else:
                 raise ValueError
         return m.IntervalReading(
@@ -593,7 +849,7 @@ class _Engine:
                     self.quirk("empty-element", "empty element read as absent", c)
                     continue
                 attr = "consumption_tier" if name == "consumptionTier" else name
-                values[attr] = self._int(text, c)
+                values[attr] = self._int(text, c, INT_TYPES[name])
             else:
                 self.quirk(
                     f"unknown-reading-element-{name}",
@@ -822,6 +1078,19 @@ class _Linker:
         after = [t for t in types if self.order.index(t) > pos and not self._claimed(t)]
         before = [t for t in types if self.order.index(t) < pos and not self._claimed(t)]
         return after[0] if after else (before[-1] if before else None)
+
+
+def local_wall(epoch: int, zone: Any) -> datetime | None:
+    """The wall-clock time (naive) at an instant in a zone."""
+    return None if zone is None else datetime.fromtimestamp(epoch, zone).replace(tzinfo=None)
+
+
+def one_slot_missing(block: m.IntervalBlock, distinct_starts: int, duration: int) -> bool:
+    """Whether the block's distinct starts leave exactly one slot of ``duration`` empty."""
+    period = block.interval
+    if period is None or period.duration is None or duration <= 0:
+        return True  # no interval to count against: the missing start itself was checked
+    return distinct_starts == period.duration // duration - 1
 
 
 def typed(block: m.IntervalBlock) -> bool:

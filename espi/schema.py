@@ -7,15 +7,18 @@ the Atom, ESPI and customer namespaces, so ESPI content inside ``atom:content`` 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import xmlschema
 from lxml import etree
 
 from .errors import SchemaProblem
-from .reader import SAFE, Source, open_source, refuse_dtd, syntax_error
+from .reader import SAFE, GuardedInput, ParseOptions, Source, open_source, refuse_dtd, syntax_error
 
 SCHEMA_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "4.0": ("espi-4.0", ("atom.xsd", "espi.xsd", "customer.xsd")),
@@ -44,11 +47,14 @@ def load_schema(version: str = "4.0") -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema([str(base / f) for f in files])
 
 
-def read_tree(source: Source) -> tuple[etree._ElementTree, str]:
-    """Parse a whole document with the package's safe settings."""
+def read_tree(
+    source: Source, options: ParseOptions | None = None
+) -> tuple[etree._ElementTree, str]:
+    """Parse a whole document with the package's safe settings and the reader's limits."""
     raw, name, close = open_source(source)
     try:
-        tree = etree.parse(raw, etree.XMLParser(**SAFE))
+        guarded: Any = GuardedInput(raw, name, options or ParseOptions())
+        tree = etree.parse(guarded, etree.XMLParser(**SAFE))
     except etree.XMLSyntaxError as err:
         raise syntax_error(err, name) from err
     finally:
@@ -72,16 +78,53 @@ def short(path: str) -> str:
     return path
 
 
-def validate(source: Source, schema: str = "4.0") -> list[SchemaProblem]:
+def validate(
+    source: Source, schema: str = "4.0", options: ParseOptions | None = None
+) -> list[SchemaProblem]:
     """Every XSD violation of a document, in document order (empty when it is valid).
 
-    Raises :class:`~espi.ParseError` when the document is not well-formed or declares a DTD.
+    A feed is validated entry by entry, so ``options.progress`` hears how far validation
+    (the slow part) has come, in bytes of the document. Raises :class:`~espi.ParseError`
+    when the document is not well-formed or declares a DTD.
     """
     compiled = load_schema(schema)
-    tree, name = read_tree(source)
-    return [
-        SchemaProblem(
-            name, err.sourceline, short(err.path or "/"), short(err.reason or err.message)
-        )
-        for err in compiled.iter_errors(tree)
-    ]
+    progress = options.progress if options is not None else None
+    size = [0]  # bytes read: the scale validation's progress is given in
+
+    def count(n: int) -> None:
+        size[0] = n
+
+    tree, name = read_tree(source, dataclasses.replace(options or ParseOptions(), progress=count))
+    root: Any = tree.getroot()
+    entries: list[Any] = (
+        [el for el in root if el.tag == ATOM_ENTRY] if root.tag == ATOM_FEED else []
+    )
+    if not entries:
+        return [problem(name, err, "") for err in compiled.iter_errors(tree)]
+    entry = compiled.maps.elements[ATOM_ENTRY]
+    lines = max([1, *(e.sourceline or 0 for e in entries)])
+    for el in entries:
+        root.remove(el)  # the feed's own elements first, then each entry on its own
+    found = [problem(name, err, "") for err in compiled.iter_errors(tree)]
+    for n, el in enumerate(entries, start=1):
+        where = f"/feed/entry[{n}]" if len(entries) > 1 else "/feed/entry"
+        atom = [f"{p}:" for p, uri in el.nsmap.items() if p and uri == ATOM_FEED[1:-5]]
+        found += [problem(name, err, where, atom) for err in entry.iter_errors(el)]
+        if progress is not None:
+            progress(size[0] * (el.sourceline or 0) // lines)
+    return sorted(found, key=lambda p: p.line or 0)
+
+
+ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
+ATOM_ENTRY = "{http://www.w3.org/2005/Atom}entry"
+
+
+def problem(name: str, err: Any, entry: str, atom: Sequence[str] = ()) -> SchemaProblem:
+    """One violation; inside an entry validated on its own, its path is the entry's in the
+    feed, Atom elements without their prefix (``atom``), as a whole document gives them."""
+    path = short(err.path or "/")
+    if entry:
+        path = entry + path[path.find("/", 1) :] if path.count("/") > 1 else entry
+        for prefix in atom:
+            path = path.replace("/" + prefix, "/")
+    return SchemaProblem(name, err.sourceline, path, short(err.reason or err.message))

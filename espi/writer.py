@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 import re
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote
@@ -31,9 +33,14 @@ from urllib.parse import quote
 from lxml import etree
 
 from . import model as m
-from .codes import Code
+from .codes import Code, ItemKind
 from .errors import EspiWarning
-from .xmlmap import ATOM, CUST, ESPI, FieldSpec, field_specs, norm_href
+from .schema import load_schema
+from .xmlmap import ATOM, CUST, ESPI, RANGES, field_specs, norm_href
+
+INT48, INT16, UINT16, UINT32, LONG = (
+    RANGES[k] for k in ("Int48", "Int16", "UInt16", "UInt32", "long")
+)
 
 #: Atom as the default namespace, ESPI and customer with their usual prefixes. (Typed Any:
 #: lxml-stubs do not allow the None key that names the default namespace.)
@@ -81,30 +88,17 @@ COLLECTION = {
     m.ProgramIdMappings: "ProgramIdMappings",
 }
 
-#: Elements espi.xsd requires of the resources real files most often leave incomplete. A
-#: resource without them cannot be written validly, so it is left out with a warning.
-REQUIRED: dict[type[Any], tuple[str, ...]] = {
-    m.ApplicationInformation: (
-        "data_custodian_id", "data_custodian_application_status", "third_party_notify_uri",
-        "authorization_server_authorization_endpoint", "authorization_server_token_endpoint",
-        "data_custodian_bulk_request_uri", "data_custodian_resource_endpoint", "client_secret",
-        "client_name", "client_id", "software_id", "software_version", "client_id_issued_at",
-        "client_secret_expires_at", "token_endpoint_auth_method", "response_types",
-        "registration_client_uri", "registration_access_token",
-    ),
-    m.Authorization: (
-        "status", "expires_at", "scope", "token_type", "resource_uri", "authorization_uri",
-    ),
-}  # fmt: skip
+
+#: Characters XML 1.0 cannot carry.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def title_of(res: Any) -> str:
-    """A resource's Atom title: its own, else its kind in words (``Usage Point``)."""
-    return res.title or re.sub(r"(?<=[a-z])(?=[A-Z])", " ", type(res).__name__)
-
-
-def missing(res: Any) -> list[str]:
-    return [name for name in REQUIRED.get(type(res), ()) if getattr(res, name) in (None, [])]
+    """A resource's Atom title: its own (less characters XML cannot carry), else its kind in
+    words (``Usage Point``)."""
+    return NOT_XML.sub("", res.title or "") or re.sub(
+        r"(?<=[a-z])(?=[A-Z])", " ", type(res).__name__
+    )
 
 
 SUBSCRIPTION_PATH = re.compile(r"(?:^|/)Subscription/([^/]+)/UsagePoint/[^/]+$")
@@ -193,8 +187,12 @@ def derived_id(href: str) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, href)}"
 
 
-def atom_time(value: datetime) -> str:
-    value = value.astimezone(UTC)
+def atom_time(value: datetime | None, default: datetime) -> str:
+    """An Atom timestamp in UTC; ``default`` for none, or for one UTC cannot hold."""
+    try:
+        value = (value or default).astimezone(UTC)
+    except (OverflowError, ValueError):
+        value = default.astimezone(UTC)
     text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
     return text.replace("+00:00", "Z")
 
@@ -202,38 +200,148 @@ def atom_time(value: datetime) -> str:
 # --------------------------------------------------------------------------- elements
 
 
+#: Model classes whose schema type has another name.
+SCHEMA_TYPE = {"LocalTimeParameters": "TimeConfiguration", "BatchList": "BatchListType"}
+
+
+@cache
+def schema_type(cls_name: str) -> Any:
+    """The espi.xsd / customer.xsd (ESPI 4.0) type of a model class (None if unknown)."""
+    name = SCHEMA_TYPE.get(cls_name, cls_name)
+    types = load_schema("4.0").maps.types
+    return types.get(f"{{{m.ESPI_NS}}}{name}") or types.get(f"{{{m.CUSTOMER_NS}}}{name}")
+
+
+@cache
+def element_rules(xsd: Any) -> dict[str, tuple[Any, int, int | None]]:
+    """What a schema type says of each of its child elements: its type, and how many times
+    it must and may occur."""
+    content: Any = getattr(xsd, "content", None)
+    if not hasattr(content, "iter_elements"):
+        return {}
+    return {e.local_name: (e.type, e.min_occurs, e.max_occurs) for e in content.iter_elements()}
+
+
+def default_status_time(obj: Any, options: WriteOptions) -> int:
+    """A UsageSummary's statusTimeStamp when it has none: the end of its billing period, else
+    its entry's updated or published time, else the time of writing."""
+    period = obj.billing_period
+    if period is not None and period.end is not None:
+        return int(period.end)
+    when = obj.updated or obj.published or options.now or datetime.now(UTC)
+    return int(when.timestamp())
+
+
+#: Repair rules: what is written for a required element the object lacks or breaks (each
+#: applied with an EspiWarning). Required elements without a rule make the object left out.
+REPAIRS: dict[tuple[type[Any], str], Callable[[Any, WriteOptions], Any]] = {
+    (m.UsageSummary, "status_time_stamp"): default_status_time,
+    # no DST rule known: no DST; no offset known: none (how espi.timeparams reads it)
+    (m.LocalTimeParameters, "dst_start_rule"): lambda obj, _: "FFFFFFFF",
+    (m.LocalTimeParameters, "dst_end_rule"): lambda obj, _: "FFFFFFFF",
+    (m.LocalTimeParameters, "dst_offset"): lambda obj, _: 0,
+    (m.LocalTimeParameters, "tz_offset"): lambda obj, _: 0,
+    # the pre-3.3 line item, as the reader completes it
+    (m.LineItem, "note"): lambda obj, _: "",
+    (m.LineItem, "item_kind"): lambda obj, _: ItemKind.INFORMATION,
+    # ESPI 4.0 knows only the authorization-code flow
+    (m.ApplicationInformation, "response_types"): lambda obj, _: "code",
+}
+
+
+def repaired(obj: Any, attr: str, options: WriteOptions, why: str) -> Any:
+    rule = REPAIRS.get((type(obj), attr))
+    if rule is None:
+        return None
+    value = rule(obj, options)
+    warnings.warn(
+        EspiWarning(f"{type(obj).__name__}.{attr} {why}: written as {value!r}"), stacklevel=5
+    )
+    return value
+
+
+def left_out(what: str, why: str) -> None:
+    warnings.warn(EspiWarning(f"{what} left out: {why}"), stacklevel=5)
+
+
 def to_element(
-    obj: Any, tag: str, options: WriteOptions, parent: Any = None, nsmap: Any = None
+    obj: Any,
+    tag: str,
+    options: WriteOptions,
+    parent: Any = None,
+    nsmap: Any = None,
+    xsd: Any = None,
 ) -> Any:
-    """An ESPI object as an lxml element named ``tag``; children share its namespace."""
-    el = etree.Element(tag, nsmap=nsmap) if parent is None else etree.SubElement(parent, tag)
+    """An ESPI object as an lxml element named ``tag`` (children share its namespace),
+    appended to ``parent``; None when it cannot be written validly: then a required element
+    is missing or invalid and no repair rule applies (an EspiWarning says which). ``xsd``:
+    its schema type (default: the one named like its class)."""
+    el = etree.Element(tag, nsmap=nsmap)
     ns = tag[: tag.index("}") + 1]
+    cls_name = type(obj).__name__
+    rules = element_rules(xsd if xsd is not None else schema_type(cls_name))
     for name, spec in field_specs(type(obj)).items():
+        kind, least, most = rules.get(name, (None, 0, None))
         value = getattr(obj, spec.attr)
-        if value is None or (spec.is_list and not value):
-            continue
+        values = value if spec.is_list else [] if value is None else [value]
+        if most is not None and len(values) > most:
+            left_out(f"{cls_name}.{name} past the first {most}", "ESPI 4.0 allows no more")
+            values = values[:most]
+        where = f"{cls_name}.{name}"
         if spec.item is not None:
-            wrapper = etree.SubElement(el, ns + name)
-            for v in value:
-                add_value(wrapper, ns + spec.item, v, spec, options)
-        elif spec.is_list:
-            for v in value:
-                add_value(el, ns + name, v, spec, options)
+            wrapper = etree.Element(ns + name)
+            item = element_rules(kind).get(spec.item, (None, 0, None))[0]
+            for v in values:
+                add_value(wrapper, ns + spec.item, v, options, item, where)
+            written = len(wrapper)
+            if written:
+                el.append(wrapper)
         else:
-            add_value(el, ns + name, value, spec, options)
+            written = sum(add_value(el, ns + name, v, options, kind, where) for v in values)
+        if written >= least:
+            continue
+        why = "is missing" if not values else "is not valid"
+        if written < len(values):
+            why = "is not valid"
+        elif least > 1:
+            why = f"occurs {written} times, not {least}"
+        fix = repaired(obj, spec.attr, options, why) if not written else None
+        if fix is None or not add_value(el, ns + name, fix, options, kind, where):
+            left_out(f"{cls_name} {getattr(obj, 'id', None) or ''}".strip(),
+                     f"{name}, which ESPI 4.0 requires, {why}")  # fmt: skip
+            return None
     if options.keep_unknown:
         for text in getattr(obj, "extra", ()):
             el.append(etree.fromstring(text))
+    if parent is not None:
+        parent.append(el)
     return el
 
 
-def add_value(parent: Any, tag: str, value: Any, spec: FieldSpec, options: WriteOptions) -> None:
+def add_value(
+    parent: Any, tag: str, value: Any, options: WriteOptions, xsd: Any, where: str
+) -> bool:
+    """Append one value as ``tag``; False (and an EspiWarning) when it is not valid for its
+    schema type ``xsd``, and so is left out."""
     if isinstance(value, m.IntervalReading):
         add_reading(parent, value, tag[: tag.index("}") + 1])
-    elif dataclasses.is_dataclass(value):
-        to_element(value, tag, options, parent)
+        return True
+    if dataclasses.is_dataclass(value):
+        return to_element(value, tag, options, parent, xsd=xsd) is not None
+    text = text_of(value)
+    child = etree.Element(tag)
+    try:
+        child.text = text
+    except ValueError:  # characters XML cannot carry
+        ok = False
     else:
-        etree.SubElement(parent, tag).text = text_of(value)
+        ok = xsd is None or not xsd.is_simple() or xsd.is_valid(text)
+    if not ok:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        left_out(f"{where} {shown!r}", f"not a valid {getattr(xsd, 'local_name', None) or 'value'}")
+        return False
+    parent.append(child)
+    return True
 
 
 def text_of(value: Any) -> str:
@@ -241,31 +349,52 @@ def text_of(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, Code):
         return str(int(value))
+    if isinstance(value, float):
+        return (
+            "NaN"
+            if math.isnan(value)
+            else "INF"
+            if value == math.inf
+            else "-INF"
+            if value == -math.inf
+            else repr(value)
+        )
     return str(value)
 
 
 def add_reading(parent: Any, r: m.IntervalReading, ns: str) -> None:
-    """The hot path of writing: one IntervalReading, in schema order."""
+    """The hot path of writing: one IntervalReading, in schema order. Numbers out of their
+    ESPI type's range are left out (a reading with a start but no duration, or the reverse,
+    has no time period written)."""
     sub = etree.SubElement
     el = sub(parent, ns + "IntervalReading")
-    if r.cost is not None:
+    if r.cost is not None and fits(r.cost, INT48):
         sub(el, ns + "cost").text = str(r.cost)
     for q in r.qualities:
-        sub(sub(el, ns + "ReadingQuality"), ns + "quality").text = str(int(q))
-    if r.start is not None or r.duration is not None:
-        period = sub(el, ns + "timePeriod")
-        if r.duration is not None:
+        if fits(q, UINT16):
+            sub(sub(el, ns + "ReadingQuality"), ns + "quality").text = str(int(q))
+    if r.start is not None and r.duration is not None:
+        if fits(r.start, LONG) and fits(r.duration, UINT32):
+            period = sub(el, ns + "timePeriod")
             sub(period, ns + "duration").text = str(r.duration)
-        if r.start is not None:
             sub(period, ns + "start").text = str(r.start)
-    for name, value in (
-        ("value", r.value),
-        ("consumptionTier", r.consumption_tier),
-        ("tou", r.tou),
-        ("cpp", r.cpp),
+    elif r.start is not None or r.duration is not None:
+        left_out("IntervalReading time period", "it needs both a start and a duration")
+    for name, value, kind in (
+        ("value", r.value, INT48),
+        ("consumptionTier", r.consumption_tier, INT16),
+        ("tou", r.tou, INT16),
+        ("cpp", r.cpp, INT16),
     ):
-        if value is not None:
+        if value is not None and fits(value, kind):
             sub(el, ns + name).text = str(value)
+
+
+def fits(value: int, kind: tuple[int, int]) -> bool:
+    if kind[0] <= value <= kind[1]:
+        return True
+    left_out(f"IntervalReading number {int(value)}", f"out of range ({kind[0]} to {kind[1]})")
+    return False
 
 
 def element_tag(res: Any) -> str:
@@ -286,10 +415,18 @@ class _Entries:
         self.ids: set[str] = set()
 
     def entry(self, res: Any) -> Any:
+        """The Atom entry of a resource; None when the resource cannot be written validly."""
+        content = to_element(res, element_tag(res), self.options)
+        if content is None:
+            return None
         links = self.plan.links(res)
         self_href = next(lk.href for lk in links if lk.rel == "self")
         atom_id = res.id
-        if not atom_id or (atom_id in self.ids and not isinstance(res, m.IntervalBlock)):
+        if (
+            not atom_id
+            or NOT_XML.search(atom_id)
+            or (atom_id in self.ids and not isinstance(res, m.IntervalBlock))
+        ):
             atom_id = derived_id(self_href)
         if not isinstance(res, m.IntervalBlock):
             self.ids.add(atom_id)
@@ -301,10 +438,9 @@ class _Entries:
                 attrs["type"] = link.type
             etree.SubElement(entry, ATOM + "link", attrs)
         etree.SubElement(entry, ATOM + "title").text = title_of(res)
-        etree.SubElement(entry, ATOM + "published").text = atom_time(res.published or self.now)
-        etree.SubElement(entry, ATOM + "updated").text = atom_time(res.updated or self.now)
-        content = etree.SubElement(entry, ATOM + "content")
-        to_element(res, element_tag(res), self.options, content)
+        etree.SubElement(entry, ATOM + "published").text = atom_time(res.published, self.now)
+        etree.SubElement(entry, ATOM + "updated").text = atom_time(res.updated, self.now)
+        etree.SubElement(entry, ATOM + "content").append(content)
         return entry
 
 
@@ -335,8 +471,10 @@ class FeedWriter:
             self_href
             or f"{self.options.base.rstrip('/')}/Batch/Subscription/{self.options.subscription}"
         )
-        self.feed_id = feed_id or derived_id(self.self_href)
-        self.title = title
+        self.feed_id = (
+            feed_id if feed_id and not NOT_XML.search(feed_id) else derived_id(self.self_href)
+        )
+        self.title = NOT_XML.sub("", title)
         self.updated = updated or self.entries.now
         self._xf: Any = None
         self._stack: list[Any] = []
@@ -355,7 +493,7 @@ class FeedWriter:
         head = [
             self._leaf("id", self.feed_id),
             self._leaf("title", self.title),
-            self._leaf("updated", atom_time(self.updated)),
+            self._leaf("updated", atom_time(self.updated, self.entries.now)),
             etree.Element(ATOM + "link", {"rel": "self", "href": self.self_href}),
         ]
         for el in head:
@@ -370,17 +508,11 @@ class FeedWriter:
         return el
 
     def add(self, res: Any) -> None:
-        lacking = missing(res)
-        if lacking:
-            warnings.warn(
-                EspiWarning(
-                    f"{type(res).__name__} {res.id or ''} left out: it lacks {', '.join(lacking)}, "
-                    "which ESPI requires"
-                ),
-                stacklevel=2,
-            )
-            return
-        self._xf.write(self.entries.entry(res), pretty_print=self.options.pretty)
+        """Write one resource's entry (left out, with an EspiWarning, when ESPI 4.0 cannot
+        carry it: a required element missing or invalid, and no repair rule)."""
+        entry = self.entries.entry(res)
+        if entry is not None:
+            self._xf.write(entry, pretty_print=self.options.pretty)
 
     def add_all(self, resources: Iterable[Any]) -> None:
         for res in resources:
@@ -462,11 +594,15 @@ def write(
             w.add_all(obj)
     elif isinstance(obj, m.Resource):
         doc = _Entries(options).entry(obj)
+        if doc is None:
+            raise ValueError(f"{type(obj).__name__} cannot be written as valid ESPI 4.0")
         target.write(
             etree.tostring(doc, xml_declaration=True, encoding="utf-8", pretty_print=options.pretty)
         )
     elif isinstance(obj, m.BatchList | m.ServiceStatus):
         el = to_element(obj, ESPI + type(obj).__name__, options, nsmap={None: m.ESPI_NS})
+        if el is None:
+            raise ValueError(f"{type(obj).__name__} cannot be written as valid ESPI 4.0")
         target.write(
             etree.tostring(el, xml_declaration=True, encoding="utf-8", pretty_print=options.pretty)
         )

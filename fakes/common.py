@@ -1,5 +1,5 @@
-"""What the fake servers share: injected faults (failing, slow and rate-limited answers) and a
-threaded loopback server."""
+"""What the fake servers share: the app around a fake's blueprint, injected faults (failing, slow
+and rate-limited answers) and a threaded loopback server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
 
 HOUR = 3600
@@ -65,6 +65,17 @@ class Faults:
             resp.status_code = fault.status
             resp.headers.update(fault.headers)
             return resp
+
+
+def blueprint_app(bp: Blueprint, state: Any, *, strict_slashes: bool = True) -> Flask:
+    """A fake's app: its blueprint of routes, its state under the blueprint's name (the routes
+    read it from ``current_app.extensions``) and injectable faults, answered first."""
+    app = Flask(bp.import_name)
+    app.url_map.strict_slashes = strict_slashes
+    app.extensions[bp.name] = state
+    Faults().install(app)
+    app.register_blueprint(bp)
+    return app
 
 
 def faults(app: Flask) -> Faults:

@@ -1,8 +1,8 @@
 """A local WattShift API (https://api.wattshift.com/v1), after ../shared/seeds/001 and
 reference/providers.md: the API key header or a session token, utilities and rate plans by ZIP
-(``ratePlans``, or ``wsRatePlans`` with ``legacy=True``), homes, solar systems, the 15-minute
-price signal (``data`` blocks and the per-slot arrays), simulated bills, the documented error
-envelope and RATE_LIMITED with ``retry_after_seconds``.
+(``ratePlans``, or the seed's ``wsRatePlans`` with ``legacy=True``), homes, solar systems, the
+15-minute price signal (``data`` blocks and the per-slot arrays), simulated bills, the
+documented error envelope and RATE_LIMITED with ``retry_after_seconds``.
 
 Rate plans are time-of-use tariffs shaped like PG&E's (prices invented for the sandbox).
 """
@@ -16,12 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from .common import Faults, Limiter
+from .common import Limiter, blueprint_app
 
 SLOT = 900
 ZONE = "America/Los_Angeles"
+#: the seed's headers: "x-ws-api-key: {apiKey}" or "Authorization: Bearer {sessionToken}"
+KEY_HEADER = "x-ws-api-key"
 #: rate plan id -> (name, [(from hour, to hour, $/kWh)], base $/kWh, export $/kWh)
 PLANS = {
     "662955dff338bcedec0dbfe7": (
@@ -40,6 +42,9 @@ PLANS = {
 }
 UTILITIES = [{"utilityId": "14328", "utilityName": "Pacific Gas & Electric", "plans": list(PLANS)}]
 ZIP_PREFIXES = ("93", "94", "95")  # northern and central California: PG&E territory
+AC_TYPES = ("central", "window", "split", "other")  # the seed's acType values
+
+bp = Blueprint("wattshift", __name__)
 
 
 @dataclass
@@ -51,14 +56,38 @@ class State:
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def create_app(
+    api_key: str = "ws-sandbox-key", *, legacy: bool = False, per_second: float = 0
+) -> Flask:
+    return blueprint_app(bp, State(api_key, legacy, Limiter(per_second)))
+
+
+def state(app: Flask | None = None) -> State:
+    found: State = (app or current_app).extensions["wattshift"]
+    return found
+
+
 class Refusal(Exception):
+    """The documented envelope: ``{request_id, error_code, message, ...}``."""
+
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
-        body = {"request_id": str(uuid.uuid4()), "error_code": code, "message": message, **extra}
-        self.answer = jsonify(body)
-        self.answer.status_code = status
-        if "retry_after_seconds" in extra:
-            self.answer.headers["Retry-After"] = str(extra["retry_after_seconds"])
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+@bp.app_errorhandler(Refusal)
+def refused(err: Refusal) -> Response:
+    body = {
+        "request_id": str(uuid.uuid4()),
+        "error_code": err.code,
+        "message": err.message,
+        **err.extra,
+    }
+    resp = jsonify(body)
+    resp.status_code = err.status
+    if "retry_after_seconds" in err.extra:
+        resp.headers["Retry-After"] = str(err.extra["retry_after_seconds"])
+    return resp
 
 
 def invalid(*errors: tuple[str, str]) -> Refusal:
@@ -71,6 +100,38 @@ def invalid(*errors: tuple[str, str]) -> Refusal:
     )
 
 
+@bp.before_app_request
+def authenticate() -> None:
+    s = state()
+    key = request.headers.get(KEY_HEADER)
+    auth = request.headers.get("Authorization", "")
+    if key is None and not auth.startswith("Bearer "):
+        raise Refusal(401, "AUTH_MISSING_API_KEY", f"Send {KEY_HEADER} or a Bearer session token.")
+    ok = (key is not None and secrets.compare_digest(key, s.api_key)) or (
+        auth.removeprefix("Bearer ").strip() in s.sessions
+    )
+    if not ok:
+        raise Refusal(401, "AUTH_INVALID_API_KEY", "The API key or session token is not valid.")
+    wait = s.limiter.wait_needed(key or auth)
+    if wait:
+        seconds = max(1, int(wait + 0.999))
+        raise Refusal(429, "RATE_LIMITED", "Too many requests.", retry_after_seconds=seconds)
+
+
+def body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise invalid(("body", "must be a JSON object"))
+    return data
+
+
+def home_of(home_id: str) -> dict[str, Any]:
+    home = state().homes.get(home_id)
+    if home is None:
+        raise Refusal(404, "NOT_FOUND", f"No home {home_id}.")
+    return home
+
+
 def price_at(plan_id: str, t: datetime) -> tuple[str, str]:
     """(import, export) $/kWh of a plan at a local time."""
     _, periods, base, export = PLANS[plan_id]
@@ -80,66 +141,47 @@ def price_at(plan_id: str, t: datetime) -> tuple[str, str]:
     return base, export
 
 
-def create_app(
-    api_key: str = "ws-sandbox-key", *, legacy: bool = False, per_second: float = 0
-) -> Flask:
-    app = Flask(__name__)
-    state = State(api_key, legacy, Limiter(per_second))
-    app.extensions["wattshift"] = state
-    Faults().install(app)
+def iso(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    @app.errorhandler(Refusal)
-    def refused(err: Refusal) -> Response:
-        return err.answer
 
-    @app.before_request
-    def authenticate() -> None:
-        key = request.headers.get("x-ws-api-key")
-        auth = request.headers.get("Authorization", "")
-        if key is None and not auth.startswith("Bearer "):
-            raise Refusal(
-                401, "AUTH_MISSING_API_KEY", "Send x-ws-api-key or a Bearer session token."
-            )
-        ok = (key is not None and secrets.compare_digest(key, state.api_key)) or (
-            auth.removeprefix("Bearer ").strip() in state.sessions
-        )
-        if not ok:
-            raise Refusal(401, "AUTH_INVALID_API_KEY", "The API key or session token is not valid.")
-        wait = state.limiter.wait_needed(key or auth)
-        if wait:
-            seconds = max(1, int(wait + 0.999))
-            raise Refusal(429, "RATE_LIMITED", "Too many requests.", retry_after_seconds=seconds)
+def parse_time(name: str, text: Any) -> datetime:
+    try:
+        value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid((name, "must be an ISO 8601 date-time")) from None
+    if value.tzinfo is None:
+        raise invalid((name, "must give its UTC offset (or Z)"))
+    return value
 
-    def body() -> dict[str, Any]:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            raise invalid(("body", "must be a JSON object"))
-        return data
 
-    def home_of(home_id: str) -> dict[str, Any]:
-        home = state.homes.get(home_id)
-        if home is None:
-            raise Refusal(404, "NOT_FOUND", f"No home {home_id}.")
-        return home
+# --------------------------------------------------------------------------- routes
 
-    @app.post("/v1/onboarding/session-token/generate")
-    def session_token() -> Response:
-        if "x-ws-api-key" not in request.headers:
-            raise Refusal(403, "FORBIDDEN", "Session tokens are made with the API key.")
-        token = secrets.token_urlsafe(24)
-        state.sessions.add(token)
-        return jsonify({"sessionToken": token})
 
-    @app.post("/v1/utility/get")
-    def utility_get() -> Response:
-        zipcode = str(body().get("zipcode") or "")
-        if not (len(zipcode) == 5 and zipcode.isdigit()):
-            raise invalid(("zipcode", "must be a 5-digit US ZIP code"))
-        if not zipcode.startswith(ZIP_PREFIXES):
-            return jsonify([])
-        name = "wsRatePlans" if state.legacy else "ratePlans"
-        out = []
-        for u in UTILITIES:
+@bp.post("/v1/onboarding/session-token/generate")
+def session_token() -> Response:
+    if KEY_HEADER not in request.headers:
+        raise Refusal(403, "FORBIDDEN", "Session tokens are made with the API key.")
+    token = secrets.token_urlsafe(24)
+    state().sessions.add(token)
+    return jsonify({"sessionToken": token})
+
+
+@bp.post("/v1/utility/get")
+def utility_get() -> Response:
+    zipcode = str(body().get("zipcode") or "")
+    if not (len(zipcode) == 5 and zipcode.isdigit()):
+        raise invalid(("zipcode", "must be a 5-digit US ZIP code"))
+    if not zipcode.startswith(ZIP_PREFIXES):
+        return jsonify([])
+    legacy = state().legacy
+    out = []
+    for u in UTILITIES:
+        if legacy:  # the seed's spelling: wsRatePlans of {id, ratePlanName}
+            plans: list[dict[str, Any]] = [
+                {"id": p, "ratePlanName": PLANS[p][0]} for p in u["plans"]
+            ]
+        else:
             plans = [
                 {
                     "id": p,
@@ -149,163 +191,141 @@ def create_app(
                 }
                 for p in u["plans"]
             ]
-            if state.legacy:
-                plans = [{"id": p["id"], "ratePlanName": p["ratePlanName"]} for p in plans]
-            out.append({"utilityId": u["utilityId"], "utilityName": u["utilityName"], name: plans})
-        return jsonify(out)
+        name = "wsRatePlans" if legacy else "ratePlans"
+        out.append({"utilityId": u["utilityId"], "utilityName": u["utilityName"], name: plans})
+    return jsonify(out)
 
-    @app.post("/v1/homes/create")
-    def homes_create() -> Response:
-        data = body()
-        problems = [
-            (f, "is required")
-            for f in ("name", "zipcode", "utilityId", "ratePlanId")
-            if not data.get(f)
-        ]
-        if data.get("ratePlanId") and data["ratePlanId"] not in PLANS:
-            problems.append(("ratePlanId", "is not a rate plan of this utility"))
-        if data.get("acType") not in (None, "central", "window", "split", "other"):
-            problems.append(("acType", "must be central, window, split or other"))
-        if problems:
-            raise invalid(*problems)
-        home_id = f"ws_home_{uuid.uuid4().hex[:16]}"
-        home = {
-            "id": home_id,
-            "name": data["name"],
-            "zipcode": data["zipcode"],
-            "utilityId": data["utilityId"],
-            "ratePlanId": data["ratePlanId"],
-            "timezone": ZONE,
-            "meterId": None,
-            "solar": None,
-        }
-        state.homes[home_id] = home
-        return jsonify(home)
 
-    @app.post("/v1/homes/solar/create")
-    def solar_create() -> Response:
-        data = body()
-        home = home_of(str(data.get("homeId") or ""))
-        size = data.get("solarSystemSizeKw")
-        if not isinstance(size, int | float) or size <= 0:
-            raise invalid(("solarSystemSizeKw", "must be a positive number"))
-        home["solar"] = {
-            "solarSystemSizeKw": size,
-            "isNonNetMetered": bool(data.get("isNonNetMetered")),
-        }
-        return jsonify({"homeId": home["id"]})
+@bp.post("/v1/homes/create")
+def homes_create() -> Response:
+    data = body()
+    problems = [
+        (f, "is required")
+        for f in ("name", "zipcode", "utilityId", "ratePlanId")
+        if not data.get(f)
+    ]
+    if data.get("ratePlanId") and data["ratePlanId"] not in PLANS:
+        problems.append(("ratePlanId", "is not a rate plan of this utility"))
+    if data.get("acType") not in (None, *AC_TYPES):
+        problems.append(("acType", f"must be {', '.join(AC_TYPES[:-1])} or {AC_TYPES[-1]}"))
+    if problems:
+        raise invalid(*problems)
+    home_id = f"ws_home_{uuid.uuid4().hex[:16]}"
+    home = {
+        "id": home_id,
+        "name": data["name"],
+        "zipcode": data["zipcode"],
+        "utilityId": data["utilityId"],
+        "ratePlanId": data["ratePlanId"],
+        "timezone": ZONE,
+        "meterId": None,
+        "solar": None,
+    }
+    state().homes[home_id] = home
+    return jsonify(home)
 
-    def parse_time(name: str, text: Any) -> datetime:
-        try:
-            value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-        except ValueError:
-            raise invalid((name, "must be an ISO 8601 date-time")) from None
-        if value.tzinfo is None:
-            raise invalid((name, "must give its UTC offset (or Z)"))
-        return value
 
-    @app.post("/v1/homes/<home_id>/price_signal")
-    def price_signal(home_id: str) -> Response:
-        home = home_of(home_id)
-        data = request.get_json(silent=True) or {}
-        zone = ZoneInfo(home["timezone"])
-        if ("startTime" in data) != ("endTime" in data):
-            raise invalid(("startTime", "give startTime and endTime together, or neither"))
-        if "startTime" in data:
-            start, end = (
-                parse_time("startTime", data["startTime"]),
-                parse_time("endTime", data["endTime"]),
-            )
-            if end <= start:
-                raise invalid(("endTime", "must be after startTime"))
-            if end - start > timedelta(days=31):
-                raise invalid(("endTime", "at most 31 days per request"))
-        else:
-            today = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-            start, end = today, today + timedelta(days=1)
-        first = int(start.timestamp()) // SLOT * SLOT
-        stop = int(end.timestamp())
-        imports, exports, starts = [], [], []
-        for t in range(first, stop, SLOT):
-            imp, exp = price_at(home["ratePlanId"], datetime.fromtimestamp(t, zone))
-            starts.append(t)
-            imports.append(imp)
-            exports.append(exp)
-        blocks: list[dict[str, Any]] = []
-        for t, imp, exp in zip(starts, imports, exports, strict=True):
-            if blocks and blocks[-1]["import"] == float(imp):
-                blocks[-1]["endTime"] = iso(t + SLOT)
-                continue
-            blocks.append(
-                {
-                    "startTime": iso(t),
-                    "endTime": iso(t + SLOT),
-                    "price": float(imp),
-                    "import": float(imp),
-                    "export": float(exp),
-                    "confidence": 1.0,
-                }
-            )
-        arrays = ("import", "export") if state.legacy else ("imports", "exports")
-        return jsonify(
+@bp.post("/v1/homes/solar/create")
+def solar_create() -> Response:
+    data = body()
+    home = home_of(str(data.get("homeId") or ""))
+    size = data.get("solarSystemSizeKw")
+    if not isinstance(size, int | float) or size <= 0:
+        raise invalid(("solarSystemSizeKw", "must be a positive number"))
+    home["solar"] = {
+        "solarSystemSizeKw": size,
+        "isNonNetMetered": bool(data.get("isNonNetMetered")),
+    }
+    return jsonify({"homeId": home["id"]})
+
+
+def signal_span(data: dict[str, Any], zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The price signal's span: startTime and endTime (both or neither; at most 31 days), or
+    the home's today."""
+    if ("startTime" in data) != ("endTime" in data):
+        raise invalid(("startTime", "give startTime and endTime together, or neither"))
+    if "startTime" not in data:
+        today = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        return today, today + timedelta(days=1)
+    start, end = parse_time("startTime", data["startTime"]), parse_time("endTime", data["endTime"])
+    if end <= start:
+        raise invalid(("endTime", "must be after startTime"))
+    if end - start > timedelta(days=31):
+        raise invalid(("endTime", "at most 31 days per request"))
+    return start, end
+
+
+@bp.post("/v1/homes/<home_id>/price_signal")
+def price_signal(home_id: str) -> Response:
+    home = home_of(home_id)
+    zone = ZoneInfo(home["timezone"])
+    start, end = signal_span(request.get_json(silent=True) or {}, zone)
+    first = int(start.timestamp()) // SLOT * SLOT
+    starts = list(range(first, int(end.timestamp()), SLOT))
+    prices = [price_at(home["ratePlanId"], datetime.fromtimestamp(t, zone)) for t in starts]
+    blocks: list[dict[str, Any]] = []
+    for t, (imp, exp) in zip(starts, prices, strict=True):
+        if blocks and blocks[-1]["import"] == float(imp):
+            blocks[-1]["endTime"] = iso(t + SLOT)
+            continue
+        blocks.append(
             {
-                "homeId": home_id,
-                "startTime": iso(first),
-                "endTime": iso(first + SLOT * len(starts)),
-                "data": blocks,
-                "prices": [float(p) for p in imports],
-                arrays[0]: [float(p) for p in imports],
-                arrays[1]: [float(p) for p in exports],
+                "startTime": iso(t),
+                "endTime": iso(t + SLOT),
+                "price": float(imp),
+                "import": float(imp),
+                "export": float(exp),
+                "confidence": 1.0,
             }
         )
+    arrays = ("import", "export") if state().legacy else ("imports", "exports")
+    return jsonify(
+        {
+            "homeId": home_id,
+            "startTime": iso(first),
+            "endTime": iso(first + SLOT * len(starts)),
+            "data": blocks,
+            "prices": [float(i) for i, _ in prices],
+            arrays[0]: [float(i) for i, _ in prices],
+            arrays[1]: [float(e) for _, e in prices],
+        }
+    )
 
-    @app.post("/v1/homes/<home_id>/bill/period")
-    def bill_period(home_id: str) -> Response:
-        home = home_of(home_id)
-        data = body()
-        usage = data.get("usage")
-        if not isinstance(usage, list) or not all(
-            isinstance(day, list)
-            and len(day) == 96
-            and all(isinstance(v, int | float) for v in day)
-            for day in usage
-        ):
-            raise invalid(("usage", "must be a list of days of 96 kWh values each"))
-        try:
-            first = datetime.strptime(str(data.get("startDate")), "%Y-%m-%d").replace(
-                tzinfo=ZoneInfo(home["timezone"])
-            )
-            last = datetime.strptime(str(data.get("endDate")), "%Y-%m-%d").replace(
-                tzinfo=first.tzinfo
-            )
-        except ValueError:
-            raise invalid(("startDate", "startDate and endDate must be YYYY-MM-DD")) from None
-        if (last - first).days + 1 != len(usage):
-            raise invalid(
-                (
-                    "usage",
-                    f"needs one day per date from startDate to endDate ({(last - first).days + 1})",
-                )
-            )
-        total, kwh = 0.0, 0.0
-        for n, day in enumerate(usage):
-            midnight = first + timedelta(days=n)
-            for slot, value in enumerate(day):
-                imp, exp = price_at(home["ratePlanId"], midnight + timedelta(minutes=15 * slot))
-                total += value * float(imp if value >= 0 else exp)
-                kwh += value
-        return jsonify(
-            {
-                "billTotal": round(total, 2),
-                "startDate": data["startDate"],
-                "endDate": data["endDate"],
-                "gridServicesRev": 0,
-                "CO2e": round(kwh * 0.2297, 3),
-            }
+
+@bp.post("/v1/homes/<home_id>/bill/period")
+def bill_period(home_id: str) -> Response:
+    home = home_of(home_id)
+    data = body()
+    usage = data.get("usage")
+    days_ok = isinstance(usage, list) and all(
+        isinstance(day, list) and len(day) == 96 and all(isinstance(v, int | float) for v in day)
+        for day in usage
+    )
+    if not days_ok or not isinstance(usage, list):
+        raise invalid(("usage", "must be a list of days of 96 kWh values each"))
+    try:
+        first = datetime.strptime(str(data.get("startDate")), "%Y-%m-%d").replace(
+            tzinfo=ZoneInfo(home["timezone"])
         )
-
-    return app
-
-
-def iso(t: int) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        last = datetime.strptime(str(data.get("endDate")), "%Y-%m-%d").replace(tzinfo=first.tzinfo)
+    except ValueError:
+        raise invalid(("startDate", "startDate and endDate must be YYYY-MM-DD")) from None
+    days = (last - first).days + 1
+    if days != len(usage):
+        raise invalid(("usage", f"needs one day per date from startDate to endDate ({days})"))
+    total, kwh = 0.0, 0.0
+    for n, day in enumerate(usage):
+        midnight = first + timedelta(days=n)
+        for slot, value in enumerate(day):
+            imp, exp = price_at(home["ratePlanId"], midnight + timedelta(minutes=15 * slot))
+            total += value * float(imp if value >= 0 else exp)
+            kwh += value
+    return jsonify(
+        {
+            "billTotal": round(total, 2),
+            "startDate": data["startDate"],
+            "endDate": data["endDate"],
+            "gridServicesRev": 0,
+            "CO2e": round(kwh * 0.2297, 3),
+        }
+    )

@@ -12,6 +12,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+import espi
 from espi.cli import main
 
 
@@ -119,3 +120,62 @@ def test_console_script_is_installed(sample):
     )
     assert done.returncode == 0, done.stderr
     assert "readings: 6" in done.stdout
+
+
+def test_fetch_help_names_the_environment_variables_and_needs_one_of_the_two(monkeypatch):
+    runner = CliRunner()
+    text = runner.invoke(main, ["fetch", "pelm", "--help"]).output
+    assert "PELM_CLIENT_ID" in text and "PELM_SECRET" in text and "PELM_ACCESS_TOKEN" in text
+    assert "required" not in text[text.index("--client-id") : text.index("--start")]
+    for name in ("PELM_CLIENT_ID", "PELM_SECRET", "PELM_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    missing = runner.invoke(main, ["fetch", "pelm", "-o", "x.xml"])
+    assert missing.exit_code == 2
+    assert "give --client-id or set PELM_CLIENT_ID" in missing.output
+
+
+def test_reading_order_has_one_wording_in_summary_and_lint(run, sample):
+    path = sample("intervals_APUC000000_electric.xml")
+    summary = run("summary", path).output
+    findings = CliRunner().invoke(main, ["lint", str(path)]).output
+    wording = "readings run newest first (reverse order)"
+    assert f"note: {wording}" in summary and "overlapping" not in summary
+    assert f"info: User/237422/UsagePoint/1402026/MeterReading/01: {wording}" in findings
+
+
+def test_missing_values_are_counted_as_missing_not_zero(run, tmp_path):
+    readings = "".join(
+        f"<IntervalReading><timePeriod><duration>3600</duration><start>{s}</start></timePeriod>"
+        + ("<value>5</value>" if s else "")
+        + "</IntervalReading>"
+        for s in (0, 3600)
+    )
+    path = tmp_path / "missing.xml"
+    path.write_text(f'<IntervalBlock xmlns="http://naesb.org/espi">{readings}</IntervalBlock>')
+    assert "readings: 2; total 5.000 (1 without a value: missing, not zero)" in run(
+        "summary", path
+    ).output
+    rows = list(csv.DictReader(io.StringIO(run("export", path).output)))
+    assert [r["value"] for r in rows] == ["", "5"]
+    data = json.loads(run("export", path, "--format", "json").output)
+    assert [r["value"] for r in data] == [None, 5]
+    assert "1 reading(s) without a value (missing, not zero) [missing-value]" in (
+        CliRunner().invoke(main, ["lint", str(path)]).output
+    )
+
+
+def test_export_to_stdout_prints_nothing_before_an_error(tmp_path):
+    path = tmp_path / "cut.xml"
+    path.write_bytes(b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><content>')
+    done = CliRunner().invoke(main, ["export", str(path)])
+    assert done.exit_code == 2 and done.stdout == ""
+    assert done.stderr.count("line") == 1  # the position once: "FILE:1:58: not well-formed"
+
+
+def test_validate_reports_progress_entry_by_entry(sample):
+    seen = []
+    path = sample("Coastal_Multi_Family_12hr_Jan_1_2011_to_Jan_1_2012_RetailCustomer_3.xml")
+    problems = espi.validate(path, options=espi.ParseOptions(progress=seen.append))
+    assert problems == []
+    assert len(seen) > 700 and seen == sorted(seen) and seen[-1] <= path.stat().st_size
+    assert seen[-1] > 0.99 * path.stat().st_size

@@ -48,6 +48,7 @@ class Defaults:
     PROVIDER_HISTORY_DAYS = 395  # a provider connection's first sync asks for 13 months
     PROVIDER_NOT_READY_DELAY = 30  # seconds between asks while a provider is still syncing
     PROVIDERS: ClassVar[dict[str, dict[str, Any]]] = {}  # Pelm, WattShift settings (providers.py)
+    BASE_URL = ""  # https://your-host: links in mails point there (required outside development)
     SIGNIN_LIMIT = "10 per minute"  # failed sign-ins per client address and per email address
     MAIL_SERVER = ""  # host[:port] of an SMTP relay for password resets ("" : instance/outbox)
     MAIL_FROM = ""
@@ -76,6 +77,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             app.config[key] = (
                 Fernet.generate_key().decode() if key == "TOKEN_KEY" else os.urandom(32).hex()
             )
+    if not (app.config["BASE_URL"] or app.debug or app.testing):
+        raise RuntimeError(
+            "set THIRDPARTY_BASE_URL to the app's public address (https://...): password-reset "
+            "mails link there, never to whatever Host a request named"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     redact_access_logs()
     if app.config["PROXY_FIX"]:

@@ -9,12 +9,13 @@ Customers see only what their connections brought; operators (the third party's 
 with ``flask --app thirdparty_app create-operator``) see every customer. Another account's id
 answers 404, as an id that does not exist.
 
-Sessions are Flask's signed cookies; the session's user id carries the account's
-``session_epoch``, so a password change or reset ends every other session. Sign-in clears the
-session first (no fixation). Passwords are hashed with werkzeug's scrypt. A reset link is
-signed, expires after an hour and stops working once the password has changed; it is sent by
-mail when ``MAIL_SERVER`` is set, and written to the log and to ``instance/outbox/`` otherwise
-(development).
+Sessions are Flask's signed cookies; the session's user id carries the account's random
+``session_key``, renewed at sign-out, password change and reset, so those end every session
+signed in before (a copied cookie included). Sign-in clears the session first (no fixation).
+Passwords are hashed with werkzeug's scrypt. A reset link is signed, expires after an hour and
+stops working once the password has changed; it points at ``BASE_URL`` (never at the Host a
+request named); it is sent by mail when ``MAIL_SERVER`` is set, and written to the log and to
+``instance/outbox/`` otherwise (development). A reset also revokes the account's API keys.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import secrets
 import smtplib
 import time
 from collections.abc import Callable
+from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any, TypeVar
 
@@ -37,6 +39,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -46,13 +49,13 @@ from flask import (
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from appkit.http import problem
 
 from . import db
-from .ratelimit import count, spent
+from .ratelimit import clear, count
 
 log = logging.getLogger(__name__)
 bp = Blueprint("accounts", __name__)
@@ -96,15 +99,17 @@ def attempt_keys(email: str, what: str = "signin") -> list[tuple[str, ...]]:
 
 
 def too_many_attempts(email: str = "", what: str = "signin") -> bool:
-    """Guessing: after ``SIGNIN_LIMIT`` failed attempts from one address or for one email
-    address, further attempts wait (sign-ups and reset mails are counted apart)."""
+    """Guessing: at most ``SIGNIN_LIMIT`` attempts from one address and for one email address
+    (sign-ups and reset mails are counted apart). Each attempt is counted before its password
+    is checked, so guesses sent at once are held to the limit too; a right password clears the
+    email address's count (:func:`attempt_succeeded`)."""
     limit = current_app.config["SIGNIN_LIMIT"]
-    return any(spent(limit, *keys) for keys in attempt_keys(email, what))
+    counted = [count(limit, *keys) for keys in attempt_keys(email, what)]
+    return not all(counted)
 
 
-def failed_attempt(email: str = "", what: str = "signin") -> None:
-    for keys in attempt_keys(email, what):
-        count(current_app.config["SIGNIN_LIMIT"], *keys)
+def attempt_succeeded(email: str) -> None:
+    clear(current_app.config["SIGNIN_LIMIT"], "signin", "email", email)
 
 
 def init_app(app: Flask) -> None:
@@ -123,13 +128,13 @@ def init_app(app: Flask) -> None:
 
 
 def load_session_user(user_id: str) -> db.Account | None:
-    account_id, _, epoch = user_id.partition(":")
-    if not account_id.isdigit() or not epoch.isdigit():
+    account_id, _, key = user_id.partition(":")
+    if not account_id.isdigit() or not key:
         return None
-    account = db.session().get(db.Account, int(account_id))
-    if account is None or account.session_epoch != int(epoch):
-        return None  # the password changed since: this session has ended
-    return account
+    found = db.session().get(db.Account, int(account_id))
+    if found is None or not secrets.compare_digest(found.session_key, key):
+        return None  # signed out, or the password changed, since: this session has ended
+    return found
 
 
 def key_hash(key: str) -> str:
@@ -212,9 +217,10 @@ def usage_point(up_id: int) -> db.UsagePoint:
     return found  # type: ignore[no-any-return]
 
 
-def owner_only(conn: db.Connection) -> None:
-    """What only the connection's own account may do (operators see, but do not delete)."""
-    if conn.account_id != account().id:
+def owner_only(conn: db.Connection | None) -> None:
+    """What only the connection's own account may do (operators see; they do not end sharing,
+    delete data or choose rate plans for a customer)."""
+    if conn is None or conn.account_id != account().id:
         abort(403, "only the customer can do this")
 
 
@@ -244,10 +250,21 @@ def password_problem(password: str, email: str) -> str:
     return ""
 
 
+def valid_email(email: str) -> bool:
+    """One address, as a mail header can carry it: no spaces or control characters."""
+    if len(email) > 320 or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in email):
+        return False
+    try:
+        address = Address(addr_spec=email)
+    except (ValueError, IndexError):
+        return False
+    return bool(address.username and "." in address.domain)
+
+
 def create_account(email: str, password: str, name: str = "", role: str = "customer") -> db.Account:
     """A new account (ValueError with the reason when the email or password is not right)."""
     email = normal_email(email)
-    if "@" not in email or len(email) > 320 or " " in email:
+    if not valid_email(email):
         raise ValueError("Give a valid email address.")
     trouble = password_problem(password, email)
     if trouble:
@@ -279,9 +296,8 @@ def signup() -> Any:
     if request.method == "GET":
         return render_template("signup.html")
     form = request.form
-    if too_many_attempts(what="signup"):
+    if too_many_attempts(what="signup"):  # each counts: no mass creation of accounts
         return render_template("signup.html", error=SLOW_DOWN), 429
-    failed_attempt(what="signup")  # each counts: no mass creation of accounts
     try:
         found = create_account(
             form.get("email", ""), form.get("password", ""), form.get("name", "")
@@ -306,13 +322,13 @@ def login() -> Any:
     found = db.session().scalar(select(db.Account).where(db.Account.email == email))
     matches = password_matches(found, request.form.get("password", ""))  # hashes even if None
     if found is None or not matches:
-        failed_attempt(email)
         return render_template(
             "login.html",
             error="That email and password do not match.",
             email=email,
             next=request.form.get("next", ""),
         ), 401
+    attempt_succeeded(email)
     start_session(found)
     return redirect(safe_next(request.form.get("next")))
 
@@ -321,6 +337,10 @@ SLOW_DOWN = "Too many attempts from here: wait a minute and try again."
 
 
 def sign_out() -> None:
+    """End this session, and every copy of its cookie (a new session key)."""
+    if current_user.is_authenticated:
+        account().new_session_key()
+        db.session().commit()
     logout_user()
     session.clear()
 
@@ -334,6 +354,13 @@ def logout() -> Any:
 def password_matches(found: db.Account | None, password: str) -> bool:
     stored = found.password_hash if found is not None else None
     return check_password_hash(stored or DUMMY_HASH, password) and stored is not None
+
+
+def own_url(endpoint: str, **values: Any) -> str:
+    """An absolute link to this app for a mail: under ``BASE_URL``, never under the Host a
+    request named (a forged Host would send the link's token elsewhere)."""
+    base = current_app.config["BASE_URL"] or request.host_url
+    return base.rstrip("/") + url_for(endpoint, **values)
 
 
 def reset_serializer() -> URLSafeTimedSerializer:
@@ -367,8 +394,11 @@ def send_mail(to: str, subject: str, body: str) -> None:
     server = current_app.config.get("MAIL_SERVER")
     if server:
         host, _, port = server.partition(":")
-        with smtplib.SMTP(host, int(port or 25), timeout=30) as smtp:
-            smtp.send_message(message)
+        try:
+            with smtplib.SMTP(host, int(port or 25), timeout=10) as smtp:
+                smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as err:  # the answer must not tell
+            log.error("mail to %s (%s) not sent: %s", to, subject, err)
         return
     outbox = os.path.join(current_app.instance_path, "outbox")
     os.makedirs(outbox, exist_ok=True)
@@ -384,12 +414,11 @@ def reset_request() -> Any:
     if request.method == "GET":
         return render_template("reset_request.html")
     email = normal_email(request.form.get("email", ""))
-    if too_many_attempts(email, "reset"):
+    if too_many_attempts(email, "reset"):  # each ask counts: no flood of mail
         return render_template("reset_request.html", error=SLOW_DOWN), 429
-    failed_attempt(email, "reset")  # each ask counts: no flood of mail
     found = db.session().scalar(select(db.Account).where(db.Account.email == email))
     if found is not None and found.password_hash:
-        link = url_for("accounts.reset", token=reset_token(found), _external=True)
+        link = own_url("accounts.reset", token=reset_token(found))
         send_mail(
             found.email,
             "Reset your password",
@@ -413,10 +442,12 @@ def reset(token: str) -> Any:
     if trouble:
         return render_template("reset.html", error=trouble), 400
     found.password_hash = generate_password_hash(password)
-    found.session_epoch += 1  # every other session ends
+    found.new_session_key()  # every other session ends
+    # whoever made the reset needed may also have made keys: they stop working
+    db.session().execute(delete(db.ApiKey).where(db.ApiKey.account_id == found.id))
     db.session().commit()
     start_session(found)
-    flash("Your password was changed.")
+    flash("Your password was changed; other sessions were signed out and API keys revoked.")
     return redirect(url_for("tp.home"))
 
 
@@ -440,17 +471,21 @@ def new_api_key(owner: db.Account, name: str) -> str:
 
 
 @bp.get("/account")
-def account_page() -> str:
+def account_page(new_key: str | None = None) -> str:
     keys = db.session().scalars(
         select(db.ApiKey).where(db.ApiKey.account_id == account().id).order_by(db.ApiKey.id)
     )
-    return render_template("account.html", keys=list(keys), new_key=session.pop("new_key", None))
+    return render_template("account.html", keys=list(keys), new_key=new_key)
 
 
 @bp.post("/account/keys")
 def create_key() -> Any:
-    session["new_key"] = new_api_key(account(), request.form.get("name", ""))
-    return redirect(url_for("accounts.account_page"))
+    """The new key is shown in this answer, once: it is stored nowhere but as its hash (not in
+    the session cookie either)."""
+    key = new_api_key(account(), request.form.get("name", ""))
+    page = make_response(account_page(new_key=key))
+    page.headers["Cache-Control"] = "no-store"
+    return page
 
 
 @bp.post("/account/keys/<int:key_id>/revoke")
@@ -470,7 +505,7 @@ def revoke_key(key_id: int) -> Any:
 @bp.post("/account/password")
 def change_password() -> Any:
     me = account()
-    if not password_matches(me, request.form.get("current", "")):
+    if too_many_attempts(me.email) or not password_matches(me, request.form.get("current", "")):
         flash("That is not your current password: nothing changed.", "error")
         return redirect(url_for("accounts.account_page"))
     trouble = password_problem(request.form.get("password", ""), me.email)
@@ -478,7 +513,7 @@ def change_password() -> Any:
         flash(trouble, "error")
         return redirect(url_for("accounts.account_page"))
     me.password_hash = generate_password_hash(request.form["password"])
-    me.session_epoch += 1
+    me.new_session_key()
     db.session().commit()
     start_session(me)
     flash("Your password was changed; other sessions were signed out.")
@@ -554,6 +589,6 @@ def register_commands(app: Flask) -> None:
         if trouble:
             raise click.ClickException(trouble)
         found.password_hash = generate_password_hash(password)
-        found.session_epoch += 1
+        found.new_session_key()
         db.session().commit()
         click.echo(f"password of {found.email} set")

@@ -27,21 +27,29 @@ bp = Blueprint("api", __name__)
 AGGREGATES = ("none", "hour", "day", "month")
 
 
+LATEST = 253402300799  # 9999-12-31T23:59:59Z: what a date can say
+
+
 def when(name: str) -> int | None:
-    """A query parameter as epoch seconds: ISO 8601 (a date or a time) or epoch seconds."""
+    """A query parameter as epoch seconds: ISO 8601 (a date or a time) or epoch seconds, from
+    1970 to the year 9999."""
     text = request.args.get(name)
     if not text:
         return None
+    usage = (
+        f"{name}={text[:40]!r}: give ISO 8601 (2024-01-31 or 2024-01-31T00:00:00Z) or epoch seconds"
+    )
     if text.isdigit():
-        return int(text)
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        abort(
-            400,
-            f"{name}={text!r}: give ISO 8601 (2024-01-31 or 2024-01-31T00:00:00Z) or epoch seconds",
-        )
-    return int((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp())
+        value = int(text) if len(text) <= 12 else LATEST + 1
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            abort(400, usage)
+        value = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+    if not 0 <= value <= LATEST:
+        abort(400, f"{usage}, between 1970 and 9999")
+    return value
 
 
 def iso(epoch: int) -> str:

@@ -65,6 +65,11 @@ def connection(conn: db.Connection) -> set[str]:
             )
         )
     mine = db.Document.connection_id == conn.id
+    if conn.subscription_uri:
+        # a kept Bulk document holds this customer's data among others': it goes too (the
+        # others' rows stay in the database; only replaying that file is lost)
+        custodian = [p.name for p in profiles.owners(conn.subscription_uri)] or [conn.profile]
+        mine = mine | (db.Document.connection_id.is_(None) & db.Document.profile.in_(custodian))
     paths = set(s.scalars(select(db.Document.path).where(mine)))
     s.execute(delete(db.Document).where(mine))
     s.execute(delete(db.Connection).where(db.Connection.id == conn.id))

@@ -42,6 +42,7 @@ from flask import (
 from sqlalchemy import func, select, tuple_, update
 
 import espi
+from espi.providers import Credentials, FieldError
 from espi.providers import griddy as espi_griddy
 from espi.providers import pelm as espi_pelm
 from espi.providers import wattshift as espi_ws
@@ -109,14 +110,14 @@ def wattzon_client() -> espi_wz.WattzOn:
                            verify=s["ca_bundle"] or None)  # fmt: skip
 
 
-def griddy_client(conn: db.Connection | None = None, **login: str) -> espi_griddy.Griddy:
-    """A Griddy client with a connection's tokens, or for ``email`` and ``password``."""
-    base = settings("griddy")["base_url"]
-    if conn is None:
-        return espi_griddy.Griddy(login["email"], login["password"], base_url=base)
-    return espi_griddy.Griddy(access_token=vault.unseal(conn.access_token) or "",
-                              refresh_token=vault.unseal(conn.refresh_token), user_id=conn.label,
-                              base_url=base)  # fmt: skip
+def griddy_client() -> espi_griddy.Griddy:
+    return espi_griddy.Griddy(base_url=settings("griddy")["base_url"])
+
+
+def griddy_credentials(conn: db.Connection) -> Credentials:
+    """A Griddy connection's credentials: the user ID and the tokens."""
+    return Credentials(account=conn.label, access_token=vault.unseal(conn.access_token),
+                       refresh_token=vault.unseal(conn.refresh_token))  # fmt: skip
 
 
 def wattshift_client() -> espi_ws.WattShift:
@@ -233,29 +234,27 @@ def fetch_pelm(conn: db.Connection, start: int, end: int, first: bool) -> Fetche
     if not token:
         return None
     client = pelm_client()
-    return client.fetch(token, start=start, end=end), client.base_url
+    credentials = Credentials(account=conn.label, access_token=token)
+    return client.fetch(credentials, start, end=end), client.base_url
 
 
 def fetch_wattzon(conn: db.Connection, start: int, end: int, first: bool) -> Fetched:
     """The profile's data once its extraction jobs have ended (a job that failed fails the
     connection with what its status means); later syncs read the months since the last."""
     client = wattzon_client()
-    for job_id in conn.pending.split():
-        status = client.job(job_id)
-        if not status.finished:
-            raise espi.NotReady(f"extraction: {status.state or 'queued'}", provider="wattzon")
-        err = status.error()
-        if err is not None:  # the job has ended: retrying would not change how (fail it)
-            raise espi.ProviderError(err.message, provider="wattzon", code=err.code)
-    conn.pending = ""
-    feed = client.fetch(int(conn.label), since=None if first else start)
+    credentials = Credentials(account=conn.label, extra={"jobs": conn.pending})
+    try:
+        feed = client.fetch(credentials, None if first else start)
+    finally:
+        conn.pending = credentials.extra.get("jobs", "")
     return feed, client.base_url
 
 
 def fetch_griddy(conn: db.Connection, start: int, end: int, first: bool) -> Fetched:
-    client = griddy_client(conn)
-    feed = client.fetch()
-    conn.access_token = vault.seal(client.access_token)  # renewed when it had expired
+    client = griddy_client()
+    credentials = griddy_credentials(conn)
+    feed = client.fetch(credentials, None if first else start)
+    conn.access_token = vault.seal(credentials.access_token)  # renewed when it had expired
     return feed, client.base_url
 
 
@@ -268,11 +267,9 @@ def disconnect(conn: db.Connection) -> str:
     done = "the stored access token was deleted"
     try:
         if conn.profile == "wattzon" and conn.label:
-            wattzon_client().delete_profile(int(conn.label))
-            done = "the profile and its credentials were deleted at WattzOn"
+            done = wattzon_client().disconnect(Credentials(account=conn.label))
         elif conn.profile == "griddy" and conn.refresh_token:
-            griddy_client(conn).sign_out()
-            done = "signed out of Griddy"
+            done = griddy_client().disconnect(griddy_credentials(conn))
     except espi.ProviderError as err:
         done = f"{DEFAULTS[conn.profile]['title']} refused to end the connection: {err.message}"
     conn.access_token = conn.refresh_token = None
@@ -325,15 +322,11 @@ def wattzon_connect() -> Any:
                          reason="WattzOn is extracting")  # fmt: skip
     s.add(conn)
     s.commit()
-    try:
-        pid = client.create_profile(utility, zipcode=zipcode, label=f"tp-{conn.id}")
-        conn.label = str(pid)
-        client.set_credentials(pid, form["username"], form["password"])
-        conn.pending = " ".join(client.start_job(pid, mode=mode) for mode in ("bill", "interval"))
+    try:  # a profile that cannot be completed is deleted again by connect()
+        credentials = client.connect({**form, "label": f"tp-{conn.id}"})
+        conn.label, conn.pending = credentials.account, credentials.extra["jobs"]
     except espi.ProviderError as err:
         conn.status, conn.reason = "failed", str(err)
-        if conn.label:  # leave no half-made profile (nor credentials) at WattzOn
-            conn.reason += "; " + disconnect(conn)
         s.commit()
         return failed_page("WattzOn", f"WattzOn could not start ({err.message}).")
     conn.reason = f"WattzOn is extracting bills and intervals from {dict(utilities)[utility]}"
@@ -368,8 +361,8 @@ def wattzon_notify() -> Any:
 
     try:
         return espi_wz.on_notification(request.get_data(), start)
-    except espi.ProviderError as err:
-        return {"error": err.message}, 400
+    except ValueError as err:
+        return {"error": str(err)}, 400
 
 
 # --------------------------------------------------------------------------- Griddy
@@ -380,21 +373,18 @@ def griddy_connect() -> Any:
     """Sign in with the Griddy member's email and password (kept only as tokens)."""
     if request.method == "GET" or not configured("griddy"):
         return provider_page("griddy")
-    email, password = request.form.get("email", "").strip(), request.form.get("password", "")
-    client = griddy_client(email=email, password=password)
+    email = request.form.get("email", "").strip()
     try:
-        client.sign_in()
-    except espi.AuthError:
-        return provider_page(
-            "griddy", email=email, error="Griddy did not accept that email and password."
-        )
+        credentials = griddy_client().connect(request.form)
+    except FieldError as err:
+        return provider_page("griddy", email=email, error=err.message)
     except espi.ProviderError as err:
         return provider_page("griddy", email=email, error=f"Griddy refused: {err.message}")
     s = db.session()
     conn = db.Connection(profile="griddy", account_id=account().id, status="waiting",
-                         label=client.user_id or "", reason="fetching from Griddy")  # fmt: skip
-    conn.access_token = vault.seal(client.access_token)
-    conn.refresh_token = vault.seal(client.refresh_token)
+                         label=credentials.account, reason="fetching from Griddy")  # fmt: skip
+    conn.access_token = vault.seal(credentials.access_token)
+    conn.refresh_token = vault.seal(credentials.refresh_token)
     s.add(conn)
     s.commit()
     current_app.extensions["tp.sync"](conn.id)
@@ -409,6 +399,7 @@ def attach_plan(up_id: int) -> Any:
     """Attach a WattShift rate plan (a home on that plan) to a usage point; pricing is queued."""
     s = db.session()
     up = accounts.usage_point(up_id)
+    accounts.owner_only(s.get(db.Connection, up.connection_id))  # not an operator's choice
     zipcode, plan = request.form.get("zip", ""), request.form.get("plan", "")
     client = wattshift_client()
     try:

@@ -22,6 +22,6 @@ def count(limit: str, *keys: str) -> bool:
     return limiter().hit(parse(limit), *keys)
 
 
-def spent(limit: str, *keys: str) -> bool:
-    """Whether ``limit`` is spent under ``keys`` (counting nothing)."""
-    return not limiter().test(parse(limit), *keys)
+def clear(limit: str, *keys: str) -> None:
+    """Forget what was counted under ``keys``."""
+    limiter().clear(parse(limit), *keys)

@@ -131,7 +131,10 @@ def connect(name: str) -> Any:
 
 @bp.get("/callback/<name>")
 def callback(name: str) -> Any:
-    profile = profiles.get(name)
+    try:
+        profile = profiles.get(name)
+    except KeyError as err:
+        abort(404, str(err))
     if request.args.get("error"):
         return failed(
             profile, request.args.get("error", ""), request.args.get("error_description", "")
@@ -174,8 +177,8 @@ def disconnect(conn_id: int) -> Any:
     and, when the customer asks, delete what the connection brought. Asks first."""
     conn = accounts.connection(conn_id)
     erasing = request.values.get("delete_data") == "yes"
-    if erasing:
-        accounts.owner_only(conn)
+    if request.method == "POST":
+        accounts.owner_only(conn)  # operators see the customer's sharing; they do not end it
     if request.method == "GET":
         return render_template(
             "disconnect.html",
@@ -222,7 +225,9 @@ def delete_account() -> Any:
             counts=connection_counts([c.id for c in conns]),
             titles={c.profile: source_title(c.profile) for c in conns},
         )
-    if not accounts.password_matches(me, request.form.get("password", "")):
+    if accounts.too_many_attempts(me.email) or not accounts.password_matches(
+        me, request.form.get("password", "")
+    ):
         flash("That is not your password: nothing was deleted.", "error")
         return redirect(url_for("tp.delete_account"))
     try:

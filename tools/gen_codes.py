@@ -1,6 +1,6 @@
 """Generate espi/codes.py from the integer enumerations of xsd/espi-4.0/espi.xsd.
 
-Run: python tools/gen_codes.py > espi/codes.py
+Run: python tools/gen_codes.py > espi/codes.py && ruff format espi/codes.py
 The code lists are facts of the standard; the schema is their source, so they are generated,
 not typed by hand. Each member keeps the schema's short label (appinfo) for display.
 """
@@ -76,6 +76,16 @@ def main() -> None:
         '        """The schema\'s short label (``Wh``, ``USD``, ``electricity``); the name if none."""',
         "        return LABELS.get(type(self).__name__, {}).get(int(self), self._name_)",
         "",
+        "    def __str__(self) -> str:",
+        '        """The label: ``str(UnitSymbolKind.WH) == "Wh"`` (``int()`` gives the code)."""',
+        "        return self.label",
+        "",
+        "    def __format__(self, spec: str) -> str:",
+        '        """The label, unless the format is numeric (``f"{code:d}"``)."""',
+        '        if spec and spec[-1] in "bcdoxXneEfFgG%":',
+        "            return format(int(self), spec)",
+        "        return format(self.label, spec)",
+        "",
     ]
     labels: dict[str, dict[int, str]] = {}
     for st in root.getroot().findall(XS + "simpleType"):
@@ -102,6 +112,13 @@ def main() -> None:
             labels[name][value] = label
             out.append(f"    {member} = {value}")
         out.append("")
+    out[out.index("from enum import IntEnum") + 1 : out.index("from enum import IntEnum") + 1] = [
+        "",
+        "__all__ = [",
+        '    "Code",',
+        *(f"    {name!r}," for name in labels),
+        "]",
+    ]
     out += ["", "LABELS: dict[str, dict[int, str]] = {"]
     for name, table in labels.items():
         out.append(f"    {name!r}: {{")

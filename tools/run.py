@@ -84,6 +84,7 @@ def third_party(creds: dict[str, str], custodian_base: str):  # type: ignore[no-
 
     app = create_app({
         "SECRET_KEY": secret("thirdparty"),
+        "BASE_URL": f"http://127.0.0.1:{THIRD_PARTY_PORT}",
         "TOKEN_KEY": secret("thirdparty-tokens", "fernet"),
         "DATABASE_URL": f"sqlite:///{VAR / 'thirdparty.sqlite'}",
         "QUEUE_URL": f"sqlite:///{VAR / 'thirdparty-queue.sqlite'}",
@@ -141,6 +142,7 @@ def main() -> None:
         "QUEUE_URL": f"sqlite:///{VAR / 'datacustodian-queue.sqlite'}",
         "BASE_URL": base,
         "EMBEDDED_WORKER": True,
+        "SANDBOX_TEST_AUTHORIZE": True,  # PG&E's test authorize shortcut: a sandbox only
     })  # fmt: skip
     with app.app_context():
         upgrade(app)

@@ -1,22 +1,43 @@
-"""What every provider adapter shares: an injected ``requests`` session, the base URL, and one
+"""What every provider adapter shares: an injected ``requests`` session, the base URL, one
 request loop that retries with backoff on 5xx and 429 (honouring Retry-After), paces requests,
 follows no redirect off the origin it was sent to, and turns every refusal into an
-:class:`espi.ProviderError`."""
+:class:`espi.ProviderError`; and the contract every provider keeps, so that an
+application can offer, connect, sync, disconnect and take notifications for any registered
+provider without knowing its name.
+
+The contract, in short (each name is documented where it is defined):
+
+- a provider class registers itself (:func:`register`, a class decorator) under its ``slug``
+  and declares :class:`Capabilities` (how a customer connects: :class:`ConnectKind`; what data
+  it gives: :class:`DataKind`; whether it notifies) and its :class:`Setting` s;
+- :meth:`Provider.from_settings` builds it from settings (:meth:`Provider.missing` says which
+  required ones are not set);
+- :meth:`Provider.fetch` ``(credentials, since) -> Feed`` and :meth:`Provider.disconnect`
+  work on :class:`Credentials`, which a provider may renew in place;
+- connecting: ``begin_connect``/``finish_connect`` (OAUTH, WIDGET: a :class:`Redirect`, then
+  the callback's answer) or ``connect_form``/``connect`` (CREDENTIALS: :class:`Field` s, then
+  the filled-in values; :class:`FieldError` names a refused input);
+- ``notified_accounts(body)`` for providers that notify.
+
+A method the capabilities do not include raises :class:`NotImplementedError`;
+:func:`register` refuses a class whose methods and capabilities disagree.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 
-from ..errors import AuthError, NotReady, ProviderError, RateLimited, Unavailable
+from .. import model as m
+from ..errors import AuthError, EspiError, NotReady, ProviderError, RateLimited, Unavailable
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 #: how much of an error answer's body is read when the request streams
@@ -91,6 +112,103 @@ def body_of(resp: requests.Response) -> Any:
         return None
 
 
+# --------------------------------------------------------------------------- the contract's types
+
+
+@dataclass(slots=True, kw_only=True)
+class Credentials:
+    """What the app keeps, encrypted, for one connection. A provider may renew tokens in place
+    during fetch/disconnect; the app stores the credentials again after every call.
+
+    ``account``: the customer's id at the source (Pelm user id, WattzOn profile id, Griddy user
+    id; a custodian's subscription URI). ``expires_at``: epoch seconds, 0 when unknown.
+    ``extra``: provider-specific strings (WattzOn's pending job ids, a custodian's
+    authorization URI and scope, ...)."""
+
+    account: str = ""
+    access_token: str | None = None
+    refresh_token: str | None = None
+    expires_at: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class ConnectKind(StrEnum):
+    """How a customer connects a provider."""
+
+    OAUTH = "oauth"  # authorization-code redirect (a Green Button custodian)
+    WIDGET = "widget"  # the provider's own page, then a code (Pelm Connect)
+    CREDENTIALS = "credentials"  # a form the app shows (WattzOn, Griddy)
+    NONE = "none"  # not connected by a customer (WattShift prices)
+
+
+class DataKind(StrEnum):
+    """What a provider's feeds carry."""
+
+    INTERVALS = "intervals"
+    BILLS = "bills"
+    PRICES = "prices"
+    CUSTOMER = "customer"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    connect: ConnectKind
+    data: frozenset[DataKind]
+    notifications: bool = False  # the provider can tell the app that data is ready
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting a provider is built from (:meth:`Provider.from_settings`)."""
+
+    name: str
+    required: bool = False
+    secret: bool = False
+    default: str = ""
+    help: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One input of a CREDENTIALS connect form. ``kind``: text | password | email | choice;
+    ``choices``: (value, label) pairs of a choice; ``value``: what was filled in so far (never
+    given back for a password)."""
+
+    name: str
+    label: str
+    kind: str = "text"
+    choices: tuple[tuple[str, str], ...] = ()
+    value: str = ""
+    help: str = ""
+
+
+class FieldError(ProviderError):
+    """A connect form's answer refused: ``field`` names the input, the message says why in
+    words the customer can act on."""
+
+    def __init__(self, field: str, message: str, **kwargs: Any) -> None:
+        self.field = field
+        super().__init__(message, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """The start of an OAUTH or WIDGET connect: where to send the customer's browser, and what
+    the app keeps in the customer's session until the answer comes back."""
+
+    url: str
+    state: dict[str, str]
+
+
+#: the methods each way of connecting needs (the others raise NotImplementedError)
+CONNECT_METHODS: dict[ConnectKind, tuple[str, ...]] = {
+    ConnectKind.OAUTH: ("begin_connect", "finish_connect"),
+    ConnectKind.WIDGET: ("begin_connect", "finish_connect"),
+    ConnectKind.CREDENTIALS: ("connect_form", "connect"),
+    ConnectKind.NONE: (),
+}
+
+
 class Provider:
     """A data provider's API client. Subclasses set ``slug``, ``title`` and ``default_base``,
     add their authentication in :meth:`headers`, and map their error bodies in :meth:`error`.
@@ -118,6 +236,10 @@ class Provider:
     default_base: ClassVar[str] = ""
     #: the provider's error codes that mean a particular error class (others go by status)
     codes: ClassVar[dict[str, type[ProviderError]]] = {}
+    #: how a customer connects, what data comes, whether the provider notifies
+    capabilities: ClassVar[Capabilities]
+    #: what :meth:`from_settings` takes
+    settings: ClassVar[tuple[Setting, ...]] = ()
 
     def __init__(
         self,
@@ -311,56 +433,149 @@ class Provider:
                 body=resp.text,
             ) from None
 
+    # ------------------------------------------------------------------ the contract: building
 
-# --------------------------------------------------------------------------- the contract
-# What espi.client needs of the provider contract (PROVIDER_CONTRACT.md), with its names.
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any], **kwargs: Any) -> Self:
+        """Build from settings (names as in :attr:`settings`; unknown names -> ValueError
+        listing the known ones; a required one missing -> ValueError naming it; empty values
+        take the setting's default). ``kwargs`` go to ``__init__`` (session, timeout, retries,
+        sleep, ...)."""
+        known = [s.name for s in cls.settings]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"provider {cls.slug}: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(known) or 'none'}"
+            )
+        missing = cls.missing(values)
+        if missing:
+            raise ValueError(f"provider {cls.slug}: setting(s) {', '.join(missing)} required")
+        filled = {
+            s.name: s.default if values.get(s.name) in (None, "") else str(values[s.name])
+            for s in cls.settings
+        }
+        return cls(**cls.init_args(filled), **kwargs)
+
+    @classmethod
+    def missing(cls, values: Mapping[str, Any]) -> list[str]:
+        """Required settings that are not set (the app offers only providers with none)."""
+        return [s.name for s in cls.settings if s.required and values.get(s.name) in (None, "")]
+
+    @classmethod
+    def init_args(cls, values: dict[str, str]) -> dict[str, Any]:
+        """:meth:`from_settings`' last step: the settings as ``__init__``'s keyword arguments
+        (the default: every non-empty setting under its own name)."""
+        return {k: v for k, v in values.items() if v}
+
+    # ------------------------------------------------------------------ the contract: data
+
+    def fetch(self, credentials: Credentials, since: int | None = None) -> m.Feed:
+        """New data since ``since`` (epoch seconds; None: as much history as the provider
+        gives, bounded by the provider's own default). NotReady while the provider is still
+        gathering; AuthError when the credentials no longer work."""
+        raise self.lacks("fetch")
+
+    def disconnect(self, credentials: Credentials) -> str:
+        """End the connection at the provider; say what was done, in words. Idempotent."""
+        raise self.lacks("disconnect")
+
+    # ------------------------------------------------------------------ the contract: connecting
+
+    def begin_connect(self, account: str, redirect_uri: str) -> Redirect:
+        """OAUTH / WIDGET: where to send the customer (``account``: the customer's id to use
+        at the provider, where the provider takes one; ``redirect_uri``: the app's callback)."""
+        raise self.lacks("begin_connect")
+
+    def finish_connect(self, state: Mapping[str, str], answer: Mapping[str, str]) -> Credentials:
+        """OAUTH / WIDGET: ``answer``: the callback's query parameters. AuthError when the
+        customer declined or the answer does not match ``state``."""
+        raise self.lacks("finish_connect")
+
+    def connect_form(self, values: Mapping[str, str]) -> list[Field]:
+        """CREDENTIALS: the inputs to show given what was filled in so far."""
+        raise self.lacks("connect_form")
+
+    def connect(self, values: Mapping[str, str]) -> Credentials:
+        """CREDENTIALS: connect with the filled-in form. FieldError naming the input for bad
+        input. Work the provider does afterwards is recorded in ``credentials.extra``;
+        ``fetch`` raises NotReady until it has ended."""
+        raise self.lacks("connect")
+
+    def notified_accounts(self, body: bytes) -> list[str]:
+        """The accounts a notification body names (the app syncs their connections);
+        ValueError with the reason for a malformed body."""
+        raise self.lacks("notified_accounts")
+
+    def lacks(self, method: str) -> NotImplementedError:
+        """The refusal of a method the provider's capabilities exclude."""
+        name = self.title or type(self).__name__
+        caps = getattr(type(self), "capabilities", None)
+        if caps is None:
+            return NotImplementedError(f"{name} has no {method}")
+        notifies = "" if caps.notifications else " and sends no notifications"
+        why = f"it connects by {caps.connect.value}{notifies}"
+        return NotImplementedError(f"{name} has no {method} ({why})")
 
 
-@dataclass(slots=True, kw_only=True)
-class Credentials:
-    """What the app keeps, encrypted, for one connection. A provider may renew tokens in place
-    during fetch/disconnect; the app stores the credentials again after every call."""
+# --------------------------------------------------------------------------- the registry
 
-    account: str = ""
-    access_token: str | None = None
-    refresh_token: str | None = None
-    expires_at: int = 0  # epoch seconds; 0 = unknown
-    extra: dict[str, str] = field(default_factory=dict)
+REGISTRY: dict[str, type[Provider]] = {}
+P = TypeVar("P", bound=type[Provider])
 
 
-class ConnectKind(StrEnum):
-    OAUTH = "oauth"  # authorization-code redirect (a Green Button custodian)
-    WIDGET = "widget"  # the provider's own page, then a code (Pelm Connect)
-    CREDENTIALS = "credentials"  # a form the app shows (WattzOn, Griddy)
-    NONE = "none"  # not connected by a customer (WattShift prices)
+class UnknownProvider(EspiError, LookupError):
+    pass
 
 
-class DataKind(StrEnum):
-    INTERVALS = "intervals"
-    BILLS = "bills"
-    PRICES = "prices"
-    CUSTOMER = "customer"
+def overrides(cls: type[Provider], name: str) -> bool:
+    """Whether ``cls`` implements a contract method itself (not the base's refusal)."""
+    return getattr(cls, name) is not getattr(Provider, name)
 
 
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    connect: ConnectKind
-    data: frozenset[DataKind]
-    notifications: bool = False  # the provider can tell the app that data is ready
+def disagreements(cls: type[Provider]) -> list[str]:
+    """Where a provider class's capabilities and methods disagree (none: it keeps the
+    contract)."""
+    caps = getattr(cls, "capabilities", None)
+    if not isinstance(caps, Capabilities):
+        return ["no Capabilities in capabilities"]
+    out = [f"no {name}" for name in ("fetch", "disconnect") if not overrides(cls, name)]
+    needed = CONNECT_METHODS[caps.connect]
+    for name in sorted({n for names in CONNECT_METHODS.values() for n in names}):
+        if overrides(cls, name) != (name in needed):
+            has = "has" if overrides(cls, name) else "lacks"
+            out.append(f"{has} {name} but connects by {caps.connect.value}")
+    if overrides(cls, "notified_accounts") != caps.notifications:
+        out.append(f"notifications={caps.notifications} but notified_accounts disagrees")
+    names = [s.name for s in cls.settings]
+    if len(set(names)) != len(names):
+        out.append("settings named twice")
+    return out
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    name: str
-    required: bool = False
-    secret: bool = False
-    default: str = ""
-    help: str = ""
+def register(cls: P) -> P:
+    """Register a provider class under its slug (a class decorator). A class whose slug is
+    taken by another class, or whose capabilities and methods disagree, is refused."""
+    if not cls.slug or not cls.title:
+        raise TypeError(f"{cls.__name__}: a provider needs a slug and a title")
+    problems = disagreements(cls)
+    if problems:
+        raise TypeError(f"{cls.__name__} breaks the provider contract: {'; '.join(problems)}")
+    if REGISTRY.get(cls.slug, cls) is not cls:
+        raise ValueError(f"provider slug {cls.slug!r} is taken by {REGISTRY[cls.slug].__name__}")
+    REGISTRY[cls.slug] = cls
+    return cls
 
 
-@dataclass(frozen=True, slots=True)
-class Redirect:
-    """The start of an OAUTH / WIDGET connect."""
+def get(slug: str) -> type[Provider]:
+    """The provider class registered under ``slug``."""
+    try:
+        return REGISTRY[slug]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise UnknownProvider(f"no provider {slug!r}; known: {known}") from None
 
-    url: str  # where to send the customer's browser
-    state: dict[str, str]  # what the app keeps in the customer's session until the answer
+
+def registered() -> list[type[Provider]]:
+    """Every registered provider class, by slug."""
+    return [REGISTRY[slug] for slug in sorted(REGISTRY)]

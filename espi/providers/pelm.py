@@ -1,29 +1,69 @@
 """Pelm (https://api.pelm.com): utility accounts' intervals and bills, via Pelm Connect.
 
-    pelm = Pelm(client_id, secret)
-    token = pelm.connect_token("user-42", utility_slug="pge")     # for the Connect widget
-    access = pelm.exchange(code)["access_token"]                  # the widget's onSuccess code
-    feed = pelm.fetch(access, start=..., end=...)                  # everything, as an ESPI Feed
+    pelm = Pelm(client_id, secret, connect_url="https://app.example/pelm-connect")
+    start = pelm.begin_connect("user-42", "https://app.example/pelm/callback")   # a Redirect
+    credentials = pelm.finish_connect(start.state, callback_query)   # the code, exchanged
+    feed = pelm.fetch(credentials, since=...)                        # everything, as a Feed
+
+The provider contract (:mod:`espi.providers.base`): WIDGET connect, intervals and bills, no
+notifications. Settings: ``client_id`` and ``secret`` (Pelm-Client-Id, Pelm-Secret),
+``connect_url``, ``utility_slug`` (skips the widget's utility choice), ``base_url``.
+``credentials.account`` is the ``user_id`` given to Pelm; ``access_token`` Pelm's (it never
+expires); Pelm documents no revocation, so ``disconnect`` does nothing at Pelm.
 
 Mapping: one UsagePoint per account and meter type (ELECTRIC, GAS); intervals become a
 MeterReading whose ReadingType keeps every digit (Wh or therm with a power-of-ten multiplier,
 ``intervalLength`` from the data); greenhouse-gas emissions a second MeterReading (grams CO2e);
 bills UsageSummaries (totals in 1/100000 USD, electric/gas/other charges as line items).
+
+Where the seed (../shared/seeds/000) is silent or ambiguous:
+
+- Connect is a JavaScript widget with ``onSuccess(code)`` / ``onExit()`` callbacks, no
+  redirect. ``connect_url`` is the page that runs it (the app's own page embedding the widget
+  in production; the fake's stand-in in development): it gets ``connect_token`` and
+  ``redirect_uri`` and sends the browser back with ``code=`` or ``error=``.
+  :meth:`Pelm.begin_connect` adds a ``state`` nonce to the redirect URI, which
+  :meth:`Pelm.finish_connect` checks.
+- Bills: the seed's prose gives ``GET /users/{ACCOUNT_ID}/bills`` and its curl example
+  ``/{ACCOUNT_ID}/bills``; the prose is followed. Its example answer is
+  ``{bill_id: {bill_start_date, bill_end_date}}`` (RFC 1123 dates); Pelm's later docs
+  (reference/providers.md) give ``[{account_id, bills: [...]}]`` with charges: both are read.
+- Connect token: the seed sends ``utility_id``, later docs ``utility_slug``: either (not both).
+- Emissions: the seed's ``/accounts`` example has ``emissions_unit: "kg_co2e_per_kwh"`` while
+  its ``/intervals`` example gives per-interval amounts with ``ghg_emissions_unit: "kg_co2e"``.
+  The unit the interval answer gives wins; a ``..._per_kwh`` unit alone is read as the amount
+  per interval (the values are amounts, as the example's 0.29 kg for 0.75 kWh shows). The
+  interval field is ``ghg_emission`` in the seed's prose and ``ghg_emissions`` in its example:
+  both are read.
+- ``/accounts`` in the seed lists no ``available_meter_types``: such an account is asked for
+  ELECTRIC intervals only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from .. import builder
 from .. import model as m
 from ..codes import CommodityKind, ItemKind, MeasurementKind, ServiceKind, UnitSymbolKind
 from ..errors import AuthError, NotReady, ProviderError, Unavailable
-from .base import Provider
+from .base import (
+    Capabilities,
+    ConnectKind,
+    Credentials,
+    DataKind,
+    Provider,
+    Redirect,
+    Setting,
+    register,
+)
 
 DAY = 86400
 #: Pelm answers two months when no dates are given; longer histories are fetched in windows.
@@ -67,22 +107,105 @@ class Series:
     intervals: list[dict[str, Any]]
 
 
+@register
 class Pelm(Provider):
     slug = "pelm"
     title = "Pelm"
     default_base = "https://api.pelm.com"
     codes = ERRORS
+    capabilities = Capabilities(ConnectKind.WIDGET, frozenset({DataKind.INTERVALS, DataKind.BILLS}))
+    settings = (
+        Setting("client_id", required=True, help="Pelm-Client-Id"),
+        Setting("secret", required=True, secret=True, help="Pelm-Secret"),
+        Setting("connect_url", required=True, help="the page that runs Pelm Connect"),
+        Setting("utility_slug", help="skip the widget's utility choice (e.g. pge)"),
+        Setting("base_url", default=default_base, help="Pelm's API"),
+    )
 
-    def __init__(self, client_id: str, secret: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        secret: str,
+        *,
+        connect_url: str = "",
+        utility_slug: str = "",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.client_id = client_id
         self.secret = secret
+        self.connect_url = connect_url
+        self.utility_slug = utility_slug
 
     def headers(self, token: str | None = None) -> dict[str, str]:
         out = {"Pelm-Client-Id": self.client_id, "Pelm-Secret": self.secret}
         if token:
             out["Authorization"] = f"Bearer {token}"
         return out
+
+    # ------------------------------------------------------------------ the contract
+
+    def begin_connect(self, account: str, redirect_uri: str) -> Redirect:
+        """A Connect token for ``account`` (Pelm's ``user_id``), and the Connect page with it.
+        The redirect URI carries a ``state`` nonce the answer must bring back."""
+        if not self.connect_url:
+            raise ValueError("Pelm Connect needs connect_url (the page that runs the widget)")
+        token = self.connect_token(account, self.utility_slug or None)
+        nonce = secrets.token_urlsafe(16)
+        back = f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode({'state': nonce})}"
+        query = urlencode({"connect_token": token, "redirect_uri": back})
+        return Redirect(f"{self.connect_url}?{query}", {"account": account, "nonce": nonce})
+
+    def finish_connect(self, state: Mapping[str, str], answer: Mapping[str, str]) -> Credentials:
+        """The widget's answer: an authorization code (exchanged for the access token) or an
+        exit (AuthError)."""
+        nonce = state.get("nonce") or ""
+        given = str(answer.get("state") or "").encode()
+        if not nonce or not secrets.compare_digest(given, nonce.encode()):
+            raise AuthError(
+                "this answer does not belong to a Pelm Connect started here", provider=self.slug
+            )
+        if answer.get("error") or not answer.get("code"):
+            raise AuthError(
+                "the customer left Pelm Connect before connecting an account",
+                provider=self.slug,
+                code=str(answer.get("error") or "") or None,
+            )
+        tokens = self.exchange(str(answer["code"]))
+        return Credentials(
+            account=state.get("account", ""), access_token=str(tokens["access_token"])
+        )
+
+    def fetch(
+        self,
+        credentials: Credentials,
+        since: int | None = None,
+        *,
+        end: int | None = None,
+        zone: str | None = None,
+        bills: bool = True,
+    ) -> m.Feed:
+        """Every account of the user: intervals of each meter type from ``since`` to ``end``
+        (default now; without ``since``, Pelm's default: the last two months) and every bill,
+        as one Feed. ``zone``: the usage points' IANA zone (default: from the utility)."""
+        token = credentials.access_token
+        if not token:
+            raise AuthError("the connection has no Pelm access token", provider=self.slug)
+        if since is not None and end is None:
+            end = int(time.time())
+        series: list[Series] = []
+        account_bills: dict[str, list[dict[str, Any]]] = {}
+        for account in self.accounts(token):
+            for meter_type in account.get("available_meter_types") or ["ELECTRIC"]:
+                found = self.intervals(token, account["id"], meter_type, since, end)
+                series.append(replace(found, account={**account, **found.account}))
+            if bills:
+                account_bills[account["id"]] = self.bills(token, account["id"])
+        return to_feed(series, account_bills, zone=zone, base=self.base_url)
+
+    def disconnect(self, credentials: Credentials) -> str:
+        """Pelm documents no way to revoke an access token: nothing is done there."""
+        return "Pelm offers no revocation: the access token is forgotten"
 
     # ------------------------------------------------------------------ the API
 
@@ -154,33 +277,12 @@ class Pelm(Provider):
         return dict(answer)
 
     def bills(self, token: str, account_id: str) -> list[dict[str, Any]]:
-        """An account's bills, in the current shape (``[{account_id, bills: [...]}]``) or the
-        older one (``{bill_id: {bill_start_date, bill_end_date}}``), as current-shape bills."""
-        return normalize_bills(
-            self.json("GET", "/bills", token=token, params={"account_id": account_id})
-        )
+        """An account's bills (``GET /users/{account_id}/bills``, the seed's path), in either
+        shape (see the module's docstring), as current-shape bills."""
+        return normalize_bills(self.json("GET", f"/users/{account_id}/bills", token=token))
 
     def bill_pdf(self, token: str, bill_id: str) -> bytes:
         return self.request("GET", f"/bills/{bill_id}/pdf", token=token).content
-
-    def fetch(
-        self,
-        token: str,
-        *,
-        start: int | None = None,
-        end: int | None = None,
-        zone: str | None = None,
-        bills: bool = True,
-    ) -> m.Feed:
-        """Every account of the user: intervals of each meter type and bills, as one Feed."""
-        series: list[Series] = []
-        account_bills: dict[str, list[dict[str, Any]]] = {}
-        for account in self.accounts(token):
-            for meter_type in account.get("available_meter_types") or ["ELECTRIC"]:
-                series.append(self.intervals(token, account["id"], meter_type, start, end))
-            if bills:
-                account_bills[account["id"]] = self.bills(token, account["id"])
-        return to_feed(series, account_bills, zone=zone, base=self.base_url)
 
 
 # --------------------------------------------------------------------------- mapping
@@ -338,6 +440,7 @@ def to_feed(
             "Usage",
         )
         emissions_unit = account.get("ghg_emissions_unit") or account.get("emissions_unit")
+        # the seed's prose spells the interval field ghg_emission, its example ghg_emissions
         meter_reading(
             up,
             [{**i, "ghg": i.get("ghg_emissions", i.get("ghg_emission"))} for i in s.intervals],

@@ -8,11 +8,24 @@ It has prices, not metered data: its use here is pricing another source's readin
     home = ws.create_home("Home", "95313", plans[0].id, plans[0].rate_plans[0].id)
     signal = ws.price_signal(home["id"], start, end)
     price(espi.iter_readings("usage.xml"), signal)     # sets IntervalReading cost and tou
+    feed = ws.fetch(Credentials(account=home["id"]), since)   # the prices as a Feed
+
+The provider contract (:mod:`espi.providers.base`): connect NONE (a home is made by the app,
+not connected by a customer), data PRICES, no notifications. Settings: ``api_key``,
+``base_url``. ``credentials.account`` is the home's id.
+
+Where the seed (../shared/seeds/001) is silent or ambiguous: the seed shows the rate plans as
+``wsRatePlans`` of ``{id, ratePlanName}`` and later docs (reference/providers.md) as
+``ratePlans`` with ``rateID`` and ``supportedType``: both are read. The seed's example lists two
+plans under one id (TOU-C and E-6): ids are taken as given, the first plan of an id wins where
+one is looked up. The seed documents no way to delete a home, so ``disconnect`` does nothing at
+WattShift.
 """
 
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,9 +45,19 @@ from ..codes import (
     UnitSymbolKind,
 )
 from ..errors import AuthError, NotReady, ProviderError, RateLimited, Unavailable
-from .base import Provider, body_of
+from .base import (
+    Capabilities,
+    ConnectKind,
+    Credentials,
+    DataKind,
+    Provider,
+    Setting,
+    body_of,
+    register,
+)
 
 SLOT = 900  # the price signal's resolution: 96 prices a day
+DAY = 86400
 WINDOW = 31 * 86400  # the longest span one price-signal request is asked for
 COST_SCALE = m.COST_SCALE
 ERRORS: dict[str, type[ProviderError]] = {
@@ -94,11 +117,17 @@ def epoch(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
 
 
+@register
 class WattShift(Provider):
     slug = "wattshift"
     title = "WattShift"
     default_base = "https://api.wattshift.com"
     codes = ERRORS
+    capabilities = Capabilities(ConnectKind.NONE, frozenset({DataKind.PRICES}))
+    settings = (
+        Setting("api_key", required=True, secret=True, help="x-ws-api-key"),
+        Setting("base_url", default=default_base, help="WattShift's API"),
+    )
 
     def __init__(
         self, api_key: str | None = None, *, session_token: str | None = None, **kwargs: Any
@@ -218,22 +247,39 @@ class WattShift(Provider):
         body = {"usage": [list(day) for day in usage], "startDate": start, "endDate": end}
         return dict(self.post(f"homes/{home_id}/bill/period", body))
 
+    # ------------------------------------------------------------------ the contract
+
     def fetch(
         self,
-        home_id: str,
+        credentials: Credentials,
+        since: int | None = None,
         *,
-        start: int | None = None,
         end: int | None = None,
         zone: str | None = None,
     ) -> m.Feed:
-        """The home's price signal as a Feed (a price reading per 15 minutes)."""
-        signal = self.price_signal(home_id, start, end)
+        """The prices of the home ``credentials.account`` as a Feed (a price reading per 15
+        minutes): from ``since`` to ``end`` (default: the end of tomorrow, UTC; prices are
+        known ahead), asked for in windows; neither: WattShift's default, the home's today."""
+        home_id = credentials.account
+        if not home_id:
+            raise ValueError("WattShift prices a home: give its id as credentials.account")
+        if since is None and end is None:
+            signal = self.price_signal(home_id)
+        else:
+            end = end if end is not None else (int(time.time()) // DAY + 2) * DAY
+            signal = self.price_signal_between(
+                home_id, since if since is not None else end - DAY, end
+            )
         up = builder.usage_point(
             ServiceKind.ELECTRICITY, local_time=zone, title=f"WattShift {home_id}"
         )
         up.links = [m.Link(rel="self", href=f"{self.base_url}/UsagePoint/{home_id}")]
         price_meter_reading(up, signal)
         return builder.feed(up, title="WattShift price signal")
+
+    def disconnect(self, credentials: Credentials) -> str:
+        """WattShift documents no way to delete a home: nothing is done there."""
+        return "WattShift keeps no customer connection: nothing to end there"
 
 
 # --------------------------------------------------------------------------- mapping

@@ -4,24 +4,47 @@ WattzOn's agents extract from a customer's utility website.
 Every call is authenticated by the client's TLS certificate (WattzOn signs the client's CSR):
 
     wz = WattzOn(cert=("client.crt", "client.key"))
-    (utility,) = wz.find_utilities(zipcode="00007")
-    profile = wz.create_profile(utility, zipcode="00007", label="customer-42")
-    wz.set_credentials(profile, "username", "password")   # RSA-OAEP under a transmission key
-    job = wz.start_job(profile, mode="interval")
-    wz.wait(job)                                           # polls to a terminal status
-    feed = wz.fetch(profile)                               # bills and intervals, as an ESPI Feed
+    wz.connect_form({"zip": "00007"})                 # the ZIP, the utilities there, the login
+    credentials = wz.connect({"zip": "00007", "utility": "3149",
+                              "username": "...", "password": "..."})   # profile, jobs started
+    feed = wz.fetch(credentials)                      # NotReady until the jobs end, then a Feed
+
+or step by step: ``find_utilities``, ``create_profile``, ``set_credentials`` (RSA-OAEP under a
+transmission key), ``start_job``, ``wait``, ``bills``, ``interval_periods``, ``interval_month``.
+
+The provider contract (:mod:`espi.providers.base`): CREDENTIALS connect (ZIP -> utility ->
+the utility website's username and password, which go to WattzOn encrypted and are kept
+nowhere else), intervals and bills, notifications (WattzOn's SQS message body). Settings:
+``client_cert``, ``client_key``, ``ca_bundle`` (the CA that signs WattzOn's server certificate;
+the system's by default), ``base_url``. ``credentials.account`` is the profile id;
+``credentials.extra["jobs"]`` the extraction jobs still to wait for (space-separated).
+``disconnect`` deletes the profile, and its credentials with it.
 
 Mapping: one UsagePoint per utility type and meter (a bill's ``meter_number`` or
 ``service_id``, an interval file's ``meter_id``; equal identifiers meet on one usage point).
 Electricity, gas and water bills become UsageSummaries (cost, usage in Wh / therm / gallons or
 cubic feet, rate plan as ``tariffProfile``); a ``billing`` record's balances, payment and due
 date become line items of the electricity bill of its date (or a UsageSummary of their own).
-Monthly interval files (``json``, or ``csv``) become MeterReadings with every digit kept;
-energy sent to the grid a second, reverse-flow one.
+Monthly interval files become MeterReadings with every digit kept; energy sent to the grid a
+second, reverse-flow one.
 
-WattzOn does not publish the field names of its normalized interval files: they are read in one
-place, :data:`INTERVAL_FIELDS`, which accepts the names the seed implies and their usual
-variants.
+Where the seed (../shared/seeds/002) is silent or ambiguous:
+
+- Interval files: ``format`` is ``source`` (the seed's default: the utility's own file),
+  ``csv`` or ``json`` (normalized). The normalized files' field names are not published: they
+  are read in one place, :data:`INTERVAL_FIELDS`, which accepts the names the seed implies and
+  their usual variants. A source file is read when it is JSON or CSV with those names, or a
+  Green Button "Download My Data" CSV (TYPE, DATE, START TIME, END TIME, USAGE, UNITS), whose
+  local times are taken in ``zone`` (UTC unless given: WattzOn does not say). :meth:`fetch`
+  asks for ``json`` and falls back to ``source`` where WattzOn answers "Normalized data not
+  available".
+- Sensitive values: "PKCS1/OAEP" is read as PKCS#1 v2 OAEP with its defaults, SHA-1 and
+  MGF1-SHA-1 (:meth:`TransmissionKey.encrypt`), as PKCS1_OAEP implementations use them.
+- Create profile: the seed's output list says ``profile_id``, its example ``id``: both read.
+- A finished job that failed fails the fetch for good (AuthError for ``credential_error`` and
+  ``incomplete_parameters``, ProviderError otherwise): asking again cannot change how it ended.
+- The connect form's utility choice is every utility serving the ZIP code (their names from
+  ``GET utilities/{id}``); the profile's label is the optional ``label`` value.
 """
 
 from __future__ import annotations
@@ -32,21 +55,31 @@ import io
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .. import builder
 from .. import model as m
 from ..codes import FlowDirectionKind, ItemKind, MeasurementKind, ServiceKind
 from ..codes import UnitSymbolKind as U
-from ..errors import AuthError, NotReady, ProviderError, Unavailable
-from .base import Provider, body_of
+from ..errors import AuthError, NotReady, ProviderError, RateLimited, Unavailable
+from .base import (
+    Capabilities,
+    ConnectKind,
+    Credentials,
+    DataKind,
+    Field,
+    FieldError,
+    Provider,
+    Setting,
+    body_of,
+    register,
+)
 
 PREFIX = "/link/4.0/"
 #: terminal job statuses (the seed's list); success and partial_success carry data
@@ -125,10 +158,6 @@ ERRORS: dict[str, type[ProviderError]] = {
     "decryption_failed": ProviderError,
 }
 
-#: the padding of sensitive values: PKCS#1 OAEP with SHA-1 (PKCS1_OAEP's usual defaults; SHA-1
-#: stays sound inside OAEP)
-OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
-
 T = TypeVar("T")
 
 
@@ -148,12 +177,23 @@ class TransmissionKey:
     expires: int  # epoch seconds
 
     def encrypt(self, value: str) -> str:
-        """``value`` encrypted as the sensitive-field endpoints want it: RSA PKCS#1 OAEP (SHA-1,
-        the usual PKCS1_OAEP defaults), then base64."""
+        """``value`` encrypted as the sensitive-field endpoints want it: RSA PKCS#1 OAEP with
+        SHA-1 and MGF1-SHA-1 (PKCS1_OAEP's usual defaults; SHA-1 stays sound inside OAEP), then
+        base64. Needs the ``cryptography`` package (``pip install 'espi[wattzon]'``)."""
+        try:
+            from cryptography.hazmat.primitives import hashes, serialization
+            from cryptography.hazmat.primitives.asymmetric import padding, rsa
+        except ImportError:
+            raise ProviderError(
+                "WattzOn's sensitive fields are RSA-encrypted: install the cryptography package "
+                "(pip install 'espi[wattzon]')",
+                provider="wattzon",
+            ) from None
         key = serialization.load_pem_public_key(self.public_key.encode())
         if not isinstance(key, rsa.RSAPublicKey):
             raise ProviderError("the transmission key is not an RSA key", provider="wattzon")
-        return base64.b64encode(key.encrypt(value.encode(), OAEP)).decode()
+        oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
+        return base64.b64encode(key.encrypt(value.encode(), oaep)).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +242,7 @@ class Notification:
         return state_of(self.final_state) in ("success", "partial_success")
 
 
+@register
 class WattzOn(Provider):
     """WattzOn Link. ``cert``: the client certificate and key (``(crt, key)`` paths, or one
     combined file); ``verify``: the CA bundle that signs WattzOn's server certificate (the
@@ -211,6 +252,25 @@ class WattzOn(Provider):
     title = "WattzOn Link"
     default_base = "https://api.wattzon.com"
     codes = ERRORS
+    capabilities = Capabilities(
+        ConnectKind.CREDENTIALS,
+        frozenset({DataKind.INTERVALS, DataKind.BILLS}),
+        notifications=True,
+    )
+    settings = (
+        Setting("client_cert", required=True, help="the certificate WattzOn signed (PEM file)"),
+        Setting("client_key", required=True, secret=True, help="its private key (PEM file)"),
+        Setting("ca_bundle", help="the CA bundle for WattzOn's server (default: the system's)"),
+        Setting("base_url", default=default_base, help="WattzOn's API"),
+    )
+
+    @classmethod
+    def init_args(cls, values: dict[str, str]) -> dict[str, Any]:
+        return {
+            "cert": (values["client_cert"], values["client_key"]),
+            "verify": values["ca_bundle"] or None,
+            "base_url": values["base_url"],
+        }
 
     def __init__(self, cert: tuple[str, str] | str | None = None, **kwargs: Any) -> None:
         super().__init__(cert=cert, **kwargs)
@@ -228,6 +288,161 @@ class WattzOn(Provider):
             message = str(body["error"])
             return self.classify(resp, message, code_of(message))
         return super().error(resp)
+
+    # ------------------------------------------------------------------ the contract
+
+    def connect_form(self, values: Mapping[str, str]) -> list[Field]:
+        """The ZIP code first; then the utilities serving it and the utility website's
+        username and password. A ZIP code no utility serves is a FieldError."""
+        zipcode = str(values.get("zip") or "").strip()
+        fields = [Field("zip", "ZIP code of the service address", value=zipcode)]
+        if not zipcode:
+            return fields
+        return [
+            *fields,
+            Field(
+                "utility",
+                "Utility",
+                kind="choice",
+                choices=self.utilities_at(zipcode),
+                value=str(values.get("utility") or ""),
+            ),
+            Field(
+                "username",
+                "Username on the utility's website",
+                value=str(values.get("username") or ""),
+            ),
+            Field("password", "Password on the utility's website", kind="password"),
+        ]
+
+    def utilities_at(self, zipcode: str) -> tuple[tuple[str, str], ...]:
+        """(id, name) of the utilities serving a ZIP code; FieldError when none does."""
+        try:
+            ids = self.find_utilities(zipcode=zipcode)
+        except ProviderError as err:
+            if err.status in (400, 404):
+                raise FieldError(
+                    "zip", "No utility found for that ZIP code.", provider=self.slug
+                ) from err
+            raise
+        return tuple((str(uid), str(self.utility(uid).get("name") or uid)) for uid in ids)
+
+    def connect(self, values: Mapping[str, str]) -> Credentials:
+        """A profile at the chosen utility with the website's credentials (encrypted to
+        WattzOn), and its bill and interval extraction jobs started: they are recorded in
+        ``extra["jobs"]`` and :meth:`fetch` is NotReady until they end. A profile that cannot
+        be completed is deleted again (no credentials left behind) before the error is raised."""
+        fields = {f.name: f for f in self.connect_form(values)}
+        if "utility" not in fields:
+            raise FieldError("zip", "Give the ZIP code of the service address.", provider=self.slug)
+        utility = str(values.get("utility") or "")
+        if utility not in dict(fields["utility"].choices):
+            raise FieldError("utility", "Choose your utility.", provider=self.slug)
+        for name in ("username", "password"):
+            if not values.get(name):
+                raise FieldError(
+                    name, f"Give the {name} of the utility's website.", provider=self.slug
+                )
+        pid = self.create_profile(
+            int(utility), zipcode=str(values["zip"]).strip(), label=values.get("label") or None
+        )
+        try:
+            self.set_credentials(pid, values["username"], values["password"])
+            jobs = [self.start_job(pid, mode=mode) for mode in ("bill", "interval")]
+        except ProviderError as err:
+            try:
+                done = self.disconnect(Credentials(account=str(pid)))
+            except ProviderError as cleanup:
+                done = f"profile {pid} is left at WattzOn: {cleanup.message}"
+            more = {"retry_after": err.retry_after} if isinstance(err, RateLimited) else {}
+            raise type(err)(
+                f"{err.message} ({done})",
+                provider=self.slug,
+                status=err.status,
+                code=err.code,
+                body=err.body,
+                **more,
+            ) from err
+        return Credentials(account=str(pid), extra={"jobs": " ".join(jobs)})
+
+    def fetch(
+        self,
+        credentials: Credentials,
+        since: int | None = None,
+        *,
+        bills: bool = True,
+        intervals: bool = True,
+        format: str = "json",
+        zone: str | None = None,
+    ) -> m.Feed:
+        """The profile's bills and interval months (those reaching ``since`` or later) as one
+        Feed, once the extraction jobs in ``credentials.extra["jobs"]`` have ended (NotReady
+        before; a job that failed raises what its status means; the jobs are dropped from
+        ``extra`` once they all succeeded). ``zone``: the usage points' IANA time zone."""
+        self.await_jobs(credentials)
+        profile_id = self.profile_id(credentials)
+        months: dict[str, list[dict[str, Any]]] = {}
+        if intervals:
+            for period in self.interval_periods(profile_id):
+                last = period.get("last_interval")
+                if since is not None and last is not None and int(last) < since:
+                    continue
+                meter = str(period["meter_id"])
+                months.setdefault(meter, []).extend(
+                    self.month_rows(profile_id, meter, str(period["month_id"]), format)
+                )
+        records = self.bills(profile_id) if bills else []
+        return to_feed(records, months, zone=zone, base=f"{self.base_url}/link/4.0/{profile_id}")
+
+    def await_jobs(self, credentials: Credentials) -> None:
+        """Check the jobs ``credentials.extra["jobs"]`` names: NotReady while any runs; the
+        error a failed one means (for good: see the module's docstring); all succeeded: they
+        are dropped from ``extra``."""
+        statuses = [self.job(j) for j in credentials.extra.get("jobs", "").split()]
+        for status in statuses:
+            err = status.error()
+            if err is not None:
+                kind = AuthError if isinstance(err, AuthError) else ProviderError
+                raise kind(err.message, provider=self.slug, code=err.code)
+        running = [s for s in statuses if not s.finished]
+        if running:
+            steps = ", ".join(f"{s.job_id[:8]} {s.state or 'queued'}" for s in running)
+            raise NotReady(f"extraction still running ({steps})", provider=self.slug)
+        credentials.extra.pop("jobs", None)
+
+    def month_rows(
+        self, profile_id: int, meter: str, month: str, format: str
+    ) -> list[dict[str, Any]]:
+        """One month's rows in ``format``, or from the source file where WattzOn has no
+        normalized one."""
+        try:
+            return self.interval_month(profile_id, meter, month, format=format)
+        except ProviderError as err:
+            if format == "source" or err.code != "normalized_data_not_available":
+                raise
+        return self.interval_month(profile_id, meter, month, format="source")
+
+    def disconnect(self, credentials: Credentials) -> str:
+        """Delete the profile (and its credentials) at WattzOn."""
+        if not credentials.account:
+            return "no WattzOn profile to delete"
+        try:
+            self.delete_profile(self.profile_id(credentials))
+        except ProviderError as err:
+            if err.code != "profile_not_found":
+                raise
+            return "the profile was already gone at WattzOn"
+        return "the profile and its credentials were deleted at WattzOn"
+
+    def notified_accounts(self, body: bytes) -> list[str]:
+        """The profile an SQS message body names (ValueError naming what is wrong)."""
+        return [str(notification(body).profile_id)]
+
+    def profile_id(self, credentials: Credentials) -> int:
+        try:
+            return int(credentials.account)
+        except ValueError:
+            raise ValueError(f"not a WattzOn profile id: {credentials.account!r}") from None
 
     # ------------------------------------------------------------------ basics and look-ups
 
@@ -432,44 +647,29 @@ class WattzOn(Provider):
         return self.records(f"data/intervals/{profile_id}", "intervals", "no_intervals_found")
 
     def interval_month(
-        self, profile_id: int, meter_id: str, month: str, *, format: str = "json"
+        self,
+        profile_id: int,
+        meter_id: str,
+        month: str,
+        *,
+        format: str = "source",
+        zone: str | None = None,
     ) -> list[dict[str, Any]]:
-        """One month (YYYY-MM) of a meter's intervals, normalized by WattzOn (``json`` or
-        ``csv``), as rows of :data:`INTERVAL_FIELDS` names."""
-        if format not in ("json", "csv"):
-            raise ValueError("format is json or csv (the source files differ by utility)")
+        """One month (YYYY-MM) of a meter's intervals as rows of :data:`INTERVAL_FIELDS` names:
+        ``source`` (the seed's default: the utility's own file, read as the module's docstring
+        says; ``zone``: the zone of its local times, UTC by default), or normalized by WattzOn
+        (``json`` or ``csv``)."""
+        if format not in ("source", "json", "csv"):
+            raise ValueError("format is source, json or csv")
         resp = self.request(
             "GET",
             f"data/intervals/{profile_id}/{meter_id}/monthly/{month}",
             params={"format": format},
         )
         where = f"{meter_id} {month}"
+        if format == "source":
+            return source_rows(resp.text, where, zone)
         return interval_rows(resp.text, format, where)
-
-    def fetch(
-        self,
-        profile_id: int,
-        *,
-        bills: bool = True,
-        intervals: bool = True,
-        since: int | None = None,
-        format: str = "json",
-        zone: str | None = None,
-    ) -> m.Feed:
-        """A profile's bills and interval months (those reaching ``since`` or later) as one
-        Feed. ``zone``: the usage points' IANA time zone (local-day blocks)."""
-        months: dict[str, list[dict[str, Any]]] = {}
-        if intervals:
-            for period in self.interval_periods(profile_id):
-                last = period.get("last_interval")
-                if since is not None and last is not None and int(last) < since:
-                    continue
-                meter = str(period["meter_id"])
-                months.setdefault(meter, []).extend(
-                    self.interval_month(profile_id, meter, str(period["month_id"]), format=format)
-                )
-        records = self.bills(profile_id) if bills else []
-        return to_feed(records, months, zone=zone, base=f"{self.base_url}/link/4.0/{profile_id}")
 
 
 def job_status(answer: dict[str, Any]) -> JobStatus:
@@ -485,25 +685,24 @@ def job_status(answer: dict[str, Any]) -> JobStatus:
 
 
 def notification(body: str | bytes | dict[str, Any]) -> Notification:
-    """WattzOn's SQS message body, checked; a wrong one is a ProviderError naming the field."""
+    """WattzOn's SQS message body, checked; a wrong one is a ValueError naming the field."""
     try:
         data = json.loads(body) if isinstance(body, str | bytes) else body
     except ValueError as err:
-        raise ProviderError(f"the notification is not JSON: {err}", provider="wattzon") from None
+        raise ValueError(f"the notification is not JSON: {err}") from None
     if not isinstance(data, dict):
-        raise ProviderError("the notification is not a JSON object", provider="wattzon")
+        raise ValueError("the notification is not a JSON object")
     if data.get("app", "link") != "link":
-        raise ProviderError(f"app is {data.get('app')!r}, not 'link'", provider="wattzon")
+        raise ValueError(f"app is {data.get('app')!r}, not 'link'")
     for name in ("profile_id", "job_id", "final_state"):
         if data.get(name) in (None, ""):
-            raise ProviderError(f"the notification has no {name}", provider="wattzon")
+            raise ValueError(f"the notification has no {name}")
     numbers = {}
     for name in ("profile_id", "new_records", "existing_records"):
         try:
             numbers[name] = int(data.get(name) or 0)
         except (TypeError, ValueError):
-            message = f"the notification's {name} is not a number: {data[name]!r}"
-            raise ProviderError(message, provider="wattzon") from None
+            raise ValueError(f"the notification's {name} is not a number: {data[name]!r}") from None
     return Notification(
         job_id=str(data["job_id"]),
         final_state=str(data["final_state"]),
@@ -517,7 +716,7 @@ def notification(body: str | bytes | dict[str, Any]) -> Notification:
 def on_notification(body: str | bytes | dict[str, Any], start: Callable[[Notification], T]) -> T:
     """Handle one SQS message body: check it, then ``start(note)``, which begins fetching the
     profile's data (``note.ok``: the job ended with data; otherwise the fetch records why not).
-    A malformed body raises :class:`ProviderError` before anything starts."""
+    A malformed body raises ValueError before anything starts."""
     return start(notification(body))
 
 
@@ -589,6 +788,68 @@ def interval_rows(text: str, format: str, where: str) -> list[dict[str, Any]]:
                 "usage": usage,
                 "units": pick(row, "units") or pick(top, "units"),
                 "direction": str(pick(row, "direction") or "delivered").lower(),
+            }
+        )
+    return out
+
+
+#: the columns of a Green Button "Download My Data" CSV (a utility's own interval download)
+#: that must be there (TYPE and UNITS are read when they are)
+GB_CSV = ("DATE", "START TIME", "END TIME", "USAGE")
+
+
+def source_rows(text: str, where: str, zone: str | None = None) -> list[dict[str, Any]]:
+    """A source interval file (the utility's own) as rows: JSON or CSV with
+    :data:`INTERVAL_FIELDS` names, or a Green Button CSV (:data:`GB_CSV`; its local times in
+    ``zone``, UTC by default). Anything else is a ProviderError that says to ask for a
+    normalized format."""
+    if text.lstrip()[:1] in ("{", "["):
+        return interval_rows(text, "json", where)
+    try:
+        header = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error as err:
+        raise ProviderError(f"{where}: unreadable source file: {err}", provider="wattzon") from None
+    columns = {c.strip().upper() for c in header}
+    if set(GB_CSV) <= columns:
+        return green_button_rows(text, where, ZoneInfo(zone) if zone else UTC)
+    if any(c.lower() in INTERVAL_FIELDS["start"] for c in columns):
+        return interval_rows(text, "csv", where)
+    raise ProviderError(
+        f"{where}: a source file of unknown form (columns {', '.join(sorted(columns)) or 'none'});"
+        " ask for format=json or csv",
+        provider="wattzon",
+    )
+
+
+def green_button_rows(text: str, where: str, tz: Any) -> list[dict[str, Any]]:
+    """A Green Button CSV's rows. An END TIME one minute short of a 5-minute step (00:14,
+    as some utilities write the last minute included) ends at the step; one at or before
+    START TIME is on the next day."""
+    out = []
+    for n, raw in enumerate(csv.DictReader(io.StringIO(text)), 1):
+        row = {str(k).strip().upper(): str(v or "").strip() for k, v in raw.items() if k}
+        try:
+            start = datetime.fromisoformat(f"{row['DATE']}T{row['START TIME']}").replace(tzinfo=tz)
+            end = datetime.fromisoformat(f"{row['DATE']}T{row['END TIME']}").replace(tzinfo=tz)
+        except (KeyError, ValueError):
+            raise ProviderError(
+                f"{where}: row {n} lacks a readable DATE, START TIME or END TIME: {raw}",
+                provider="wattzon",
+            ) from None
+        if end <= start:
+            end += timedelta(days=1)
+        duration = int(end.timestamp() - start.timestamp())
+        duration += 60 if duration % 300 == 240 else 0
+        if not row.get("USAGE"):
+            raise ProviderError(f"{where}: row {n} has no USAGE: {raw}", provider="wattzon")
+        kind = row.get("TYPE", "").lower()
+        out.append(
+            {
+                "start": int(start.timestamp()),
+                "duration": duration,
+                "usage": row["USAGE"],
+                "units": row.get("UNITS") or None,
+                "direction": "received" if any(w in kind for w in REVERSE) else "delivered",
             }
         )
     return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -64,6 +67,10 @@ def receiver():
     server.server_close()
 
 
+AUTHORIZE = "/datacustodian/oauth/v2/authorize"
+TEST_AUTHORIZE = "/datacustodian/test/oauth/v2/authorize"
+
+
 @dataclass
 class Custodian:
     base: str
@@ -74,35 +81,54 @@ class Custodian:
     def resource(self) -> str:
         return f"{self.base}/GreenButtonConnect/espi/1_1/resource"
 
-    def token(self, **data: str) -> requests.Response:
+    def register(self, name: str, scope: str, redirect_uri: str = REDIRECT) -> dict[str, Any]:
+        """Another third party's credentials."""
+        with self.app.app_context():
+            return register(name, [redirect_uri], "http://127.0.0.1:9/n", scope)  # type: ignore[no-any-return]
+
+    def token(self, creds: dict[str, Any] | None = None, **data: str) -> requests.Response:
+        creds = creds or self.creds
         return requests.post(
             f"{self.base}/datacustodian/oauth/v2/token", data=data,
-            auth=(self.creds["client_id"], self.creds["client_secret"]), timeout=10,
+            auth=(creds["client_id"], creds["client_secret"]), timeout=30,
         )  # fmt: skip
 
     def client_token(self) -> str:
         return self.token(grant_type="client_credentials").json()["client_access_token"]
 
-    def code(
-        self,
-        path: str = "/datacustodian/test/oauth/v2/authorize",
-        session: Any = None,
-        **extra: str,
-    ) -> str:
-        params = {"response_type": "code", "client_id": self.creds["client_id"], "redirect_uri": REDIRECT,
-                  "state": "s1", **extra}  # fmt: skip
-        r = (session or requests).get(
-            self.base + path, params=params, allow_redirects=False, timeout=10
-        )
+    def authorize_params(self, creds: dict[str, Any] | None = None, **extra: str) -> dict[str, str]:
+        return {"response_type": "code", "client_id": (creds or self.creds)["client_id"],
+                "redirect_uri": REDIRECT, "state": "s1", **extra}  # fmt: skip
+
+    def authorize(
+        self, path: str = TEST_AUTHORIZE, session: Any = None, **params: Any
+    ) -> requests.Response:
+        """The authorize endpoint's answer, not followed."""
+        return (session or requests).get(  # type: ignore[no-any-return]
+            self.base + path, params=self.authorize_params(**params), allow_redirects=False,
+            timeout=10,
+        )  # fmt: skip
+
+    def code(self, path: str = TEST_AUTHORIZE, session: Any = None, **params: Any) -> str:
+        r = self.authorize(path, session, **params)
         assert r.status_code == 302, r.text
-        query = parse_qs(urlparse(r.headers["Location"]).query)
-        assert query["state"] == ["s1"]
+        query = redirected(r)
+        assert query["state"] == ["s1"], query
         return query["code"][0]
 
-    def customer_tokens(self) -> dict[str, Any]:
-        r = self.token(grant_type="authorization_code", code=self.code(), redirect_uri=REDIRECT)
+    def customer_tokens(self, creds: dict[str, Any] | None = None) -> dict[str, Any]:
+        code = self.code(creds=creds)
+        r = self.token(creds, grant_type="authorization_code", code=code, redirect_uri=REDIRECT)
         assert r.status_code == 200, r.text
-        return r.json()
+        return r.json()  # type: ignore[no-any-return]
+
+    def sign_in(self, username: str = "alice") -> requests.Session:
+        """A customer's browser, signed in."""
+        browser = requests.Session()
+        r = browser.post(f"{self.base}/datacustodian/login",
+                         data={"username": username, "password": f"sandbox-{username}"}, timeout=10)  # fmt: skip
+        assert r.status_code == 200, r.text
+        return browser
 
     def get(self, path: str, token: str | None = None, **params: str) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -110,26 +136,49 @@ class Custodian:
         return requests.get(url, headers=headers, params=params, timeout=30)
 
 
-@pytest.fixture(scope="session")
-def custodian(tmp_path_factory, receiver):
-    folder = tmp_path_factory.mktemp("datacustodian")
+def redirected(r: requests.Response) -> dict[str, list[str]]:
+    """The query of a redirect back to the third party."""
+    assert r.status_code == 302, (r.status_code, r.text[:300])
+    location = r.headers["Location"]
+    assert location.startswith(REDIRECT + "?"), location
+    return parse_qs(urlparse(location).query)
+
+
+@contextlib.contextmanager
+def serve_custodian(
+    database_url: str, folder: Path, notification_uri: str, **config: Any
+) -> Iterator[Custodian]:
+    """A migrated, seeded custodian served on a loopback port with a registered third party
+    (the test authorize shortcut on, as in a sandbox); stopped and disposed afterwards."""
     app = create_app({
         "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{folder}/dc.sqlite",
+        "DATABASE_URL": database_url,
         "QUEUE_URL": f"sqlite:///{folder}/queue.sqlite",
         "NOTIFY_DELAY": 0,
         "NOTIFY_RETRY_DELAY": 1,
         "EMBEDDED_WORKER": True,
         "RATE_LIMIT": "",  # tested on its own custodian (test_guard.py)
+        "SANDBOX_TEST_AUTHORIZE": True,
+        **config,
     })  # fmt: skip
     server = make_server("127.0.0.1", 0, app, threaded=True)
     app.config["BASE_URL"] = f"http://127.0.0.1:{server.server_port}"
     with app.app_context():
         upgrade(app)
         seed(months=2)
-        creds = register("Test Solar", [REDIRECT], receiver.url, DEFAULT_SCOPE)
+        creds = register("Test Solar", [REDIRECT], notification_uri, DEFAULT_SCOPE)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield Custodian(app.config["BASE_URL"], app, creds)
-    server.shutdown()
-    server.server_close()
-    app.extensions["dc.consumer"].stop()
+    try:
+        yield Custodian(app.config["BASE_URL"], app, creds)
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.extensions["dc.consumer"].stop()
+        app.extensions["appkit.engine"].dispose()
+
+
+@pytest.fixture(scope="session")
+def custodian(tmp_path_factory, receiver):
+    folder = tmp_path_factory.mktemp("datacustodian")
+    with serve_custodian(f"sqlite:///{folder}/dc.sqlite", folder, receiver.url) as served:
+        yield served

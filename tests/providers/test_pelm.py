@@ -1,9 +1,10 @@
 """Pelm's adapter against the local Pelm over HTTP: the contract, then Pelm's own documented
-behaviour (Connect, windows, both bill shapes, data_unavailable, quota, PDFs)."""
+behaviour (Connect, windows, both answer spellings, data_unavailable, quota, PDFs)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -12,11 +13,12 @@ import requests
 
 import espi
 from espi.errors import AuthError, NotReady, ProviderError
+from espi.providers import ConnectKind, Credentials, DataKind, Redirect
 from espi.providers import pelm as P
 from fakes import pelm as fake_pelm
 from fakes.common import Served, faults, serve
 
-from .contract import ProviderContract
+from .contract import ProviderContract, query_of
 
 CLIENT, SECRET = "pelm-sandbox-client", "pelm-sandbox-secret"
 DAY = 86400
@@ -52,8 +54,23 @@ def connect(client: P.Pelm, fake_url: str, user_id: str = "user-1") -> str:
     return str(client.exchange(code_of(submit_connect(client, fake_url, user_id)))["access_token"])
 
 
+def on_connect_page(redirect: Redirect, action: str = "connect") -> requests.Response:
+    """The customer on the Connect page a Redirect leads to: connects (or exits)."""
+    query = query_of(redirect.url)
+    form = {**query, "utility": "pge", "username": "customer", "password": "sandbox",
+            "terms": "yes", "action": action}  # fmt: skip
+    url = redirect.url.split("?")[0]
+    return requests.post(url, data=form, allow_redirects=False, timeout=10)
+
+
+def credentials_of(token: str) -> Credentials:
+    return Credentials(account="user-1", access_token=token)
+
+
 class TestPelm(ProviderContract):
     slug = "pelm"
+    connect_kind = ConnectKind.WIDGET
+    data = frozenset({DataKind.INTERVALS, DataKind.BILLS})
     server_error_body: ClassVar[Any] = {
         "error_code": "internal_error",
         "message": "Something went wrong",
@@ -62,15 +79,22 @@ class TestPelm(ProviderContract):
     def make_fake(self) -> Any:
         return fake_pelm.create_app(CLIENT, SECRET)
 
-    def client(self, url: str, **kw: Any) -> P.Pelm:
-        return P.Pelm(CLIENT, SECRET, base_url=url, **kw)
+    def settings(self, url: str) -> dict[str, str]:
+        return {"client_id": CLIENT, "secret": SECRET, "connect_url": f"{url}/connect",
+                "base_url": url}  # fmt: skip
 
     def bad_client(self, url: str) -> P.Pelm:
         return P.Pelm(CLIENT, "wrong", base_url=url)
 
-    def fetch(self, client: Any, fake: Served) -> espi.Feed:
-        end = int(time.time()) // DAY * DAY
-        return client.fetch(connect(client, fake.url), start=end - 20 * DAY, end=end)
+    def answer_redirect(self, redirect: Redirect, fake: Served) -> dict[str, str]:
+        return query_of(on_connect_page(redirect).headers["Location"])
+
+    def connected(self, client: Any, fake: Served) -> Credentials:
+        start = client.begin_connect("user-1", "http://127.0.0.1:9/done")
+        return client.finish_connect(start.state, self.answer_redirect(start, fake))
+
+    def since(self) -> int | None:
+        return int(time.time()) // DAY * DAY - 20 * DAY
 
     def cheap_call(self, client: Any, fake: Served | None) -> Any:
         if fake is None:
@@ -96,7 +120,7 @@ class TestPelm(ProviderContract):
             headers=client.headers(token),
             timeout=10,
         ).json()["intervals"]
-        feed = client.fetch(token, start=end - 3 * DAY, end=end, bills=False)
+        feed = client.fetch(credentials_of(token), end - 3 * DAY, end=end, bills=False)
         data = espi.dumps(feed, espi.WriteOptions(base=f"{fake.url}/espi/1_1/resource"))
         assert espi.validate(data) == []
         back = espi.parse(data)
@@ -128,7 +152,7 @@ class TestPelm(ProviderContract):
     def test_gas_and_fifteen_minute_accounts(self, live: tuple[P.Pelm, str, Served]) -> None:
         client, token, _ = live
         end = int(time.time()) // DAY * DAY
-        feed = client.fetch(token, start=end - 5 * DAY, end=end, bills=False)
+        feed = client.fetch(credentials_of(token), end - 5 * DAY, end=end, bills=False)
         kinds = {
             (up.kind, mr.reading_type.uom, mr.reading_type.interval_length)
             for up in feed.usage_points
@@ -163,7 +187,7 @@ class TestPelm(ProviderContract):
         account = client.accounts(token)[0]
         bills = client.bills(token, account["id"])
         assert len(bills) == 12 and bills[0]["charges"]["gas_charges"] is not None
-        fake.app.extensions["pelm"].legacy_bills = True
+        fake_pelm.state(fake.app).seed_shapes = True
         older = client.bills(token, account["id"])
         assert [(b["id"], b["start_date"], b["end_date"]) for b in older] == [
             (b["id"], b["start_date"], b["end_date"]) for b in bills
@@ -175,7 +199,7 @@ class TestPelm(ProviderContract):
 
     def test_bill_as_usage_summary(self, live: tuple[P.Pelm, str, Served]) -> None:
         client, token, _ = live
-        feed = client.fetch(token, start=int(time.time()) - DAY, end=int(time.time()))
+        feed = client.fetch(credentials_of(token), int(time.time()) - DAY)
         bill = client.bills(token, client.accounts(token)[0]["id"])[-1]
         summary = next(s for s in feed.usage_summaries if s.link("self").endswith(str(bill["id"])))
         assert summary.bill_last_period == round(bill["total_charges"] * 100000)
@@ -201,11 +225,11 @@ class TestPelm(ProviderContract):
         client = self.quick(fake.url, waits)
         token = connect(client, fake.url)
         with pytest.raises(NotReady) as caught:
-            client.fetch(token)
+            client.fetch(credentials_of(token))
         assert caught.value.code == "data_unavailable" and caught.value.status == 500
         assert waits == []  # not retried at once: the caller tries again later
         fake.app.extensions["pelm"].data_delay = 0
-        assert client.fetch(token, bills=False).usage_points
+        assert client.fetch(credentials_of(token), bills=False).usage_points
 
     def test_invalid_token(self, fake: Served) -> None:
         with pytest.raises(AuthError) as caught:
@@ -247,18 +271,40 @@ class TestPelm(ProviderContract):
         assert answer.status_code == 401 and "credentials_invalid" in answer.text
 
 
-def test_unknown_provider_lists_the_known_ones() -> None:
-    with pytest.raises(LookupError, match="known: custodian, griddy, pelm, wattshift, wattzon"):
-        espi.providers.get("nope")
-
-
-def test_fake_serves_the_seed_example_path() -> None:
+@pytest.fixture
+def pelm() -> Iterator[Served]:
     served = serve(fake_pelm.create_app(CLIENT, SECRET))
-    try:
-        client = P.Pelm(CLIENT, SECRET, base_url=served.url)
-        token = connect(client, served.url)
-        account = client.accounts(token)[0]["id"]
-        older = client.json("GET", f"/users/{account}/bills", token=token)
-        assert P.normalize_bills(older)[0]["start_date"] > 0
-    finally:
-        served.stop()
+    yield served
+    served.stop()
+
+
+def test_bills_only_at_the_seeds_path(pelm: Served) -> None:
+    client = P.Pelm(CLIENT, SECRET, base_url=pelm.url)
+    token = connect(client, pelm.url)
+    account = client.accounts(token)[0]["id"]
+    assert client.bills(token, account)  # GET /users/{ACCOUNT_ID}/bills
+    with pytest.raises(ProviderError) as caught:
+        client.json("GET", "/bills", token=token, params={"account_id": account})
+    assert caught.value.status == 404
+
+
+def test_the_seeds_spellings_over_http(pelm: Served) -> None:
+    """/accounts with emissions_unit, intervals with ghg_emission, bills by id: the same
+    readings and bill periods as the current spellings."""
+    client = P.Pelm(CLIENT, SECRET, base_url=pelm.url)
+    credentials = credentials_of(connect(client, pelm.url))
+    end = int(time.time()) // DAY * DAY
+    current = client.fetch(credentials, end - 2 * DAY, end=end)
+    fake_pelm.state(pelm.app).seed_shapes = True
+    assert "emissions_unit" in client.accounts(credentials.access_token or "")[0]
+    seed = client.fetch(credentials, end - 2 * DAY, end=end)
+    electric = [up for up in current.usage_points if "(electric)" in (up.title or "")]
+    assert len(seed.usage_points) == len(electric) == 2  # the seed lists no meter types
+    rows = {(r.start, r.value) for up in electric for mr in up.meter_readings
+            for b in mr.interval_blocks for r in b.readings}  # fmt: skip
+    assert {(r.start, r.value) for r in seed.readings()} == rows  # usage and emissions
+    periods = {(s.billing_period.start, s.billing_period.duration) for s in seed.usage_summaries}
+    assert periods == {
+        (s.billing_period.start, s.billing_period.duration) for s in current.usage_summaries
+    }
+    assert espi.validate(espi.dumps(seed)) == []

@@ -13,6 +13,7 @@ import requests
 import espi
 from espi import builder
 from espi.errors import AuthError, ProviderError, RateLimited
+from espi.providers import ConnectKind, Credentials, DataKind
 from espi.providers import wattshift as W
 from fakes import wattshift as fake_ws
 from fakes.common import Served, serve
@@ -30,6 +31,8 @@ def midnight() -> int:
 
 class TestWattShift(ProviderContract):
     slug = "wattshift"
+    connect_kind = ConnectKind.NONE
+    data = frozenset({DataKind.PRICES})
     rate_limit_body: ClassVar[Any] = {
         "request_id": "r1",
         "error_code": "RATE_LIMITED",
@@ -44,8 +47,8 @@ class TestWattShift(ProviderContract):
     def make_fake(self) -> Any:
         return fake_ws.create_app(KEY)
 
-    def client(self, url: str, **kw: Any) -> W.WattShift:
-        return W.WattShift(KEY, base_url=url, **kw)
+    def settings(self, url: str) -> dict[str, str]:
+        return {"api_key": KEY, "base_url": url}
 
     def bad_client(self, url: str) -> W.WattShift:
         return W.WattShift("not-the-key", base_url=url)
@@ -53,11 +56,11 @@ class TestWattShift(ProviderContract):
     def home(self, client: W.WattShift, plan: str = TOU_C) -> str:
         return str(client.create_home("Test home", "95313", "14328", plan)["id"])
 
-    def fetch(self, client: Any, fake: Served) -> espi.Feed:
-        start = midnight() - 2 * DAY
-        return client.fetch(
-            self.home(client), start=start, end=start + 2 * DAY, zone="America/Los_Angeles"
-        )
+    def connected(self, client: Any, fake: Served) -> Credentials:
+        return Credentials(account=self.home(client))
+
+    def since(self) -> int | None:
+        return midnight() - 2 * DAY
 
     def cheap_call(self, client: Any, fake: Served | None) -> Any:
         return client.utilities("95313")
@@ -190,6 +193,17 @@ class TestWattShift(ProviderContract):
         assert readings[25].cost is None
         half = W.cost_of(signal, start + 15 * 3600 + 1800, 3600, Decimal(1))  # 15:30-16:30
         assert half == (45000, 1)  # half at 0.38, half at 0.52; ties keep the first period
+
+    def test_fetch_spans(self, ws: W.WattShift) -> None:
+        home = Credentials(account=self.home(ws))
+        start = midnight()
+        two_days = ws.fetch(home, start, end=start + 2 * DAY, zone="America/Los_Angeles")
+        assert len(list(two_days.readings())) == 192
+        assert len(list(ws.fetch(home).readings())) in (92, 96, 100)  # the home's today
+        ahead = list(ws.fetch(home, start).readings())
+        assert ahead[0].start == start and ahead[-1].start >= int(time.time())  # known ahead
+        with pytest.raises(ValueError, match=r"credentials\.account"):
+            ws.fetch(Credentials())
 
     def test_bill_period_as_usage_summary(self, ws: W.WattShift) -> None:
         home = self.home(ws)

@@ -1,9 +1,11 @@
 """WattzOn Link's adapter against the local WattzOn over mutual TLS (a test CA made here): the
-contract, then the seed's own behaviour: certificates, look-ups, profiles and tags, write-only
-sensitive fields, jobs and their statuses, bills, interval months, SQS notifications."""
+contract, then the seed's own behaviour: certificates, look-ups, the connect form, profiles and
+tags, write-only sensitive fields, jobs and their statuses, bills, interval months (normalized
+and the utility's source file), SQS notifications."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -12,17 +14,20 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Flask, request
 
 import espi
 from espi.codes import FlowDirectionKind, ItemKind, ServiceKind, UnitSymbolKind
 from espi.errors import AuthError, NotReady, ProviderError, Unavailable
+from espi.providers import ConnectKind, Credentials, DataKind
 from espi.providers import wattzon as W
 from fakes import wattzon as fake_wz
 from fakes.common import Served, serve
 from tests.certs import make_certs, serve_tls
 
-from .contract import ProviderContract
+from .contract import ProviderContract, fetched
 
 
 def client_for(url: str, certs: Path, stem: str | None = "client", **kw: Any) -> W.WattzOn:
@@ -41,8 +46,18 @@ def extract(wz: W.WattzOn, pid: int, *modes: str) -> None:
         wz.wait(wz.start_job(pid, mode=mode, notify=False), poll=0)
 
 
+def of(pid: int) -> Credentials:
+    return Credentials(account=str(pid))
+
+
+GOOD_FORM = {"zip": "00007", "utility": "3149", "username": "customer", "password": "pw"}
+
+
 class TestWattzOn(ProviderContract):
     slug = "wattzon"
+    connect_kind = ConnectKind.CREDENTIALS
+    data = frozenset({DataKind.INTERVALS, DataKind.BILLS})
+    notifies = True
     auth_status = 403  # WattzOn: "403 (Forbidden): Permission denied"
     rate_limit_body: ClassVar[Any] = {"error": "Too many requests"}
     server_error_body: ClassVar[Any] = {"error": "Internal server error"}
@@ -61,16 +76,33 @@ class TestWattzOn(ProviderContract):
     def make_fake(self) -> Any:
         return fake_wz.create_app({"third party": True, "former customer": False})
 
-    def client(self, url: str, **kw: Any) -> W.WattzOn:
-        return client_for(url, self.certs_path, **kw)
+    def settings(self, url: str) -> dict[str, str]:
+        certs = self.certs_path
+        return {"client_cert": str(certs / "client.pem"), "client_key": str(certs / "client.key"),
+                "ca_bundle": str(certs / "ca.pem"), "base_url": url}  # fmt: skip
 
     def bad_client(self, url: str) -> W.WattzOn:
         return client_for(url, self.certs_path, "revoked")  # signed by the CA, but disabled
 
-    def fetch(self, client: Any, fake: Served) -> espi.Feed:
-        pid = new_profile(client)
-        extract(client, pid)
-        return client.fetch(pid, zone="America/New_York")
+    def good_form(self) -> dict[str, str]:
+        return dict(GOOD_FORM)
+
+    def bad_forms(self) -> list[tuple[dict[str, str], str]]:
+        return [
+            ({**GOOD_FORM, "zip": "99999"}, "zip"),
+            ({**GOOD_FORM, "zip": ""}, "zip"),
+            ({**GOOD_FORM, "utility": "741"}, "utility"),  # PG&E does not serve 00007
+            ({**GOOD_FORM, "username": ""}, "username"),
+            ({**GOOD_FORM, "password": ""}, "password"),
+        ]
+
+    def connected(self, client: Any, fake: Served) -> Credentials:
+        return client.connect(self.good_form())
+
+    def notification(self, credentials: Credentials) -> bytes:
+        body = {"app": "link", "profile_id": int(credentials.account), "job_id": "j",
+                "final_state": "success", "mode": "bill"}  # fmt: skip
+        return json.dumps(body).encode()
 
     def cheap_call(self, client: Any, fake: Served | None) -> Any:
         return client.echo("ping")
@@ -271,7 +303,7 @@ class TestWattzOn(ProviderContract):
         pid = new_profile(wz)
         extract(wz, pid, "bill")
         records = wz.bills(pid)
-        feed = wz.fetch(pid, intervals=False)
+        feed = wz.fetch(of(pid), intervals=False)
         gas = next(r for r in records if r["type"] == "gas")
         (up,) = [u for u in feed.usage_points if u.kind is ServiceKind.GAS]
         summary = next(
@@ -335,20 +367,22 @@ class TestWattzOn(ProviderContract):
         periods = wz.interval_periods(pid)
         assert {p["meter_id"] for p in periods} == {f"E{pid:07d}"}
         assert all(p["first_interval"] <= p["last_interval"] for p in periods)
-        as_json = wz.fetch(pid, bills=False)
-        as_csv = wz.fetch(pid, bills=False, format="csv")
+        as_json = wz.fetch(of(pid), bills=False)
+        as_csv = wz.fetch(of(pid), bills=False, format="csv")
         rows = [(r.start, r.duration, r.value) for r in as_json.readings()]
         assert rows == [(r.start, r.duration, r.value) for r in as_csv.readings()]
         (up,) = as_json.usage_points
         flows = [mr.reading_type.flow_direction for mr in up.meter_readings]
         assert flows == [FlowDirectionKind.FORWARD, FlowDirectionKind.REVERSE]
         assert up.meter_readings[0].reading_type.interval_length == 900
-        month = wz.interval_month(pid, periods[-1]["meter_id"], periods[-1]["month_id"])
+        month = wz.interval_month(
+            pid, periods[-1]["meter_id"], periods[-1]["month_id"], format="json"
+        )
         first = next(r for r in month if r["direction"] == "delivered")
         value = next(r.value for r in as_json.readings() if r.start == first["start"])
         mult = int(up.meter_readings[0].reading_type.power_of_ten_multiplier)
         assert Decimal(value).scaleb(mult) == Decimal(first["usage"]) * 1000
-        latest = wz.fetch(pid, bills=False, since=periods[-1]["first_interval"])
+        latest = wz.fetch(of(pid), periods[-1]["first_interval"], bills=False)
         assert 0 < len(list(latest.readings())) < len(rows)
         with pytest.raises(ProviderError, match="Interval not found"):
             wz.interval_month(pid, "nope", "2001-01")
@@ -356,7 +390,7 @@ class TestWattzOn(ProviderContract):
     def test_no_data_yet_is_empty_not_an_error(self, wz: W.WattzOn) -> None:
         pid = new_profile(wz)
         assert wz.bills(pid) == [] and wz.interval_periods(pid) == []
-        assert wz.fetch(pid).usage_points == []
+        assert wz.fetch(of(pid)).usage_points == []
 
     def test_interval_files_missing_a_field_are_named(self) -> None:
         with pytest.raises(ProviderError, match="M1 2026-01: interval 2 lacks"):
@@ -367,6 +401,84 @@ class TestWattzOn(ProviderContract):
             )
         with pytest.raises(ProviderError, match="unreadable json"):
             W.interval_rows("{", "json", "M1 2026-01")
+
+    # ------------------------------------------------------------------ connecting
+
+    def test_the_connect_form_asks_the_zip_first(self, wz: W.WattzOn) -> None:
+        (zipcode,) = wz.connect_form({})
+        assert zipcode.name == "zip" and zipcode.value == ""
+        _, utility, username, password = wz.connect_form({"zip": "00007", "username": "me"})
+        assert ("3149", "Mock Utility Provider (electric+gas)") in utility.choices
+        assert utility.kind == "choice" and username.value == "me"
+        assert password.kind == "password" and password.value == ""
+
+    def test_connect_then_fetch_once_the_jobs_have_ended(self, wz: W.WattzOn, fake: Served) -> None:
+        credentials = wz.connect(GOOD_FORM)
+        pid = int(credentials.account)
+        stored = fake_wz.state(fake.app).profiles[pid]["sensitive"]
+        assert stored == {"username": "customer", "password": "pw"}
+        assert len(credentials.extra["jobs"].split()) == 2
+        with pytest.raises(NotReady, match="extraction still running"):
+            wz.fetch(credentials)
+        feed = fetched(wz, credentials, None)
+        assert "jobs" not in credentials.extra  # renewed in place: nothing left to wait for
+        assert feed.usage_summaries and list(feed.readings())
+
+    def test_a_refused_utility_login_fails_the_fetch_for_good(self, wz: W.WattzOn) -> None:
+        credentials = wz.connect({**GOOD_FORM, "username": "credential_error"})
+        with pytest.raises(AuthError, match="the utility refused the username or password"):
+            fetched(wz, credentials, None)
+        assert credentials.extra["jobs"]  # still there: the next fetch says the same
+
+    def test_a_connect_that_cannot_start_leaves_no_profile(
+        self, wz: W.WattzOn, fake: Served
+    ) -> None:
+        before = set(fake_wz.state(fake.app).profiles)
+        with pytest.raises(ProviderError, match="No agent for provider") as caught:
+            wz.connect({**GOOD_FORM, "utility": "3152"})
+        assert "the profile and its credentials were deleted at WattzOn" in caught.value.message
+        assert set(fake_wz.state(fake.app).profiles) == before
+
+    def test_disconnect_deletes_the_profile(self, wz: W.WattzOn, fake: Served) -> None:
+        credentials = wz.connect(GOOD_FORM)
+        assert "deleted at WattzOn" in wz.disconnect(credentials)
+        assert int(credentials.account) not in fake_wz.state(fake.app).profiles
+        assert wz.disconnect(credentials) == "the profile was already gone at WattzOn"
+
+    # ------------------------------------------------------------------ source interval files
+
+    def test_interval_month_reads_the_seeds_default_source_format(self, wz: W.WattzOn) -> None:
+        pid = new_profile(wz)
+        extract(wz, pid, "interval")
+        period = wz.interval_periods(pid)[0]
+        meter, month = period["meter_id"], period["month_id"]
+        source = wz.interval_month(pid, meter, month)  # no format: the seed's default, source
+        normalized = wz.interval_month(pid, meter, month, format="json")
+        assert [(r["start"], r["duration"], Decimal(r["usage"])) for r in source] == [
+            (r["start"], r["duration"], Decimal(r["usage"])) for r in normalized
+        ]
+
+    def test_without_normalized_files_fetch_reads_the_source(self, wz: W.WattzOn) -> None:
+        pid = new_profile(wz, "source_only")
+        extract(wz, pid, "interval")
+        period = wz.interval_periods(pid)[0]
+        with pytest.raises(ProviderError) as caught:
+            wz.interval_month(pid, period["meter_id"], period["month_id"], format="json")
+        assert caught.value.code == "normalized_data_not_available"
+        feed = wz.fetch(of(pid), bills=False)
+        assert len(list(feed.readings())) > 1000
+
+    def test_the_fakes_padding_is_its_own(self, wz: W.WattzOn) -> None:
+        """The fake decrypts with the seed's PKCS1/OAEP (SHA-1), not with whatever the
+        adapter uses: a value padded otherwise is refused."""
+        pid = wz.create_profile(3149)
+        key = serialization.load_pem_public_key(wz.transmission_key().public_key.encode())
+        sha256 = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(),
+                              label=None)  # fmt: skip
+        value = base64.b64encode(key.encrypt(b"customer", sha256)).decode()  # type: ignore[union-attr]
+        with pytest.raises(ProviderError) as caught:
+            wz.request("POST", f"profiles/{pid}/sensitive", json={"field": "username", "value": value})
+        assert caught.value.code == "decryption_failed"
 
     # ------------------------------------------------------------------ notifications
 
@@ -388,7 +500,7 @@ class TestWattzOn(ProviderContract):
          ('{"profile_id": "x", "job_id": "j", "final_state": "success"}', "profile_id is not a number")],
     )  # fmt: skip
     def test_bad_notifications_are_named(self, body: str, message: str) -> None:
-        with pytest.raises(ProviderError, match=message):
+        with pytest.raises(ValueError, match=message):
             W.on_notification(body, lambda n: n)
 
     def test_the_fake_delivers_sqs_bodies_when_jobs_end(self, certs: Path) -> None:
@@ -420,3 +532,28 @@ class TestWattzOn(ProviderContract):
         finally:
             served.stop()
             served_sink.stop()
+
+
+@pytest.mark.parametrize(
+    ("line", "start", "duration"),
+    [
+        ("Electric usage,2026-01-05,00:00,00:15,0.25,kWh,", "2026-01-05T00:00:00+00:00", 900),
+        ("Electric usage,2026-01-05,00:00,00:14,0.25,kWh,", "2026-01-05T00:00:00+00:00", 900),
+        ("Electric usage,2026-01-05,23:45,00:00,0.25,kWh,", "2026-01-05T23:45:00+00:00", 900),
+        ("Electric usage,2026-01-05,13:00,13:59,0.25,kWh,", "2026-01-05T13:00:00+00:00", 3600),
+    ],
+)
+def test_green_button_csv_source_rows(line: str, start: str, duration: int) -> None:
+    text = f"TYPE,DATE,START TIME,END TIME,USAGE,UNITS,NOTES\n{line}\n"
+    (row,) = W.source_rows(text, "M1 2026-01")
+    assert (row["start"], row["duration"], row["usage"]) == (W.when(start), duration, "0.25")
+
+
+def test_source_rows_in_a_local_zone_and_unknown_files() -> None:
+    text = "TYPE,DATE,START TIME,END TIME,USAGE,UNITS\nElectric usage,2026-07-01,00:00,01:00,1.5,kWh\n"
+    (row,) = W.source_rows(text, "M1", "America/Los_Angeles")
+    assert row["start"] == W.when("2026-07-01T07:00:00Z")
+    with pytest.raises(ProviderError, match="ask for format=json or csv"):
+        W.source_rows("<xml/>", "M1 2026-01")
+    with pytest.raises(ProviderError, match="row 1 lacks a readable"):
+        W.source_rows("TYPE,DATE,START TIME,END TIME,USAGE\nx,2026-01-05,25:00,00:00,1\n", "M1")

@@ -83,7 +83,7 @@ def snapshot(third, email):
         ids = [c.id for c in conns]
         ups = s.scalars(select(tp.UsagePoint.id).where(tp.UsagePoint.connection_id.in_(ids))).all()
         return {
-            "account": (acc.email, acc.password_hash, acc.session_epoch),
+            "account": (acc.email, acc.password_hash, acc.session_key),
             "connections": [(c.id, c.status, c.access_token, c.reason) for c in conns],
             "usage_points": sorted(ups),
             "readings": s.scalar(

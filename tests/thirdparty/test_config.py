@@ -8,7 +8,7 @@ from thirdparty_app import create_app
 
 
 def test_refuses_to_start_without_its_secrets(tmp_path, monkeypatch):
-    for name in ("THIRDPARTY_SECRET_KEY", "THIRDPARTY_TOKEN_KEY"):
+    for name in ("THIRDPARTY_SECRET_KEY", "THIRDPARTY_TOKEN_KEY", "THIRDPARTY_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     paths = {
         "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
@@ -18,6 +18,8 @@ def test_refuses_to_start_without_its_secrets(tmp_path, monkeypatch):
         create_app(paths)
     with pytest.raises(RuntimeError, match="THIRDPARTY_TOKEN_KEY"):
         create_app({**paths, "SECRET_KEY": "s"})
+    with pytest.raises(RuntimeError, match="THIRDPARTY_BASE_URL"):
+        create_app({**paths, "SECRET_KEY": "s", "TOKEN_KEY": "0" * 43 + "="})
     monkeypatch.setenv("THIRDPARTY_CUSTODIANS__mine__token_url", "https://c.test/token")
     app = create_app({**paths, "TESTING": True})
     with app.app_context(), pytest.raises(ValueError, match="custodian mine: set resource_base"):

@@ -61,7 +61,7 @@ def make_world(folder, storage):
 
     custodian = create_custodian({
         "TESTING": True, "DATABASE_URL": f"sqlite:///{folder}/dc.sqlite", "QUEUE_URL": f"sqlite:///{folder}/dcq.sqlite",
-        "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "",
+        "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "", "SANDBOX_TEST_AUTHORIZE": True,
     })  # fmt: skip
     c_server, direct = serve(custodian)
     flaky = Flaky(target=direct)  # third parties reach the custodian through a proxy that can fail
@@ -107,6 +107,7 @@ def make_world(folder, storage):
         },
         "PROVIDER_HISTORY_DAYS": 20, "PROVIDER_NOT_READY_DELAY": 1,
         "SIGNIN_LIMIT": "1000 per minute",  # many test customers sign up from one address
+        "BASE_URL": third_base,
     })  # fmt: skip
     with third.app_context():
         database.upgrade(third, MIGRATIONS)

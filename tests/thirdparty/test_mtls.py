@@ -30,6 +30,7 @@ def test_connect_and_fetch_over_mutual_tls(tmp_path, monkeypatch):
     custodian = create_custodian({
         "TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/dc.sqlite", "QUEUE_URL": f"sqlite:///{tmp_path}/dq.sqlite",
         "CLIENT_CA": str(certs / "ca.pem"), "NOTIFY_DELAY": 0, "EMBEDDED_WORKER": True, "RATE_LIMIT": "",
+        "SANDBOX_TEST_AUTHORIZE": True,
     })  # fmt: skip
     ctx = tls_context(str(certs / "server.pem"), str(certs / "server.key"), str(certs / "ca.pem"))
     c_server = make_server("127.0.0.1", 0, custodian, threaded=True, ssl_context=ctx)

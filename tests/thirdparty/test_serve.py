@@ -39,6 +39,7 @@ def test_the_procfile_web_process_serves_the_app(tmp_path):
            "THIRDPARTY_DATABASE_URL": url, "THIRDPARTY_QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
            "THIRDPARTY_DOCUMENTS": str(tmp_path / "docs"), "THIRDPARTY_SECRET_KEY": "s" * 64,
            "THIRDPARTY_TOKEN_KEY": "0" * 43 + "=", "THIRDPARTY_BIND": f"127.0.0.1:{port}",
+           "THIRDPARTY_BASE_URL": f"http://127.0.0.1:{port}",
            "WEB_CONCURRENCY": "2", "WEB_THREADS": "2"}  # fmt: skip
     web = dict(processes(ROOT / "Procfile"))["web"]
     server = subprocess.Popen(web, shell=True, cwd=ROOT, env=env, stdout=subprocess.PIPE,  # noqa: S602 - the Procfile line

@@ -46,6 +46,7 @@ def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path, storage
     base = server.base
     config = {
         **storage, "DOCUMENTS": str(tmp_path / "documents"), "SECRET_KEY": "test", "TOKEN_KEY": "0" * 43 + "=",
+        "BASE_URL": "http://127.0.0.1:9",
     }  # fmt: skip
     env = stub.environment(config, base)
     app = create_app({"TESTING": True, **config, "CUSTODIANS": {"remote": stub.profile(base)}})

@@ -10,6 +10,7 @@ Revises: 0003
 Create Date: 2026-12-01
 """
 
+import secrets
 import time
 
 import sqlalchemy as sa
@@ -41,9 +42,10 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("created", sa.Integer(), nullable=False),
         sa.Column("last_login", sa.Integer(), nullable=False),
-        sa.Column("session_epoch", sa.Integer(), nullable=False),
+        sa.Column("session_key", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("email", name="uq_account_email"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "api_key",
@@ -79,7 +81,12 @@ def upgrade() -> None:
                 batch.create_foreign_key(
                     "fk_reading_type_connection", "connection", ["connection_id"], ["id"]
                 )
-    with op.batch_alter_table("connection") as batch:
+    # ids never given twice (a job queued for a deleted connection never meets a new one)
+    with op.batch_alter_table(
+        "connection",
+        recreate="always" if dialect == "sqlite" else "auto",
+        table_kwargs={"sqlite_autoincrement": True},
+    ) as batch:
         batch.alter_column("account_id", existing_type=sa.Integer(), nullable=False)
         batch.create_foreign_key("fk_connection_account", "account", ["account_id"], ["id"])
         batch.create_index("ix_connection_account_id", ["account_id"])
@@ -93,14 +100,15 @@ def adopt_legacy_rows(bind: sa.engine.Connection) -> None:
     customers = bind.execute(sa.text("SELECT count(*) FROM customer_info")).scalar()
     connections = bind.execute(sa.text("SELECT count(*) FROM connection")).scalar()
     if not (orphans or connections or customers):
+        bind.execute(sa.text("DELETE FROM reading_type"))  # no meter reading can use one
         return
     now = int(time.time())
     bind.execute(
         sa.text(
-            "INSERT INTO account (email, name, role, created, last_login, session_epoch) "
-            "VALUES ('legacy@localhost', 'Data stored before accounts', 'customer', :now, 0, 0)"
+            "INSERT INTO account (email, name, role, created, last_login, session_key) "
+            "VALUES ('legacy@localhost', 'Data stored before accounts', 'customer', :now, 0, :key)"
         ),
-        {"now": now},
+        {"now": now, "key": secrets.token_hex(16)},
     )
     legacy = bind.execute(
         sa.text("SELECT id FROM account WHERE email = 'legacy@localhost'")
@@ -126,6 +134,13 @@ def adopt_legacy_rows(bind: sa.engine.Connection) -> None:
                 sa.text(f"UPDATE {table} SET connection_id = :c WHERE connection_id IS NULL"),  # noqa: S608 - fixed names
                 {"c": holder},
             )
+        bind.execute(
+            sa.text(
+                "UPDATE document SET connection_id = :c"
+                " WHERE connection_id IS NULL AND uri LIKE 'upload:%'"
+            ),
+            {"c": holder},
+        )
     copy_reading_types(bind)
 
 

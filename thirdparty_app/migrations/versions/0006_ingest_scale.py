@@ -1,9 +1,9 @@
 """readings keyed with seq (two readings at one start are both kept), value NULL when missing;
 block digests; bills and their line items as rows; what each document did
 
-- ``reading``: ``seq`` joins the key, ``value`` may be NULL, the index on ``start`` alone and
-  the foreign key go (see ``db.Reading``); on SQLite the table is rebuilt ``WITHOUT ROWID``
-  (one b-tree to write per reading instead of two);
+- ``reading``: ``seq`` joins the key, ``value`` may be NULL, the index on ``start`` alone goes
+  (see ``db.Reading``); on SQLite the table is rebuilt ``WITHOUT ROWID`` (one b-tree to write
+  per reading instead of two);
 - ``reading_block``: the digest of what each ingested IntervalBlock wrote;
 - ``bill`` and ``bill_line_item`` replace ``usage_summary``, whose XML is read once here;
 - ``document``: readings written, duplicates, refused usage points, rows stamped, notes;
@@ -13,6 +13,8 @@ Revision ID: 0006
 Revises: 0004
 Create Date: 2026-12-01
 """
+
+import logging
 
 import sqlalchemy as sa
 from alembic import op
@@ -61,6 +63,7 @@ def readings() -> None:
             sa.Column("cost", sa.BigInteger(), nullable=True),
             sa.Column("quality", sa.Integer(), nullable=True),
             sa.Column("tou", sa.Integer(), nullable=True),
+            sa.ForeignKeyConstraint(["meter_reading_id"], ["meter_reading.id"]),
             sa.PrimaryKeyConstraint("meter_reading_id", "start", "seq"),
             sqlite_with_rowid=False,
         )
@@ -74,7 +77,6 @@ def readings() -> None:
         op.drop_index("ix_reading_start", table_name="reading")
         op.add_column("reading", sa.Column("seq", sa.Integer(), nullable=False, server_default="0"))
         op.alter_column("reading", "value", existing_type=sa.BigInteger(), nullable=True)
-        op.drop_constraint("reading_meter_reading_id_fkey", "reading", type_="foreignkey")
         op.drop_constraint("reading_pkey", "reading", type_="primary")
         op.create_primary_key("reading_pkey", "reading", ["meter_reading_id", "start", "seq"])
     op.create_index(
@@ -132,17 +134,32 @@ def bills() -> None:
 
 
 def copy_usage_summaries(bind: sa.engine.Connection) -> None:
-    """Each stored UsageSummary's XML, read once, as a bill row and its line items."""
+    """Each stored UsageSummary's XML, read once, as a bill row and its line items; XML that
+    does not read keeps what its row's columns said (period, amount, currency, consumption)."""
     import espi
     from thirdparty_app.rows import bill_columns
 
     meta = sa.MetaData()
     bill = sa.Table("bill", meta, autoload_with=bind)
     line_item = sa.Table("bill_line_item", meta, autoload_with=bind)
-    stored = bind.execute(sa.text("SELECT usage_point_id, xml FROM usage_summary ORDER BY id"))
-    for up_id, xml in stored.all():
-        for summary in espi.parse(xml.encode()).usage_summaries:
-            columns, items = bill_columns(summary)
+    stored = bind.execute(
+        sa.text(
+            "SELECT usage_point_id, start, duration, bill, currency, consumption, xml"
+            " FROM usage_summary ORDER BY id"
+        )
+    )
+    for up_id, start, duration, amount, currency, consumption, xml in stored.all():
+        try:
+            found = [bill_columns(s) for s in espi.parse(xml.encode()).usage_summaries]
+        except espi.ParseError as err:
+            logging.getLogger("alembic").warning("usage point %s: a bill's XML: %s", up_id, err)
+            found = []
+        if not found:
+            columns = {"start": start, "duration": duration, "amount": amount,
+                       "currency": currency, "consumption": consumption,
+                       "tariff_profile": "", "read_cycle": ""}  # fmt: skip
+            found = [(columns, [])]
+        for columns, items in found:
             bill_id = bind.execute(
                 bill.insert().values(usage_point_id=up_id, **columns).returning(bill.c.id)
             ).scalar_one()
