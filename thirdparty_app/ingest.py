@@ -449,8 +449,9 @@ class Ingest:
                 )
         return len(self.usage_points) + len(self.reading_types) + len(self.customer_infos)
 
-    def record(self) -> None:
-        """What the ingestion did, on the document."""
+    def record(self, quirks: list[espi.Quirk]) -> None:
+        """What the ingestion did, on the document (with what the reader tolerated, e.g. a DST
+        hour it moved: ``dst-duplicate``)."""
         doc = self.document
         doc.status, doc.error = "ingested", ""
         doc.readings, doc.written = self.count, self.written
@@ -467,7 +468,11 @@ class Ingest:
             )
         if self.refused:
             notes.append(f"{len(self.refused):,} usage point(s) of no connection of ours refused")
-        doc.notes = ". ".join(notes)
+        if quirks:
+            notes.append(
+                "the reader: " + "; ".join(f"{q.code} ×{q.count}: {q.message}" for q in quirks)
+            )
+        doc.notes = ". ".join(notes)[:4000]
 
 
 def chunks(ids: list[int], size: int = 500) -> list[list[int]]:
@@ -566,7 +571,7 @@ def attempt(s: Session, document: db.Document, full: bool) -> Ingest | None:
         stream = espi.iter_readings(f, espi.ParseOptions(warn=False))
         work.readings(stream)
         work.resources(stream.resources)
-    work.record()
+    work.record(stream.quirks)
     s.commit()
     return work
 

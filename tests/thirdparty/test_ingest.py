@@ -197,7 +197,7 @@ def test_two_readings_at_one_start_are_both_kept_and_reported(app, customer):
     block = [*day(values), (DAY + 2 * HOUR, 7), (DAY + 3 * HOUR, 5)]  # one differs, one a copy
     doc_id, count, written, duplicates, notes = deliver(app, conn, document([block]))
     assert (count, written, duplicates) == (25, 25, 1)
-    assert f"{MR} at 2023-11-15T02:00:00Z" in notes
+    assert f"{MR} at 2023-11-15T02:00:00Z" in notes and "the reader: duplicate-start" in notes
     rows = stored(app, conn)
     assert len(rows) == 25 and (DAY + 2 * HOUR, 1, 7) in rows and (DAY + 2 * HOUR, 0, 5) in rows
     up = usage_point_id(app, conn)
