@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 
 from . import db, profiles, providers
 from .custodian import CustodianError, revoke
+from .readings import guard
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def connection(conn: db.Connection) -> set[str]:
     types, bills, pricing, usage points, customer information, kept documents. Returns the
     kept files to remove once this is committed (:func:`remove_files`)."""
     s = db.session()
+    guard(s, conn.id)  # no ingestion of this connection writes while it is deleted
     ups = select(db.UsagePoint.id).where(db.UsagePoint.connection_id == conn.id)
     mrs = select(db.MeterReading.id).where(db.MeterReading.usage_point_id.in_(ups))
     bills = select(db.Bill.id).where(db.Bill.usage_point_id.in_(ups))
