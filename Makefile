@@ -6,7 +6,7 @@ SAMPLE ?= samples/pge_share_my_data_2019-10-23.xml
 
 VENDOR  = thirdparty_app/static/vendor/uPlot.iife.min.js
 
-.PHONY: run test lint bench certs clean
+.PHONY: run serve test lint bench certs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,34 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check espi
 	$(BIN)/mypy
 
+# Production: both apps under gunicorn with their queue workers (Procfile), on PostgreSQL and
+# Redis; the environment they need: README, "Running in production".
+serve: $(BIN)/.installed $(VENDOR)
+	$(BIN)/python tools/serve.py
+
+# `make bench` takes a few minutes; `make bench BENCH_SIZE=full` gives the README's figures
+# (0.7 M readings and up; 20 minutes or more). The ingestion, API, webhook and worker benches
+# need PostgreSQL (BENCH_POSTGRES, an admin URL) and Redis (BENCH_REDIS, a database of their
+# own: it is emptied).
+BENCH_SIZE ?= quick
+ifeq ($(BENCH_SIZE),full)
+BENCH_READER  = --meters 1,20
+BENCH_INGEST  = --meters 20 --scales 1,2,4
+BENCH_WEBHOOK = --posts 5000 --servers 2x8,4x4 --profile
+BENCH_WORKERS = --customers 16 --days 365
+else
+BENCH_READER  = --meters 1 --repeat 1
+BENCH_INGEST  = --meters 2 --scales 1,2,4
+BENCH_WEBHOOK = --posts 1000 --profile
+BENCH_WORKERS = --customers 4 --days 90
+endif
+
 bench: $(BIN)/.installed
-	$(BIN)/python bench/bench_reader.py
+	$(BIN)/python bench/bench_reader.py $(BENCH_READER)
+	$(BIN)/python bench/bench_ingest.py $(BENCH_INGEST)
+	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_webhook.py $(BENCH_WEBHOOK)
+	$(BIN)/python bench/bench_workers.py $(BENCH_WORKERS)
 
 certs: $(BIN)/.installed
 	$(BIN)/python tools/make_certs.py var/certs

@@ -24,11 +24,18 @@ def init_app(app: Flask) -> None:
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """SQLite shared by a web app and a worker: WAL lets readers go on while a long ingestion
-    writes, and writers wait for each other instead of failing at once."""
+    writes, and writers wait for each other instead of failing at once. ``synchronous=NORMAL``
+    is WAL's recommended setting: no fsync per commit, only at checkpoints (a power cut may
+    lose the last commits, never corrupt the file; a crash of the app loses nothing). A 64 MiB
+    page cache (the default is 2 MiB) keeps the readings' b-tree pages being written in
+    memory; temporary tables and sorts stay in memory."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 

@@ -59,13 +59,16 @@ class SessionOverHttps(SecureCookieSessionInterface):
 # --------------------------------------------------------------------------- access logs
 
 SECRETS = re.compile(
-    r"([?&](?:code|state|token|access_token|refresh_token|key|next)=)[^&\s\"]*"  # parameters
+    r"((?:^|[?&])(?:code|state|token|access_token|refresh_token|key|next)=)[^&\s\"]*"
     r"|(/reset/)[^/?\s\"]+"  # a password-reset link's token
 )
 
 
-def redact(text: str) -> str:
-    return SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
+def redact(value: object) -> object:
+    """A string with its secrets redacted (anything else as it is)."""
+    if not isinstance(value, str):
+        return value
+    return SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", value)
 
 
 class RedactSecrets(logging.Filter):
@@ -74,11 +77,10 @@ class RedactSecrets(logging.Filter):
     ``/callback/pge?code=...`` is logged as ``/callback/pge?code=[redacted]``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(
-                redact(a) if isinstance(a, str) else a
-                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
-            )
+        if isinstance(record.args, dict):  # gunicorn's access log: a mapping of its atoms
+            record.args = {k: redact(a) for k, a in record.args.items()}
+        elif record.args:
+            record.args = tuple(map(redact, record.args))
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         return True

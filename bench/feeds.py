@@ -9,7 +9,9 @@ Indented as utilities' files usually are. Written as text, a day at a time, so g
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 BASE = "https://api.example-utility.test/GreenButtonConnect/espi/1_1/resource"
 START = 1_672_560_000  # 2023-01-01T08:00:00Z, local midnight in California
@@ -27,9 +29,17 @@ def entry(self_href: str, up_href: str, related: list[str], title: str, content:
     )
 
 
-def write_feed(path: Path, meters: int = 1, days: int = 365, seed: int = 7) -> int:
-    """Write the feed; return the number of IntervalReadings in it."""
-    rng = random.Random(seed)
+def write_feed(
+    path: Path,
+    meters: int = 1,
+    days: int = 365,
+    seed: int = 7,
+    subscriptions: Sequence[int] = (1,),
+    base: str = BASE,
+) -> int:
+    """Write the feed: ``meters`` meters of each subscription (customer), in the given order;
+    return the number of IntervalReadings in it. A subscription's readings are the same in
+    every feed written with the same seed, meters and days."""
     count = 0
     with open(path, "w", encoding="utf-8") as out:
         out.write(
@@ -37,65 +47,76 @@ def write_feed(path: Path, meters: int = 1, days: int = 365, seed: int = 7) -> i
             '<feed xmlns="http://www.w3.org/2005/Atom">'
             "<id>urn:uuid:00000000-0000-0000-0000-000000000001</id>"
             f"<title>Bench feed</title><updated>2024-01-01T00:00:00Z</updated>"
-            f'<link rel="self" href="{BASE}/Batch/Bulk/1"/>\n'
+            f'<link rel="self" href="{base}/Batch/Bulk/1"/>\n'
         )
-        for meter in range(1, meters + 1):
-            up = f"{BASE}/Subscription/1/UsagePoint/{meter}"
-            rt = f"{BASE}/ReadingType/{meter}"
-            mr = f"{up}/MeterReading/1"
-            out.write(
-                entry(
-                    up,
-                    f"{BASE}/Subscription/1/UsagePoint",
-                    [f"{up}/MeterReading", f"{up}/UsageSummary"],
-                    "Usage point",
-                    "<UsagePoint><ServiceCategory><kind>0</kind></ServiceCategory></UsagePoint>",
-                )
+        for sub in subscriptions:
+            count += write_subscription(
+                out, sub, meters, days, random.Random(seed + 1000 * (sub - 1)), base
             )
-            out.write(
-                entry(
-                    rt,
-                    f"{BASE}/ReadingType",
-                    [],
-                    "Reading type",
-                    "<ReadingType><accumulationBehaviour>4</accumulationBehaviour>"
-                    "<commodity>1</commodity><currency>840</currency>"
-                    "<dataQualifier>12</dataQualifier><flowDirection>1</flowDirection>"
-                    "<intervalLength>900</intervalLength><kind>12</kind>"
-                    "<powerOfTenMultiplier>0</powerOfTenMultiplier><uom>72</uom></ReadingType>",
-                )
-            )
-            out.write(
-                entry(
-                    mr,
-                    f"{up}/MeterReading",
-                    [f"{mr}/IntervalBlock", rt],
-                    "Meter reading",
-                    "<MeterReading></MeterReading>",
-                )
-            )
-            for day in range(days):
-                day_start = START + day * 86400
-                rows = []
-                for q in range(96):
-                    value = rng.randint(50, 900)
-                    rows.append(
-                        f"  <IntervalReading>\n    <cost>{value * 31}</cost>\n"
-                        f"    <ReadingQuality><quality>17</quality></ReadingQuality>\n"
-                        f"    <timePeriod><duration>900</duration>"
-                        f"<start>{day_start + q * 900}</start></timePeriod>\n"
-                        f"    <value>{value}</value>\n  </IntervalReading>\n"
-                    )
-                count += 96
-                out.write(
-                    entry(
-                        f"{mr}/IntervalBlock/{day + 1}",
-                        f"{mr}/IntervalBlock",
-                        [],
-                        "",
-                        f"<IntervalBlock><interval><duration>86400</duration>"
-                        f"<start>{day_start}</start></interval>\n{''.join(rows)}</IntervalBlock>",
-                    )
-                )
         out.write("</feed>\n")
+    return count
+
+
+def write_subscription(
+    out: TextIO, sub: int, meters: int, days: int, rng: random.Random, base: str
+) -> int:
+    count = 0
+    for meter in range(1, meters + 1):
+        up = f"{base}/Subscription/{sub}/UsagePoint/{meter}"
+        rt = f"{base}/ReadingType/{meter}"
+        mr = f"{up}/MeterReading/1"
+        out.write(
+            entry(
+                up,
+                f"{base}/Subscription/{sub}/UsagePoint",
+                [f"{up}/MeterReading", f"{up}/UsageSummary"],
+                "Usage point",
+                "<UsagePoint><ServiceCategory><kind>0</kind></ServiceCategory></UsagePoint>",
+            )
+        )
+        out.write(
+            entry(
+                rt,
+                f"{base}/ReadingType",
+                [],
+                "Reading type",
+                "<ReadingType><accumulationBehaviour>4</accumulationBehaviour>"
+                "<commodity>1</commodity><currency>840</currency>"
+                "<dataQualifier>12</dataQualifier><flowDirection>1</flowDirection>"
+                "<intervalLength>900</intervalLength><kind>12</kind>"
+                "<powerOfTenMultiplier>0</powerOfTenMultiplier><uom>72</uom></ReadingType>",
+            )
+        )
+        out.write(
+            entry(
+                mr,
+                f"{up}/MeterReading",
+                [f"{mr}/IntervalBlock", rt],
+                "Meter reading",
+                "<MeterReading></MeterReading>",
+            )
+        )
+        for day in range(days):
+            day_start = START + day * 86400
+            rows = []
+            for q in range(96):
+                value = rng.randint(50, 900)
+                rows.append(
+                    f"  <IntervalReading>\n    <cost>{value * 31}</cost>\n"
+                    f"    <ReadingQuality><quality>17</quality></ReadingQuality>\n"
+                    f"    <timePeriod><duration>900</duration>"
+                    f"<start>{day_start + q * 900}</start></timePeriod>\n"
+                    f"    <value>{value}</value>\n  </IntervalReading>\n"
+                )
+            count += 96
+            out.write(
+                entry(
+                    f"{mr}/IntervalBlock/{day + 1}",
+                    f"{mr}/IntervalBlock",
+                    [],
+                    "",
+                    f"<IntervalBlock><interval><duration>86400</duration>"
+                    f"<start>{day_start}</start></interval>\n{''.join(rows)}</IntervalBlock>",
+                )
+            )
     return count

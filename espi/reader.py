@@ -163,6 +163,7 @@ class _Guard:
             return
         window = self.tail + data
         base = self.seen - len(self.tail)  # document offset of window[0]
+        entries_from = max(0, self.pos - base - 16)  # before _special moves pos on
         self._special(window, base)
         first = data.find(b"<")
         if first < 0:
@@ -177,7 +178,7 @@ class _Guard:
                 "(limit: ParseOptions.max_markup)",
                 self.lines + data.count(b"\n", 0, first if first >= 0 else len(data)) + 1,
             )
-        ends = list(ENTRY_END.finditer(window, max(0, self.pos - base - 16)))
+        ends = list(ENTRY_END.finditer(window, entries_from))
         counted = ends[-1].end() if ends else len(self.tail)
         if ends:
             self.elements = 0

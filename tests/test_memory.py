@@ -38,6 +38,22 @@ def test_iter_readings_streams_a_large_feed_in_flat_memory(tmp_path):
     assert float(growth) < 24, f"resident memory grew {growth} MiB for a 32 MB feed"
 
 
+def test_the_element_limit_counts_one_entry_not_the_document(tmp_path):
+    """Entries of ~770 elements each, 40 of them: the limit applies to each entry (the count
+    once went on across entries, read a chunk at a time, and refused a 155 MB feed)."""
+    import espi
+
+    path = tmp_path / "days.xml"
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from feeds import write_feed
+    finally:
+        sys.path.pop(0)
+    count = write_feed(path, meters=1, days=40)
+    options = espi.ParseOptions(max_elements=2000)
+    assert sum(1 for _ in espi.iter_readings(path, options)) == count
+
+
 ATOM = "http://www.w3.org/2005/Atom"
 ESPI = "http://naesb.org/espi"
 FEED = f'<feed xmlns="{ATOM}">'

@@ -41,6 +41,7 @@ class Defaults:
     JOB_RETRY_DELAY = 2  # seconds before the first retry, doubled at each
     JOB_MAX_DELAY = 3600  # the longest wait between attempts (a 429's Retry-After included)
     EMBEDDED_WORKER = False
+    WORKER_THREADS = 2  # jobs a worker process runs at once (`flask ... worker`)
     MAX_CONTENT_LENGTH = 64 << 20  # uploads; notifications are held to 1 MiB on their own
     NOTIFICATION_LIMIT = "600 per minute"  # new resources announced, per source address
     UPLOAD_SCHEMA_LIMIT = 16 << 20  # larger uploads are linted, not checked against the XSD
@@ -157,9 +158,15 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("replay")
     @click.argument("document_id", type=int)
-    def replay_cmd(document_id: int) -> None:
+    @click.option(
+        "--full",
+        is_flag=True,
+        help="Read the document even when the same content was ingested before and nothing "
+        "since changed its rows (blocks proven unchanged are still not written again).",
+    )
+    def replay_cmd(document_id: int, full: bool) -> None:
         """Ingest a kept document again."""
-        click.echo(f"{jobs.replay(document_id)} readings")
+        click.echo(f"{jobs.replay(document_id, full=full)} readings")
 
     @app.cli.command("worker")
     def worker() -> None:
@@ -177,4 +184,4 @@ def start_worker(app: Flask, embedded: bool) -> None:
     if embedded:
         app.extensions["tp.consumer"] = queue.start_embedded(app.extensions["tp.huey"])
     else:
-        queue.run_worker(app.extensions["tp.huey"])
+        queue.run_worker(app.extensions["tp.huey"], int(app.config["WORKER_THREADS"]))

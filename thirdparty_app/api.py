@@ -4,18 +4,21 @@
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
-from collections.abc import Iterator
+import time
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, request
+from sqlalchemy import BigInteger, case, func, select
 
 import espi
 from appkit.http import http_problem
 from espi import export
+from espi.xmlmap import norm_href
 
 from . import accounts, db, rows
 from .accounts import api_key_allowed, public
@@ -50,7 +53,7 @@ def when(name: str) -> int | None:
 
 
 def iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 @bp.get("/api/usage-points")
@@ -84,69 +87,127 @@ def meter_reading(mr: db.MeterReading) -> dict[str, Any]:
     }
 
 
-def buckets(up: espi.UsagePoint, aggregate: str, zone: Any) -> Iterator[dict[str, Any]]:
-    """Per meter reading, its readings or their sums per local hour, day or month."""
-    for mr in up.meter_readings:
-        rt = mr.reading_type
-        scale = rt.scale if rt else 1.0
-        points: list[dict[str, Any]] = []
-        current: dict[str, Any] | None = None
-        key = None
-        for r in mr.readings():
-            start = r.start or 0
-            if aggregate == "none":
-                points.append(
-                    {
-                        "start": iso(start),
-                        "duration": r.duration,
-                        "value": (r.value or 0) * scale,
-                        "cost": None if r.cost is None else r.cost / espi.model.COST_SCALE,
-                    }
-                )
-                continue
-            local = datetime.fromtimestamp(start, zone)
-            k = (
-                local.year,
-                local.month,
-                local.day if aggregate != "month" else 1,
-                local.hour if aggregate == "hour" else 0,
-            )
-            if k != key or current is None:
-                key = k
-                first = datetime(k[0], k[1], k[2], k[3], tzinfo=zone)
-                current = {
-                    "start": iso(int(first.timestamp())),
-                    "duration": 0,
-                    "value": 0.0,
-                    "cost": None,
-                }
-                points.append(current)
-            current["duration"] += r.duration or 0
-            current["value"] += (r.value or 0) * scale
-            if r.cost is not None:
-                current["cost"] = (current["cost"] or 0) + r.cost / espi.model.COST_SCALE
-        yield {
-            "meter_reading": espi.export.resource_key(mr),
-            "unit": rt.unit if rt else "",
-            "flow": rt.flow_direction.label if rt and rt.flow_direction is not None else None,
-            "points": points,
-        }
+def scale_of(mr: db.MeterReading) -> float:
+    rt = mr.reading_type
+    return 10.0**rt.power_of_ten if rt is not None else 1.0
+
+
+def point(start: int, duration: int | None, value: Any, cost: Any, scale: float) -> dict[str, Any]:
+    """A reading or a bucket's sums as the API gives it: a missing value or cost is null."""
+    return {
+        "start": iso(start),
+        "duration": duration,
+        "value": None if value is None else value * scale,
+        "cost": None if cost is None else cost / espi.model.COST_SCALE,
+    }
+
+
+def offset(zone: Any, epoch: int) -> int:
+    return int(datetime.fromtimestamp(epoch, zone).utcoffset().total_seconds())
+
+
+def pieces(zone: Any, lo: int, hi: int) -> list[tuple[int, int, int]]:
+    """[lo, hi) cut where the zone's UTC offset changes: (start, stop, offset in seconds)."""
+    out, a, current, t = [], lo, offset(zone, lo), lo
+    while t < hi:
+        u = min(t + 86400, hi)  # no zone changes its offset twice a day
+        if offset(zone, u) != current:
+            x, y = t, u  # the offset changes in (x, y]: find the first second of the new one
+            while y - x > 1:
+                mid = (x + y) // 2
+                x, y = (mid, y) if offset(zone, mid) == current else (x, mid)
+            if y < hi:
+                out.append((a, y, current))
+                a, current = y, offset(zone, y)
+        t = u
+    out.append((a, hi, current))
+    return out
+
+
+def sums(
+    s: Any, mr_id: int, aggregate: str, zone: Any, start: int | None, end: int | None
+) -> list[tuple[int, int, Any, Any]]:
+    """A meter reading's readings summed per local hour, day or month, in SQL: (bucket start,
+    duration, value, cost), by start; missing values and costs are left out of the sums
+    (all missing: None)."""
+    r = db.Reading
+    where = [r.meter_reading_id == mr_id]
+    where += [r.start >= start] if start is not None else []
+    where += [r.start < end] if end is not None else []
+    # two scalar subqueries: each one is a look-up at an end of the key (min and max side by
+    # side would read every row on SQLite)
+    ends = (select(f(r.start)).where(*where).scalar_subquery() for f in (func.min, func.max))
+    first, last = s.execute(select(*ends)).one()
+    if first is None:
+        return []
+    size = 3600 if aggregate == "hour" else 86400
+    cuts = pieces(zone, first, last + 1)
+    stops = [hi for _, hi, _ in cuts]
+    offset_at: Any = cuts[0][2]
+    if len(cuts) > 1:  # the offset of each reading's start
+        offset_at = case(*((r.start < hi, off) for _, hi, off in cuts[:-1]), else_=cuts[-1][2])
+    key = (r.start + offset_at) // size  # the local hour or day, numbered from 1970
+    query = (
+        select(
+            key,
+            func.min(r.start),
+            *(func.sum(c).cast(BigInteger) for c in (r.duration, r.value, r.cost)),
+        )
+        .where(*where)
+        .group_by(key)
+        .order_by(key)
+    )
+    found = []  # (bucket start: the local hour's or day's first second, duration, value, cost)
+    for k, earliest, *values in s.execute(query):
+        found.append((k * size - cuts[bisect.bisect_right(stops, earliest)][2], *values))
+    if aggregate != "month":
+        return found
+    months: dict[int, list[Any]] = {}
+    for bucket, *values in found:
+        local = datetime.fromtimestamp(bucket, zone).replace(day=1)
+        month = int(local.timestamp())
+        months[month] = [
+            add(a, b) for a, b in zip(months.get(month, [None] * 3), values, strict=True)
+        ]
+    return [(month, *values) for month, values in months.items()]
+
+
+def add(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else a + b
 
 
 @bp.get("/api/usage-points/<int:up_id>/readings")
 @api_key_allowed
 def readings(up_id: int) -> Response:
+    """Per meter reading, its readings or their sums per local hour, day or month."""
     aggregate = request.args.get("aggregate", "none")
     if aggregate not in AGGREGATES:
         abort(400, f"aggregate must be one of {', '.join(AGGREGATES)}")
     row = accounts.usage_point(up_id)
-    up = rows.usage_point(db.session(), row, when("start"), when("end"))
+    start, end = when("start"), when("end")
     zone = ZoneInfo(row.zone) if row.zone else UTC
+    s = db.session()
+    series = []
+    for mr in row.meter_readings:
+        scale = scale_of(mr)
+        if aggregate == "none":
+            found = [(t, d, v, c) for t, d, v, c, _ in rows.reading_rows(s, mr.id, start, end)]
+        else:
+            found = sums(s, mr.id, aggregate, zone, start, end)
+        rt = rows.reading_type(mr.reading_type)
+        series.append(
+            {
+                "meter_reading": norm_href(mr.href),
+                "unit": rt.unit if rt else "",
+                "flow": rt.flow_direction.label if rt and rt.flow_direction is not None else None,
+                "points": [point(t, d, v, c, scale) for t, d, v, c in found],
+            }
+        )
     body = {
         "usage_point": row.id,
         "aggregate": aggregate,
         "time_zone": row.zone or "UTC",
-        "series": list(buckets(up, aggregate, zone)),
+        "series": series,
     }
     return Response(json.dumps(body), mimetype="application/json")
 
@@ -154,29 +215,34 @@ def readings(up_id: int) -> Response:
 @bp.get("/api/usage-points/<int:up_id>/summaries")
 @api_key_allowed
 def summaries(up_id: int) -> Response:
-    up = rows.usage_point(db.session(), accounts.usage_point(up_id), when("start"), when("end"))
+    """Bills with their line items, from their rows."""
+    row = accounts.usage_point(up_id)
     out = []
-    for bill in up.usage_summaries:
-        period = bill.billing_period
+    for bill in rows.bills(db.session(), row.id, when("start"), when("end")):
         out.append(
             {
-                "start": iso(period.start or 0) if period else None,
-                "duration": period.duration if period else None,
-                "amount": None
-                if bill.bill_last_period is None
-                else bill.bill_last_period / espi.model.COST_SCALE,
-                "currency": bill.currency.label if bill.currency is not None else None,
+                "start": iso(bill.start),
+                "duration": bill.duration,
+                "amount": money(bill.amount),
+                "currency": espi.Currency(bill.currency).label
+                if bill.currency is not None
+                else None,
                 "line_items": [
                     {
                         "note": li.note,
-                        "amount": (li.amount or 0) / espi.model.COST_SCALE,
-                        "kind": li.item_kind.label if li.item_kind is not None else None,
+                        "amount": money(li.amount),
+                        "kind": espi.ItemKind(li.kind).label if li.kind is not None else None,
                     }
-                    for li in bill.cost_additional_detail_last_period
+                    for li in bill.line_items
                 ],
             }
         )
     return Response(json.dumps(out), mimetype="application/json")
+
+
+def money(amount: int | None) -> float | None:
+    """ESPI's 1/100000 of the currency as currency units."""
+    return None if amount is None else amount / espi.model.COST_SCALE
 
 
 @bp.get("/usage-points/<int:up_id>/export")
@@ -222,7 +288,7 @@ POINT = {
     "properties": {
         "start": {"type": "string", "format": "date-time"},
         "duration": {"type": "integer"},
-        "value": {"type": "number"},
+        "value": {"type": ["number", "null"], "description": "null: the source gave none"},
         "cost": {"type": ["number", "null"]},
     },
 }

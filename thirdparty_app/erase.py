@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 import espi
 
 from . import clients, db, profiles, providers
+from .readings import guard
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,15 @@ def connection(conn: db.Connection) -> set[str]:
     types, bills, pricing, usage points, customer information, kept documents. Returns the
     kept files to remove once this is committed (:func:`remove_files`)."""
     s = db.session()
+    guard(s, conn.id)  # no ingestion of this connection writes while it is deleted
     ups = select(db.UsagePoint.id).where(db.UsagePoint.connection_id == conn.id)
     mrs = select(db.MeterReading.id).where(db.MeterReading.usage_point_id.in_(ups))
+    bills = select(db.Bill.id).where(db.Bill.usage_point_id.in_(ups))
     s.execute(delete(db.Reading).where(db.Reading.meter_reading_id.in_(mrs)))
+    s.execute(delete(db.ReadingBlock).where(db.ReadingBlock.meter_reading_id.in_(mrs)))
     s.execute(delete(db.MeterReading).where(db.MeterReading.usage_point_id.in_(ups)))
-    s.execute(delete(db.UsageSummary).where(db.UsageSummary.usage_point_id.in_(ups)))
+    s.execute(delete(db.BillLineItem).where(db.BillLineItem.bill_id.in_(bills)))
+    s.execute(delete(db.Bill).where(db.Bill.usage_point_id.in_(ups)))
     s.execute(delete(db.Pricing).where(db.Pricing.usage_point_id.in_(ups)))
     s.execute(delete(db.UsagePoint).where(db.UsagePoint.connection_id == conn.id))
     s.execute(delete(db.ReadingType).where(db.ReadingType.connection_id == conn.id))

@@ -393,9 +393,9 @@ def recover() -> int:
     return queued + len(docs)
 
 
-def replay(document_id: int) -> int:
+def replay(document_id: int, full: bool = False) -> int:
     """Ingest a kept document again (the same rows result)."""
     doc = db.session().get(db.Document, document_id)
     if doc is None:
         raise KeyError(f"no document {document_id}")
-    return ingest(db.session(), doc)
+    return ingest(db.session(), doc, full=full)

@@ -39,7 +39,7 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 
 import espi
 from espi.providers import Credentials, FieldError
@@ -464,28 +464,32 @@ def price_meter_reading(
         return 0
     signal = client.price_signal_between(home, int(span[0]), int(span[1]))
     export = rt.flow_direction == int(espi.FlowDirectionKind.REVERSE)
-    priced, after = 0, int(span[0]) - 1
+    priced, after = 0, (int(span[0]) - 1, 0)
     while True:  # a page of readings at a time: memory stays flat however long the history
         page = s.execute(
-            select(db.Reading.start, db.Reading.duration, db.Reading.value)
-            .where(db.Reading.meter_reading_id == mr_id, db.Reading.start > after)
-            .order_by(db.Reading.start)
+            select(db.Reading.start, db.Reading.seq, db.Reading.duration, db.Reading.value)
+            .where(
+                db.Reading.meter_reading_id == mr_id,
+                tuple_(db.Reading.start, db.Reading.seq) > after,
+            )
+            .order_by(db.Reading.start, db.Reading.seq)
             .limit(BATCH)
         ).all()
         if not page:
             break
         changes = []
-        for start, duration, value in page:
+        for start, seq, duration, value in page:
+            if value is None:  # no value given: nothing to price
+                continue
             kwh = Decimal(value).scaleb(rt.power_of_ten - 3)
             found = espi_ws.cost_of(signal, start, duration, kwh, export=export)
             if found is not None:
-                changes.append(
-                    {"meter_reading_id": mr_id, "start": start, "cost": found[0], "tou": found[1]}
-                )
+                key = {"meter_reading_id": mr_id, "start": start, "seq": seq}
+                changes.append({**key, "cost": found[0], "tou": found[1]})
         if changes:
             s.execute(update(db.Reading), changes)
         priced += len(changes)
-        after = page[-1][0]
+        after = (page[-1][0], page[-1][1])
     if rt.currency is None:
         rt.currency = int(espi.Currency.USD)
     return priced

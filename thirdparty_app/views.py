@@ -32,7 +32,7 @@ import espi
 from appkit.http import problem
 from espi.client import NOTIFICATION_LIMIT, CustodianProfile, TokenKind, UnsafeURI, token_kind
 
-from . import accounts, clients, db, erase, jobs, profiles, providers, uploads
+from . import accounts, clients, db, erase, jobs, profiles, providers, rows, uploads
 from .accounts import account, webhook
 from .ratelimit import count, retry_in
 
@@ -495,23 +495,25 @@ def usage_point(up_id: int) -> str:
     end = datetime.fromtimestamp(last or time.time(), UTC).date()
     start = end - timedelta(days=6)
     bills = []
-    query = select(db.UsageSummary).where(db.UsageSummary.usage_point_id == up_id)
-    for bill in s.scalars(query.order_by(db.UsageSummary.start.desc())):
-        summary = espi.parse(bill.xml.encode()).usage_summaries[0]
-        period = summary.billing_period
-        currency = summary.currency.label if summary.currency is not None else ""
-        items = summary.cost_additional_detail_last_period
+    for bill in reversed(rows.bills(s, up_id)):  # newest first
+        currency = espi.Currency(bill.currency).label if bill.currency is not None else ""
+        period = bill.start, bill.end
         bills.append(
             {
-                "period": f"{period.start_datetime:%Y-%m-%d} to {period.end_datetime:%Y-%m-%d}"
-                if period
-                else "",
-                "amount": f"{(bill.bill or 0) / espi.model.COST_SCALE:,.2f} {currency}",
-                "items": ", ".join(
-                    f"{li.note}: {(li.amount or 0) / espi.model.COST_SCALE:,.2f}" for li in items
+                "period": " to ".join(f"{datetime.fromtimestamp(t, UTC):%Y-%m-%d}" for t in period),
+                "amount": f"{(bill.amount or 0) / espi.model.COST_SCALE:,.2f} {currency}",
+                "charges": ", ".join(
+                    f"{li.note}: {(li.amount or 0) / espi.model.COST_SCALE:,.2f}"
+                    for li in bill.line_items
                 ),
             }
         )
+    twice = s.scalar(  # readings stored beside another at their start (see db.Reading)
+        select(func.count())
+        .select_from(db.Reading)
+        .join(db.MeterReading)
+        .where(db.MeterReading.usage_point_id == up_id, db.Reading.seq > 0)
+    )
     kind = espi.ServiceKind(row.kind).label if row.kind is not None else "service kind not given"
     zipcode = request.args.get("zip", "")
     plans, plans_error = providers.rate_plans(zipcode)
@@ -525,6 +527,7 @@ def usage_point(up_id: int) -> str:
         up=row,
         kind=kind,
         freshness=freshness(s, row),
+        twice=twice,
         series=row.meter_readings,
         bills=bills,
         start=start.isoformat(),

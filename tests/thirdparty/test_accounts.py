@@ -94,8 +94,8 @@ def snapshot(third, email):
             ),
             "bills": s.scalar(
                 select(func.count())
-                .select_from(tp.UsageSummary)
-                .where(tp.UsageSummary.usage_point_id.in_(ups))
+                .select_from(tp.Bill)
+                .where(tp.Bill.usage_point_id.in_(ups))
             ),
             "pricing": s.scalar(
                 select(func.count())

@@ -174,16 +174,7 @@ def custodian_bills(custodian):
 def stored_bills(third):
     with third.app_context():
         s = database.session()
-        out = [
-            (
-                b.start,
-                b.bill,
-                len(
-                    espi.parse(b.xml.encode()).usage_summaries[0].cost_additional_detail_last_period
-                ),
-            )
-            for b in s.scalars(select(tp.UsageSummary))
-        ]
+        out = [(b.start, b.amount, len(b.line_items)) for b in s.scalars(select(tp.Bill))]
         database.close_session(None)
         return sorted(out)
 
@@ -232,7 +223,7 @@ def test_connect_202_notification_fetch_and_store(world):
         assert "access_token" not in (conn.access_token or "") and not conn.access_token.startswith(
             "ey"
         )
-        bills = s.scalar(select(func.count()).select_from(tp.UsageSummary))
+        bills = s.scalar(select(func.count()).select_from(tp.Bill))
         assert bills >= 1
         database.close_session(None)
 

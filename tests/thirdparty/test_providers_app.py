@@ -181,7 +181,7 @@ def provider_connection(third, slug):
             .order_by(tp.Connection.id.desc())
         )
         ups = s.scalars(select(tp.UsagePoint).where(tp.UsagePoint.connection_id == conn.id)).all()
-        summaries = s.scalar(select(func.count()).select_from(tp.UsageSummary).join(tp.UsagePoint)
+        summaries = s.scalar(select(func.count()).select_from(tp.Bill).join(tp.UsagePoint)
                              .where(tp.UsagePoint.connection_id == conn.id))  # fmt: skip
         count = s.scalar(
             select(func.count())

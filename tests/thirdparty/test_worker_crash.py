@@ -3,18 +3,13 @@ no duplicate and no missing reading."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from appkit import database
 from tests.conftest import fresh_postgres, fresh_redis
@@ -25,34 +20,10 @@ from thirdparty_app.jobs import enqueue
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
+import stub  # noqa: E402
 from feeds import write_feed  # noqa: E402
 
-BULK = "/GreenButtonConnect/espi/1_1/resource/Batch/Bulk/77"
-
-
-def remote_custodian(document: Path):
-    """The least of a custodian: a token endpoint and one large Bulk document."""
-
-    @Request.application
-    def app(request: Request) -> Response:
-        if request.path == "/token" and request.method == "POST":
-            return Response(
-                '{"client_access_token": "t0k3n", "expires_in": 3600}', mimetype="application/json"
-            )
-        if request.path == BULK and request.headers.get("Authorization") == "Bearer t0k3n":
-            return Response(document.read_bytes(), mimetype="application/atom+xml")
-        return Response("no", status=404)
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def worker(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "thirdparty_app", "worker"], env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+BULK = f"{stub.RESOURCE}/Batch/Bulk/77"
 
 
 @pytest.fixture(params=["sqlite + sqlite queue", "postgresql + redis queue"])
@@ -71,23 +42,20 @@ def storage(request, tmp_path):
 def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path, storage):
     document = tmp_path / "bulk.xml"
     expected = write_feed(document, meters=6, days=365)  # 210,240 readings, about 45 MB
-    server = remote_custodian(document)
-    base = f"http://127.0.0.1:{server.server_port}"
+    server = stub.serve({BULK: document})
+    base = server.base
     config = {
         **storage, "DOCUMENTS": str(tmp_path / "documents"), "SECRET_KEY": "test", "TOKEN_KEY": "0" * 43 + "=",
         "BASE_URL": "http://127.0.0.1:9",
     }  # fmt: skip
-    custodian = {"token_url": f"{base}/token", "resource_base": f"{base}/GreenButtonConnect/espi/1_1/resource",
-                 "client_id": "c", "client_secret": "s", "requests_per_second": "100"}  # fmt: skip
-    env = {**os.environ, **{f"THIRDPARTY_{k}": v for k, v in config.items()},
-           **{f"THIRDPARTY_CUSTODIANS__remote__{k}": v for k, v in custodian.items()}}  # fmt: skip
-    app = create_app({"TESTING": True, **config, "CUSTODIANS": {"remote": custodian}})
+    env = stub.environment(config, base)
+    app = create_app({"TESTING": True, **config, "CUSTODIANS": {"remote": stub.profile(base)}})
     with app.app_context():
         database.upgrade(app, MIGRATIONS)
         s = database.session()
         owner = create_account("bulk@example.com", "correct horse battery staple")
         s.add(tp.Connection(account_id=owner.id, profile="remote", status="active",
-                            subscription_uri=f"{base}/GreenButtonConnect/espi/1_1/resource/Batch/Subscription/1"))  # fmt: skip
+                            subscription_uri=f"{base}{stub.RESOURCE}/Batch/Subscription/1"))  # fmt: skip
         note = tp.Notification(uri=f"{base}{BULK}", profile="remote")
         s.add(note)
         s.commit()
@@ -104,7 +72,7 @@ def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path, storage
             database.close_session(None)
             return out
 
-    first = worker(env)
+    first = stub.worker(env, threads=2)
     try:
         deadline = time.monotonic() + 120
         while state()[0] != "fetched" and time.monotonic() < deadline:
@@ -117,7 +85,7 @@ def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path, storage
     finally:
         first.kill()
 
-    second = worker(env)
+    second = stub.worker(env, threads=2)
     try:
         deadline = time.monotonic() + 180
         while state()[0] != "ingested" and time.monotonic() < deadline:
@@ -136,6 +104,5 @@ def test_a_killed_worker_finishes_the_document_after_a_restart(tmp_path, storage
     finally:
         second.terminate()
         second.wait(10)
-        server.shutdown()
-        server.server_close()
+        server.close()
         app.extensions["appkit.engine"].dispose()

@@ -27,7 +27,11 @@
     const series = [{}];
     body.series.forEach((s, n) => {
       const ys = new Array(xs.length).fill(null);
-      s.points.forEach((p) => { ys[index.get(Date.parse(p.start) / 1000)] = p[measure]; });
+      // a missing value stays a gap; two readings at one start (a DST hour given twice) add up
+      s.points.forEach((p) => {
+        const i = index.get(Date.parse(p.start) / 1000), v = p[measure];
+        if (v != null) ys[i] = (ys[i] ?? 0) + v;
+      });
       data.push(ys);
       const what = measures[s.unit] || flows[s.flow] || s.flow || "reading";
       series.push({ label: `${what} (${unitOf(s)})`, stroke: colours[n % colours.length], scale: unitOf(s),
