@@ -89,14 +89,14 @@ def notify(base: str, paths: list[str]) -> None:
     """Record a notification of each document and queue its download (in an app context)."""
     from appkit import database
     from thirdparty_app import db as tp
-    from thirdparty_app.jobs import enqueue_fetch
+    from thirdparty_app.jobs import enqueue
 
     s = database.session()
     notes = [tp.Notification(uri=f"{base}{path}", profile="remote") for path in paths]
     s.add_all(notes)
     s.commit()
     for note in notes:
-        enqueue_fetch(note.id)
+        enqueue("fetch", note.id)
 
 
 def worker(env: dict[str, str], threads: int = 1, log: Any = subprocess.DEVNULL) -> Any:
