@@ -8,7 +8,7 @@
   ``published-min`` from the last stored reading): 200 is ingested at once, 202 waits for the
   notification; a provider connection (Pelm, WattzOn, Griddy) fetches from the provider;
 - ``bulk(profile)``: ask for the Bulk of every authorization of ours (client token);
-- ``price(usage_point_id)``: price a usage point's readings on its attached rate plan;
+- ``price(usage_point_id)``: price a usage point's readings on its rate plans (:mod:`.pricing`);
 - ``upload(upload_id)``: check an uploaded file and ingest it (:mod:`.uploads`).
 
 Retries are counted here and nowhere else (the clients never retry by themselves): an attempt
@@ -42,7 +42,7 @@ from espi import scope as espi_scope
 from espi.client import Accepted
 from espi.providers.base import Credentials
 
-from . import clients, db, documents, profiles, providers, uploads
+from . import clients, db, documents, pricing, profiles, providers, uploads
 from .documents import Kept, keeping, record
 from .ingest import ingest
 
@@ -355,7 +355,7 @@ JOBS: dict[str, Job] = {
     "fetch": Job(fetch, db.Notification, note_fetch),
     "sync": Job(sync, db.Connection, noted(db.Connection)),
     "bulk": Job(bulk, None, note_only),
-    "price": Job(providers.price_usage_point, None, noted(db.Pricing)),
+    "price": Job(pricing.price_usage_point, None, noted(db.Pricing)),
     "upload": Job(uploads.check_and_ingest, db.Upload, uploads.note),
 }
 

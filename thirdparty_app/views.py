@@ -32,7 +32,7 @@ import espi
 from appkit.http import problem
 from espi.client import NOTIFICATION_LIMIT, CustodianProfile, TokenKind, UnsafeURI, token_kind
 
-from . import accounts, clients, db, erase, jobs, profiles, providers, rows, uploads
+from . import accounts, clients, db, erase, jobs, pricing, profiles, providers, rows, uploads
 from .accounts import account, webhook
 from .ratelimit import count, retry_in
 
@@ -50,6 +50,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(uploads.bp)
     app.register_blueprint(api)
     app.register_blueprint(providers.bp)
+    app.register_blueprint(pricing.bp)
     app.register_error_handler(OperationalError, database_trouble)
 
 
@@ -516,7 +517,7 @@ def usage_point(up_id: int) -> str:
     )
     kind = espi.ServiceKind(row.kind).label if row.kind is not None else "service kind not given"
     zipcode = request.args.get("zip", "")
-    plans, plans_error = providers.rate_plans(zipcode)
+    plans, plans_error = pricing.rate_plans(zipcode)
     return render_template(
         "usage_point.html",
         pricing=s.get(db.Pricing, up_id),
