@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import bisect
 import io
 import json
+import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, request
 from sqlalchemy import BigInteger, case, func, select
@@ -18,26 +18,31 @@ from sqlalchemy import BigInteger, case, func, select
 import espi
 from appkit.http import http_problem
 from espi import export
+from espi.codes import UnitSymbolKind as U
+from espi.export import COST_DIGITS
 from espi.xmlmap import norm_href
 
 from . import accounts, db, rows
 from .accounts import api_key_allowed, public
 
 bp = Blueprint("api", __name__)
-AGGREGATES = ("none", "hour", "day", "month")
+AGGREGATES = ("none", "hour", "day", "week", "month")
 
 
 LATEST = 253402300799  # 9999-12-31T23:59:59Z: what a date can say
 
 
-def when(name: str) -> int | None:
-    """A query parameter as epoch seconds: ISO 8601 (a date or a time) or epoch seconds, from
-    1970 to the year 9999."""
+def when(name: str, zone: tzinfo = UTC, *, end: bool = False) -> int | None:
+    """A query parameter as epoch seconds: epoch seconds, or ISO 8601 from 1970 to the year
+    9999. A date (``2024-01-31``) is that day in ``zone`` (the usage point's time zone): its
+    first second, or as an ``end`` the first second after it (the day is included); a time
+    without an offset is a local time in ``zone``."""
     text = request.args.get(name)
     if not text:
         return None
     usage = (
-        f"{name}={text[:40]!r}: give ISO 8601 (2024-01-31 or 2024-01-31T00:00:00Z) or epoch seconds"
+        f"{name}={text[:40]!r}: give a date (2024-01-31, in the usage point's time zone), "
+        "a time (2024-01-31T00:00:00Z) or epoch seconds"
     )
     if text.isdigit():
         value = int(text) if len(text) <= 12 else LATEST + 1
@@ -46,10 +51,34 @@ def when(name: str) -> int | None:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             abort(400, usage)
-        value = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+        value = local_epoch(moment, zone, next_day=end and DATE.fullmatch(text) is not None)
     if not 0 <= value <= LATEST:
         abort(400, f"{usage}, between 1970 and 9999")
     return value
+
+
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def local_epoch(moment: datetime, zone: tzinfo, next_day: bool = False) -> int:
+    """Epoch seconds of an aware time, or of a naive one read in ``zone`` (``next_day``: of the
+    same wall time a day later, e.g. the midnight that ends a local day)."""
+    if moment.tzinfo is not None:
+        return int(moment.timestamp())
+    if next_day:
+        try:
+            moment += timedelta(days=1)
+        except OverflowError:
+            return LATEST + 1
+    try:
+        return int(moment.replace(tzinfo=zone).timestamp())
+    except (OverflowError, ValueError):
+        return LATEST + 1
+
+
+def period(zone: tzinfo) -> tuple[int | None, int | None]:
+    """The request's ``start`` and ``end`` in a usage point's time zone (see :func:`when`)."""
+    return when("start", zone), when("end", zone, end=True)
 
 
 def iso(epoch: int) -> str:
@@ -87,18 +116,45 @@ def meter_reading(mr: db.MeterReading) -> dict[str, Any]:
     }
 
 
-def scale_of(mr: db.MeterReading) -> float:
-    rt = mr.reading_type
-    return 10.0**rt.power_of_ten if rt is not None else 1.0
+#: units whose readings add up over time (energy, volume, mass, money spent): a bucket is their
+#: sum. Others (power, voltage, prices) are rates: a bucket is their mean.
+SUMMED = frozenset(
+    int(u)
+    for u in (
+        U.WH, U.VAH, U.VARH, U.AH, U.J, U.BTU, U.THERM, U.G, U.MONEY, U.M3, U.M3COMPENSATED,
+        U.M3UNCOMPENSATED, U.FT3, U.FT3COMPENSATED, U.LITRE, U.LITRE_COMPENSATED,
+        U.LITRE_UNCOMPENSATED, U.US_GAL, U.IMPERIAL_GAL,
+    )
+)  # fmt: skip
 
 
-def point(start: int, duration: int | None, value: Any, cost: Any, scale: float) -> dict[str, Any]:
-    """A reading or a bucket's sums as the API gives it: a missing value or cost is null."""
+def summed(rt: db.ReadingType | None) -> bool:
+    """Do a meter reading's readings add up (energy), or is a bucket their mean (a price)?"""
+    if rt is None or rt.uom is None:
+        return True
+    return rt.uom in SUMMED and rt.kind != int(espi.MeasurementKind.TARIFF_RATE)
+
+
+def decimal(amount: int | Decimal | None, power: int) -> float | None:
+    """An ESPI integer times ``10**power`` as the JSON number that reads as that decimal
+    (``156560, -6`` is ``0.15656``, not ``0.15655999999999998``)."""
+    return None if amount is None else float(Decimal(amount).scaleb(power))
+
+
+def mean(total: int | None, count: int, power: int) -> float | None:
+    """A bucket's mean, to the unit's precision."""
+    if total is None or not count:
+        return None
+    return decimal((Decimal(total) / count).quantize(Decimal(1), ROUND_HALF_EVEN), power)
+
+
+def point(start: int, duration: int | None, value: Any, cost: Any, power: int) -> dict[str, Any]:
+    """A reading or a bucket as the API gives it: a missing value or cost is null."""
     return {
         "start": iso(start),
         "duration": duration,
-        "value": None if value is None else value * scale,
-        "cost": None if cost is None else cost / espi.model.COST_SCALE,
+        "value": decimal(value, power),
+        "cost": decimal(cost, -COST_DIGITS),
     }
 
 
@@ -124,12 +180,28 @@ def pieces(zone: Any, lo: int, hi: int) -> list[tuple[int, int, int]]:
     return out
 
 
+#: a bucket: (start, duration, value, cost, values counted)
+Bucket = tuple[int, int, Any, Any, int]
+EPOCH_DAY = date(1970, 1, 1)
+
+
+def local_day(number: int) -> date:
+    """A local day by its number from 1970-01-01."""
+    return EPOCH_DAY + timedelta(days=number)
+
+
+def midnight(zone: tzinfo, day: date) -> int:
+    """The first second of a local day."""
+    return int(datetime.combine(day, datetime.min.time(), zone).timestamp())
+
+
 def sums(
     s: Any, mr_id: int, aggregate: str, zone: Any, start: int | None, end: int | None
-) -> list[tuple[int, int, Any, Any]]:
-    """A meter reading's readings summed per local hour, day or month, in SQL: (bucket start,
-    duration, value, cost), by start; missing values and costs are left out of the sums
-    (all missing: None)."""
+) -> list[Bucket]:
+    """A meter reading's readings summed per local hour, day, week (from Monday) or month, in
+    SQL, by start; missing values and costs are left out of the sums (all missing: None). A
+    local hour is an hour of the clock where it was read: a spring-forward day has 23, a
+    fall-back day 25 (its repeated hour twice, one per UTC offset)."""
     r = db.Reading
     where = [r.meter_reading_id == mr_id]
     where += [r.start >= start] if start is not None else []
@@ -140,36 +212,30 @@ def sums(
     first, last = s.execute(select(*ends)).one()
     if first is None:
         return []
-    size = 3600 if aggregate == "hour" else 86400
     cuts = pieces(zone, first, last + 1)
-    stops = [hi for _, hi, _ in cuts]
     offset_at: Any = cuts[0][2]
     if len(cuts) > 1:  # the offset of each reading's start
         offset_at = case(*((r.start < hi, off) for _, hi, off in cuts[:-1]), else_=cuts[-1][2])
-    key = (r.start + offset_at) // size  # the local hour or day, numbered from 1970
-    query = (
-        select(
-            key,
-            func.min(r.start),
-            *(func.sum(c).cast(BigInteger) for c in (r.duration, r.value, r.cost)),
+    local = r.start + offset_at
+    # an hour: its first second (its own offset's); a day: its number from 1970
+    key = local // 3600 * 3600 - offset_at if aggregate == "hour" else local // 86400
+    totals = (func.sum(c).cast(BigInteger) for c in (r.duration, r.value, r.cost))
+    query = select(key, *totals, func.count(r.value)).where(*where).group_by(key).order_by(key)
+    found = [tuple(row) for row in s.execute(query)]
+    if aggregate == "hour":
+        return found  # type: ignore[return-value]
+    days = [(local_day(k), *values) for k, *values in found]
+    if aggregate == "day":
+        return [(midnight(zone, day), *values) for day, *values in days]  # type: ignore[misc]
+    groups: dict[date, list[Any]] = {}
+    for day, *values in days:
+        first_day = (
+            day - timedelta(days=day.weekday()) if aggregate == "week" else day.replace(day=1)
         )
-        .where(*where)
-        .group_by(key)
-        .order_by(key)
-    )
-    found = []  # (bucket start: the local hour's or day's first second, duration, value, cost)
-    for k, earliest, *values in s.execute(query):
-        found.append((k * size - cuts[bisect.bisect_right(stops, earliest)][2], *values))
-    if aggregate != "month":
-        return found
-    months: dict[int, list[Any]] = {}
-    for bucket, *values in found:
-        local = datetime.fromtimestamp(bucket, zone).replace(day=1)
-        month = int(local.timestamp())
-        months[month] = [
-            add(a, b) for a, b in zip(months.get(month, [None] * 3), values, strict=True)
+        groups[first_day] = [
+            add(a, b) for a, b in zip(groups.get(first_day, [None] * 4), values, strict=True)
         ]
-    return [(month, *values) for month, values in months.items()]
+    return [(midnight(zone, day), *values) for day, values in groups.items()]  # type: ignore[misc]
 
 
 def add(a: Any, b: Any) -> Any:
@@ -179,37 +245,52 @@ def add(a: Any, b: Any) -> Any:
 @bp.get("/api/usage-points/<int:up_id>/readings")
 @api_key_allowed
 def readings(up_id: int) -> Response:
-    """Per meter reading, its readings or their sums per local hour, day or month."""
+    """Per meter reading, its readings or their totals per local hour, day, week or month."""
     aggregate = request.args.get("aggregate", "none")
     if aggregate not in AGGREGATES:
         abort(400, f"aggregate must be one of {', '.join(AGGREGATES)}")
     row = accounts.usage_point(up_id)
-    start, end = when("start"), when("end")
-    zone = ZoneInfo(row.zone) if row.zone else UTC
+    zone = rows.zone(row)
+    start, end = period(zone)
     s = db.session()
     series = []
     for mr in row.meter_readings:
-        scale = scale_of(mr)
+        power = mr.reading_type.power_of_ten if mr.reading_type is not None else 0
+        adds = summed(mr.reading_type)
+        points = []
         if aggregate == "none":
-            found = [(t, d, v, c) for t, d, v, c, _ in rows.reading_rows(s, mr.id, start, end)]
+            for t, d, v, c, _ in rows.reading_rows(s, mr.id, start, end):
+                points.append(point(t, d, v, c, power))
         else:
-            found = sums(s, mr.id, aggregate, zone, start, end)
-        rt = rows.reading_type(mr.reading_type)
-        series.append(
-            {
-                "meter_reading": norm_href(mr.href),
-                "unit": rt.unit if rt else "",
-                "flow": rt.flow_direction.label if rt and rt.flow_direction is not None else None,
-                "points": [point(t, d, v, c, scale) for t, d, v, c in found],
-            }
-        )
+            for t, d, v, c, n in sums(s, mr.id, aggregate, zone, start, end):
+                found = point(t, d, v, c, power)
+                if not adds:
+                    found["value"] = mean(v, n, power)
+                points.append(found)
+        series.append({**describe(mr), "aggregation": "sum" if adds else "mean", "points": points})
     body = {
         "usage_point": row.id,
         "aggregate": aggregate,
         "time_zone": row.zone or "UTC",
+        "start": None if start is None else iso(start),
+        "end": None if end is None else iso(end),
         "series": series,
     }
     return Response(json.dumps(body), mimetype="application/json")
+
+
+def describe(mr: db.MeterReading) -> dict[str, Any]:
+    """What a meter reading measures, for a series of the readings API."""
+    rt = rows.reading_type(mr.reading_type)
+    power = mr.reading_type.power_of_ten if mr.reading_type is not None else 0
+    return {
+        "meter_reading": norm_href(mr.href),
+        "unit": rt.unit if rt else "",
+        "decimals": max(0, -power),
+        "flow": rt.flow_direction.label if rt and rt.flow_direction is not None else None,
+        "kind": rt.kind.label if rt and rt.kind is not None else None,
+        "currency": rt.currency.label if rt and rt.currency is not None else None,
+    }
 
 
 @bp.get("/api/usage-points/<int:up_id>/summaries")
@@ -218,7 +299,7 @@ def summaries(up_id: int) -> Response:
     """Bills with their line items, from their rows."""
     row = accounts.usage_point(up_id)
     out = []
-    for bill in rows.bills(db.session(), row.id, when("start"), when("end")):
+    for bill in rows.bills(db.session(), row.id, *period(rows.zone(row))):
         out.append(
             {
                 "start": iso(bill.start),
@@ -242,7 +323,7 @@ def summaries(up_id: int) -> Response:
 
 def money(amount: int | None) -> float | None:
     """ESPI's 1/100000 of the currency as currency units."""
-    return None if amount is None else amount / espi.model.COST_SCALE
+    return decimal(amount, -COST_DIGITS)
 
 
 @bp.get("/usage-points/<int:up_id>/export")
@@ -251,7 +332,7 @@ def export_usage_point(up_id: int) -> Response:
     """The usage point's readings for a date range as CSV, JSON or Green Button XML."""
     fmt = request.args.get("format", "csv")
     row = accounts.usage_point(up_id)
-    up = rows.usage_point(db.session(), row, when("start"), when("end"))
+    up = rows.usage_point(db.session(), row, *period(rows.zone(row)))
     name = f"usage-point-{row.id}"
     if fmt == "xml":
         body = espi.dumps(espi.builder.feed(up))
@@ -289,7 +370,7 @@ POINT = {
         "start": {"type": "string", "format": "date-time"},
         "duration": {"type": "integer"},
         "value": {"type": ["number", "null"], "description": "null: the source gave none"},
-        "cost": {"type": ["number", "null"]},
+        "cost": {"type": ["number", "null"], "description": "the utility's cost, as it sent it"},
     },
 }
 PERIOD = [
@@ -297,13 +378,15 @@ PERIOD = [
         "name": "start",
         "in": "query",
         "schema": {"type": "string"},
-        "description": "ISO 8601 or epoch seconds",
+        "description": "A date (the first second of that day in the usage point's time zone), "
+        "an ISO 8601 time (without an offset: a local time there) or epoch seconds",
     },
     {
         "name": "end",
         "in": "query",
         "schema": {"type": "string"},
-        "description": "ISO 8601 or epoch seconds",
+        "description": "Excluded; a date is included (up to the first second of the next day "
+        "in the usage point's time zone); an ISO 8601 time or epoch seconds",
     },
 ]
 UP_ID = {"name": "up_id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -344,14 +427,29 @@ SCHEMAS: dict[str, Any] = {
             "usage_point": {"type": "integer"},
             "aggregate": {"enum": list(AGGREGATES)},
             "time_zone": {"type": "string"},
+            "start": {"type": ["string", "null"], "format": "date-time"},
+            "end": {"type": ["string", "null"], "format": "date-time"},
             "series": {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["meter_reading", "unit", "points"],
+                    "required": ["meter_reading", "unit", "decimals", "aggregation", "points"],
                     "properties": {
                         "meter_reading": {"type": "string"},
-                        "unit": {"type": "string"},
+                        "unit": {"type": "string", "description": "values are in this unit"},
+                        "decimals": {
+                            "type": "integer",
+                            "description": "the unit's precision: values have at most so many "
+                            "decimals (means are rounded to it)",
+                        },
+                        "flow": {"type": ["string", "null"]},
+                        "kind": {"type": ["string", "null"]},
+                        "currency": {"type": ["string", "null"]},
+                        "aggregation": {
+                            "enum": ["sum", "mean"],
+                            "description": "how a bucket's readings are taken: energy is "
+                            "summed, a rate (a price, power) averaged",
+                        },
                         "points": {"type": "array", "items": POINT},
                     },
                 },
@@ -407,7 +505,7 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/usage-points/{up_id}/readings": {
             "get": {
-                "summary": "Readings, or their sums per local hour, day or month",
+                "summary": "Readings, or their totals per local hour, day, week or month",
                 "parameters": [
                     UP_ID,
                     *PERIOD,

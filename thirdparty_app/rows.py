@@ -4,7 +4,9 @@ The library never imports the database; this module is the one place the two mee
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -13,6 +15,11 @@ import espi
 from espi import model as m
 
 from . import db
+
+
+def zone(row: db.UsagePoint) -> tzinfo:
+    """A usage point's time zone (UTC when neither its source nor its provider gave one)."""
+    return ZoneInfo(row.zone) if row.zone else UTC
 
 
 def code(kind: type[Any], value: int | None) -> Any:

@@ -9,7 +9,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -461,7 +460,7 @@ def connections() -> str:
 
 def freshness(s: Any, row: db.UsagePoint) -> str:
     """How recent the data is and where it has holes: "Data up to ...; gaps: ..."."""
-    zone = ZoneInfo(row.zone) if row.zone else UTC
+    zone = rows.zone(row)
     gaps, longest, last_end, last_start = 0, 0, None, None
     for mr in row.meter_readings:
         previous_end = None
@@ -492,9 +491,10 @@ def usage_point(up_id: int) -> str:
     """A usage point: its readings in a chart (JSON API + uPlot), downloads, bills."""
     s = db.session()
     row = accounts.usage_point(up_id)
+    zone = rows.zone(row)
     last = db.last_reading_start(db.UsagePoint.id == up_id)
-    end = datetime.fromtimestamp(last or time.time(), UTC).date()
-    start = end - timedelta(days=6)
+    end = datetime.fromtimestamp(last or time.time(), zone).date()  # the last reading's day
+    start = end - timedelta(days=6)  # and the six before: a week of whole local days
     bills = []
     for bill in reversed(rows.bills(s, up_id)):  # newest first
         currency = espi.Currency(bill.currency).label if bill.currency is not None else ""

@@ -44,7 +44,7 @@ def test_the_openapi_document_matches_what_is_served(connected):
                 f"{base}/api/usage-points/{up}/{path}", params=query, timeout=30
             ).json()
             validate(doc, f"#/components/schemas/{ref}", body)
-    for bad in ({"aggregate": "week"}, {"start": "yesterday"}):
+    for bad in ({"aggregate": "fortnight"}, {"start": "yesterday"}):
         r = customer.get(f"{base}/api/usage-points/{up}/readings", params=bad, timeout=10)
         assert r.status_code == 400
         validate(doc, "#/components/schemas/Problem", r.json())
