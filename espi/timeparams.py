@@ -42,6 +42,38 @@ PREFERRED_ZONES = (
     "America/Winnipeg", "America/Regina", "America/Puerto_Rico", "UTC",
 )  # fmt: skip
 
+#: US states, DC and territories -> the IANA zone most of their people live in: for a source
+#: that says where a home is (its state, or a ZIP code's) but not its local time. States split
+#: between two zones get the larger part's (Florida's panhandle, west Kentucky and Tennessee's
+#: east, the Idaho panhandle, west Texas are the exceptions).
+STATE_ZONES = {
+    "AL": "America/Chicago", "AK": "America/Anchorage", "AZ": "America/Phoenix",
+    "AR": "America/Chicago", "CA": "America/Los_Angeles", "CO": "America/Denver",
+    "CT": "America/New_York", "DE": "America/New_York", "DC": "America/New_York",
+    "FL": "America/New_York", "GA": "America/New_York", "HI": "Pacific/Honolulu",
+    "ID": "America/Boise", "IL": "America/Chicago", "IN": "America/Indiana/Indianapolis",
+    "IA": "America/Chicago", "KS": "America/Chicago", "KY": "America/New_York",
+    "LA": "America/Chicago", "ME": "America/New_York", "MD": "America/New_York",
+    "MA": "America/New_York", "MI": "America/Detroit", "MN": "America/Chicago",
+    "MS": "America/Chicago", "MO": "America/Chicago", "MT": "America/Denver",
+    "NE": "America/Chicago", "NV": "America/Los_Angeles", "NH": "America/New_York",
+    "NJ": "America/New_York", "NM": "America/Denver", "NY": "America/New_York",
+    "NC": "America/New_York", "ND": "America/Chicago", "OH": "America/New_York",
+    "OK": "America/Chicago", "OR": "America/Los_Angeles", "PA": "America/New_York",
+    "RI": "America/New_York", "SC": "America/New_York", "SD": "America/Chicago",
+    "TN": "America/Chicago", "TX": "America/Chicago", "UT": "America/Denver",
+    "VT": "America/New_York", "VA": "America/New_York", "WA": "America/Los_Angeles",
+    "WV": "America/New_York", "WI": "America/Chicago", "WY": "America/Denver",
+    "PR": "America/Puerto_Rico", "VI": "America/St_Thomas", "GU": "Pacific/Guam",
+    "MP": "Pacific/Saipan", "AS": "Pacific/Pago_Pago",
+}  # fmt: skip
+
+
+def state_zone(state: str | None) -> str | None:
+    """The IANA zone of a US state or territory by its two-letter code (``"RI"`` ->
+    ``America/New_York``); None when unknown. See :data:`STATE_ZONES`."""
+    return STATE_ZONES.get((state or "").strip().upper())
+
 
 def warn(message: str) -> None:
     warnings.warn(EspiWarning(message), stacklevel=3)

@@ -122,3 +122,12 @@ def test_local_time_parameters_of_the_real_samples(sample):
         ltp = espi.parse(sample("pgesmd_2019-10-17.xml")).local_time_parameters[0]
     assert tp.to_zone_name(ltp, 2019) == "America/Los_Angeles"
     assert tp.to_local(ltp, 1571295600).isoformat() == "2019-10-17T00:00:00-07:00"
+
+
+def test_a_states_zone() -> None:
+    """For sources that say where a home is but not its local time (WattzOn: a ZIP code)."""
+    assert tp.state_zone("ri") == "America/New_York"
+    assert tp.state_zone("AZ") == "America/Phoenix"
+    assert tp.state_zone("") is None and tp.state_zone("XX") is None
+    for name in tp.STATE_ZONES.values():
+        assert tp.from_zone(name).tz_offset is not None  # every one is a real zone

@@ -63,7 +63,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from .. import builder
+from .. import builder, timeparams
 from .. import model as m
 from ..codes import FlowDirectionKind, ItemKind, MeasurementKind, ServiceKind
 from ..codes import UnitSymbolKind as U
@@ -378,9 +378,11 @@ class WattzOn(Provider):
         """The profile's bills and interval months (those reaching ``since`` or later) as one
         Feed, once the extraction jobs in ``credentials.extra["jobs"]`` have ended (NotReady
         before; a job that failed raises what its status means; the jobs are dropped from
-        ``extra`` once they all succeeded). ``zone``: the usage points' IANA time zone."""
+        ``extra`` once they all succeeded). ``zone``: the usage points' IANA time zone; by
+        default the zone of the profile's ZIP code's state (:meth:`home_zone`)."""
         self.await_jobs(credentials)
         profile_id = self.profile_id(credentials)
+        zone = zone or self.home_zone(profile_id)
         months: dict[str, list[dict[str, Any]]] = {}
         if intervals:
             for period in self.interval_periods(profile_id):
@@ -393,6 +395,19 @@ class WattzOn(Provider):
                 )
         records = self.bills(profile_id) if bills else []
         return to_feed(records, months, zone=zone, base=f"{self.base_url}/link/4.0/{profile_id}")
+
+    def home_zone(self, profile_id: int) -> str | None:
+        """The time zone of a profile's home: WattzOn gives none, but the profile has the
+        service address's ZIP code and ``zips/{zip}`` its state (:func:`timeparams.state_zone`);
+        None when neither is known. An outage or a rate limit is raised (asked again later)."""
+        try:
+            zipcode = str(self.profile(profile_id).get("zipcode") or "")
+            state = str(self.zip_info(zipcode).get("state") or "") if zipcode else ""
+        except (RateLimited, Unavailable):
+            raise
+        except ProviderError:
+            return None
+        return timeparams.state_zone(state)
 
     def await_jobs(self, credentials: Credentials) -> None:
         """Check the jobs ``credentials.extra["jobs"]`` names: NotReady while any runs; the

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Flask, request
 
 import espi
+from espi import timeparams
 from espi.codes import FlowDirectionKind, ItemKind, ServiceKind, UnitSymbolKind
 from espi.errors import AuthError, NotReady, ProviderError, Unavailable
 from espi.providers import ConnectKind, Credentials, DataKind
@@ -423,6 +424,9 @@ class TestWattzOn(ProviderContract):
         feed = fetched(wz, credentials, None)
         assert "jobs" not in credentials.extra  # renewed in place: nothing left to wait for
         assert feed.usage_summaries and list(feed.readings())
+        # WattzOn says no time zone: the profile's ZIP code is in Rhode Island
+        zones = {timeparams.to_zone_name(up.local_time_parameters) for up in feed.usage_points}
+        assert zones == {"America/New_York"}
 
     def test_a_refused_utility_login_fails_the_fetch_for_good(self, wz: W.WattzOn) -> None:
         credentials = wz.connect({**GOOD_FORM, "username": "credential_error"})

@@ -232,6 +232,9 @@ def test_wattzon_connection_over_mutual_tls_shows_like_green_button_data(world):
     mine = [u for u in world["customer"].get(world["t_base"] + "/api/usage-points", timeout=30).json()
             if u["href"].startswith(world["wattzon"].url)]  # fmt: skip
     electric = next(u for u in mine if u["service_kind"] == "electricity")
+    # WattzOn gives no time zone: the profile's ZIP code's state does (Rhode Island), so a
+    # Rhode Island evening peak is shown in the evening, not at 2 am
+    assert {u["time_zone"] for u in mine} == {"America/New_York"}
     xml = world["customer"].get(
         f"{world['t_base']}/usage-points/{electric['id']}/export",
         params={"format": "xml"},
