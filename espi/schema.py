@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -78,6 +79,92 @@ def short(path: str) -> str:
     return path
 
 
+#: XSD built-in types in words (what a value should look like)
+TYPE_WORDS = {
+    "dateTime": "a date and time, like 2024-01-31T00:00:00Z",
+    "date": "a date, like 2024-01-31",
+    "boolean": "true or false",
+    "anyURI": "a URI",
+    "hexBinary": "hexadecimal digits (0-9, a-f), two per byte",
+    "decimal": "a number",
+    "float": "a number",
+    "double": "a number",
+    "duration": "a duration, like P1D",
+}
+WHOLE = {"long", "int", "short", "byte", "integer"}
+UNSIGNED = {"unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte", "nonNegativeInteger"}
+#: what xmlschema's messages name that a reader should not have to decode
+LIBRARY = (
+    (re.compile(r"XsdElement\(name='([^']+)', occurs=\[(\d+), (\w+)\]\)"), r"<\1>"),
+    (re.compile(r"<class '[\w.]*?(\w+)'>"), r"\1"),
+    (re.compile(r"\bXsd\w+\((?:name=)?'?([^')]*)'?[^)]*\)"), r"\1"),
+    (re.compile(r"value must be (-?\d+) <= x < 2\^(\d+)"), lambda m: (
+        f"must be a whole number from {int(m[1]):,} to {2 ** int(m[2]) - 1:,}")),
+)  # fmt: skip
+
+
+def expects(xsd_type: Any) -> str:
+    """What a simple type's values look like, in words ("" when it cannot be said)."""
+    name = (getattr(xsd_type, "local_name", None) or "").strip()
+    builtin = getattr(xsd_type, "primitive_type", None) if name not in TYPE_WORDS else None
+    if name in WHOLE:
+        return "a whole number"
+    if name in UNSIGNED or name == "positiveInteger":
+        return (
+            "a whole number of 0 or more" if name != "positiveInteger" else "a whole number above 0"
+        )
+    if name in TYPE_WORDS:
+        return TYPE_WORDS[name]
+    codes = [c for m in getattr(xsd_type, "member_types", None) or [xsd_type]
+             for c in getattr(m, "enumeration", None) or ()]  # fmt: skip
+    if codes:
+        listed = ", ".join(str(c) for c in codes[:12]) + (", …" if len(codes) > 12 else "")
+        return (
+            f"{'an' if name[:1] in 'AEIOU' else 'a'} {name} code ({listed})"
+            if name
+            else f"one of {listed}"
+        )
+    if builtin is not None and builtin is not xsd_type:
+        return expects(builtin)
+    return ""
+
+
+def children(group: Any) -> list[str]:
+    """The child elements a content model allows, in its order."""
+    try:
+        return [short(e.prefixed_name or e.name) for e in group.iter_elements()]
+    except AttributeError:
+        return []
+
+
+def plain(err: Any) -> str:
+    """An xmlschema error in words: what is wrong where, and what the schema expects there,
+    without the library's class names."""
+    reason = str(err.reason or err.message or "")
+    tag = getattr(err, "invalid_tag", None)
+    parent = short(err.elem.tag) if getattr(err, "elem", None) is not None else ""
+    if tag is not None:
+        allowed = children(err.validator)
+        where = f" as child {(err.index or 0) + 1} of <{parent}>" if parent else ""
+        text = f"<{short(tag)}> is not allowed here{where}"
+        if allowed:
+            text += "; the schema expects its children in this order: " + ", ".join(allowed)
+        return text
+    if "is not complete" in reason and parent:
+        allowed = children(err.validator)
+        text = f"<{parent}> is incomplete: a required child is missing"
+        return text + (" (its children, in order: " + ", ".join(allowed) + ")" if allowed else "")
+    value = err.obj if isinstance(err.obj, (str, int)) and not hasattr(err.obj, "tag") else None
+    wanted = expects(err.validator) if not callable(err.validator) else ""
+    for pattern, words in LIBRARY:
+        reason = pattern.sub(words, reason)
+    if value is not None and wanted:
+        return f"{str(value)[:80]!r} is not {wanted}"
+    if value is not None and reason.startswith("must be"):
+        return f"{str(value)[:80]!r} {reason}"
+    return short(reason)
+
+
 def validate(
     source: Source, schema: str = "4.0", options: ParseOptions | None = None
 ) -> list[SchemaProblem]:
@@ -127,4 +214,4 @@ def problem(name: str, err: Any, entry: str, atom: Sequence[str] = ()) -> Schema
         path = entry + path[path.find("/", 1) :] if path.count("/") > 1 else entry
         for prefix in atom:
             path = path.replace("/" + prefix, "/")
-    return SchemaProblem(name, err.sourceline, path, short(err.reason or err.message))
+    return SchemaProblem(name, err.sourceline, path, plain(err))
