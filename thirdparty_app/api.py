@@ -4,81 +4,27 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
-import re
 import time
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from decimal import ROUND_HALF_EVEN, Decimal
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
-from sqlalchemy import BigInteger, case, func, select
+from sqlalchemy import select
 
 import espi
 from appkit.http import http_problem
 from espi import export
-from espi.codes import UnitSymbolKind as U
 from espi.export import COST_DIGITS
 from espi.xmlmap import norm_href
 
-from . import accounts, db, rows
+from . import accounts, db, pricing, rows
 from .accounts import api_key_allowed, public
+from .buckets import AGGREGATES, decimal, mean, period, summed, sums
 
 bp = Blueprint("api", __name__)
-AGGREGATES = ("none", "hour", "day", "week", "month")
-
-
-LATEST = 253402300799  # 9999-12-31T23:59:59Z: what a date can say
-
-
-def when(name: str, zone: tzinfo = UTC, *, end: bool = False) -> int | None:
-    """A query parameter as epoch seconds: epoch seconds, or ISO 8601 from 1970 to the year
-    9999. A date (``2024-01-31``) is that day in ``zone`` (the usage point's time zone): its
-    first second, or as an ``end`` the first second after it (the day is included); a time
-    without an offset is a local time in ``zone``."""
-    text = request.args.get(name)
-    if not text:
-        return None
-    usage = (
-        f"{name}={text[:40]!r}: give a date (2024-01-31, in the usage point's time zone), "
-        "a time (2024-01-31T00:00:00Z) or epoch seconds"
-    )
-    if text.isdigit():
-        value = int(text) if len(text) <= 12 else LATEST + 1
-    else:
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            abort(400, usage)
-        value = local_epoch(moment, zone, next_day=end and DATE.fullmatch(text) is not None)
-    if not 0 <= value <= LATEST:
-        abort(400, f"{usage}, between 1970 and 9999")
-    return value
-
-
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def local_epoch(moment: datetime, zone: tzinfo, next_day: bool = False) -> int:
-    """Epoch seconds of an aware time, or of a naive one read in ``zone`` (``next_day``: of the
-    same wall time a day later, e.g. the midnight that ends a local day)."""
-    if moment.tzinfo is not None:
-        return int(moment.timestamp())
-    if next_day:
-        try:
-            moment += timedelta(days=1)
-        except OverflowError:
-            return LATEST + 1
-    try:
-        return int(moment.replace(tzinfo=zone).timestamp())
-    except (OverflowError, ValueError):
-        return LATEST + 1
-
-
-def period(zone: tzinfo) -> tuple[int | None, int | None]:
-    """The request's ``start`` and ``end`` in a usage point's time zone (see :func:`when`)."""
-    return when("start", zone), when("end", zone, end=True)
 
 
 def iso(epoch: int) -> str:
@@ -116,38 +62,6 @@ def meter_reading(mr: db.MeterReading) -> dict[str, Any]:
     }
 
 
-#: units whose readings add up over time (energy, volume, mass, money spent): a bucket is their
-#: sum. Others (power, voltage, prices) are rates: a bucket is their mean.
-SUMMED = frozenset(
-    int(u)
-    for u in (
-        U.WH, U.VAH, U.VARH, U.AH, U.J, U.BTU, U.THERM, U.G, U.MONEY, U.M3, U.M3COMPENSATED,
-        U.M3UNCOMPENSATED, U.FT3, U.FT3COMPENSATED, U.LITRE, U.LITRE_COMPENSATED,
-        U.LITRE_UNCOMPENSATED, U.US_GAL, U.IMPERIAL_GAL,
-    )
-)  # fmt: skip
-
-
-def summed(rt: db.ReadingType | None) -> bool:
-    """Do a meter reading's readings add up (energy), or is a bucket their mean (a price)?"""
-    if rt is None or rt.uom is None:
-        return True
-    return rt.uom in SUMMED and rt.kind != int(espi.MeasurementKind.TARIFF_RATE)
-
-
-def decimal(amount: int | Decimal | None, power: int) -> float | None:
-    """An ESPI integer times ``10**power`` as the JSON number that reads as that decimal
-    (``156560, -6`` is ``0.15656``, not ``0.15655999999999998``)."""
-    return None if amount is None else float(Decimal(amount).scaleb(power))
-
-
-def mean(total: int | None, count: int, power: int) -> float | None:
-    """A bucket's mean, to the unit's precision."""
-    if total is None or not count:
-        return None
-    return decimal((Decimal(total) / count).quantize(Decimal(1), ROUND_HALF_EVEN), power)
-
-
 def point(start: int, duration: int | None, value: Any, cost: Any, power: int) -> dict[str, Any]:
     """A reading or a bucket as the API gives it: a missing value or cost is null."""
     return {
@@ -158,94 +72,11 @@ def point(start: int, duration: int | None, value: Any, cost: Any, power: int) -
     }
 
 
-def offset(zone: Any, epoch: int) -> int:
-    return int(datetime.fromtimestamp(epoch, zone).utcoffset().total_seconds())
-
-
-def pieces(zone: Any, lo: int, hi: int) -> list[tuple[int, int, int]]:
-    """[lo, hi) cut where the zone's UTC offset changes: (start, stop, offset in seconds)."""
-    out, a, current, t = [], lo, offset(zone, lo), lo
-    while t < hi:
-        u = min(t + 86400, hi)  # no zone changes its offset twice a day
-        if offset(zone, u) != current:
-            x, y = t, u  # the offset changes in (x, y]: find the first second of the new one
-            while y - x > 1:
-                mid = (x + y) // 2
-                x, y = (mid, y) if offset(zone, mid) == current else (x, mid)
-            if y < hi:
-                out.append((a, y, current))
-                a, current = y, offset(zone, y)
-        t = u
-    out.append((a, hi, current))
-    return out
-
-
-#: a bucket: (start, duration, value, cost, values counted)
-Bucket = tuple[int, int, Any, Any, int]
-EPOCH_DAY = date(1970, 1, 1)
-
-
-def local_day(number: int) -> date:
-    """A local day by its number from 1970-01-01."""
-    return EPOCH_DAY + timedelta(days=number)
-
-
-def midnight(zone: tzinfo, day: date) -> int:
-    """The first second of a local day."""
-    return int(datetime.combine(day, datetime.min.time(), zone).timestamp())
-
-
-def sums(
-    s: Any, mr_id: int, aggregate: str, zone: Any, start: int | None, end: int | None
-) -> list[Bucket]:
-    """A meter reading's readings summed per local hour, day, week (from Monday) or month, in
-    SQL, by start; missing values and costs are left out of the sums (all missing: None). A
-    local hour is an hour of the clock where it was read: a spring-forward day has 23, a
-    fall-back day 25 (its repeated hour twice, one per UTC offset)."""
-    r = db.Reading
-    where = [r.meter_reading_id == mr_id]
-    where += [r.start >= start] if start is not None else []
-    where += [r.start < end] if end is not None else []
-    # two scalar subqueries: each one is a look-up at an end of the key (min and max side by
-    # side would read every row on SQLite)
-    ends = (select(f(r.start)).where(*where).scalar_subquery() for f in (func.min, func.max))
-    first, last = s.execute(select(*ends)).one()
-    if first is None:
-        return []
-    cuts = pieces(zone, first, last + 1)
-    offset_at: Any = cuts[0][2]
-    if len(cuts) > 1:  # the offset of each reading's start
-        offset_at = case(*((r.start < hi, off) for _, hi, off in cuts[:-1]), else_=cuts[-1][2])
-    local = r.start + offset_at
-    # an hour: its first second (its own offset's); a day: its number from 1970
-    key = local // 3600 * 3600 - offset_at if aggregate == "hour" else local // 86400
-    totals = (func.sum(c).cast(BigInteger) for c in (r.duration, r.value, r.cost))
-    query = select(key, *totals, func.count(r.value)).where(*where).group_by(key).order_by(key)
-    found = [tuple(row) for row in s.execute(query)]
-    if aggregate == "hour":
-        return found  # type: ignore[return-value]
-    days = [(local_day(k), *values) for k, *values in found]
-    if aggregate == "day":
-        return [(midnight(zone, day), *values) for day, *values in days]  # type: ignore[misc]
-    groups: dict[date, list[Any]] = {}
-    for day, *values in days:
-        first_day = (
-            day - timedelta(days=day.weekday()) if aggregate == "week" else day.replace(day=1)
-        )
-        groups[first_day] = [
-            add(a, b) for a, b in zip(groups.get(first_day, [None] * 4), values, strict=True)
-        ]
-    return [(midnight(zone, day), *values) for day, values in groups.items()]  # type: ignore[misc]
-
-
-def add(a: Any, b: Any) -> Any:
-    return b if a is None else a if b is None else a + b
-
-
 @bp.get("/api/usage-points/<int:up_id>/readings")
 @api_key_allowed
 def readings(up_id: int) -> Response:
-    """Per meter reading, its readings or their totals per local hour, day, week or month."""
+    """Per meter reading, its readings or their totals per local hour, day, week or month;
+    ``cost`` is the utility's, each rate plan's estimate is under ``estimates`` (energy)."""
     aggregate = request.args.get("aggregate", "none")
     if aggregate not in AGGREGATES:
         abort(400, f"aggregate must be one of {', '.join(AGGREGATES)}")
@@ -253,20 +84,31 @@ def readings(up_id: int) -> Response:
     zone = rows.zone(row)
     start, end = period(zone)
     s = db.session()
+    plans = pricing.plans_of(row.id)
     series = []
     for mr in row.meter_readings:
         power = mr.reading_type.power_of_ten if mr.reading_type is not None else 0
         adds = summed(mr.reading_type)
+        priced = plans if pricing.energy(mr) else []
         points = []
         if aggregate == "none":
-            for t, d, v, c, _ in rows.reading_rows(s, mr.id, start, end):
+            found = reading_rows(s, mr.id, start, end)
+            estimates = {p.id: pricing.estimates(s, p.id, mr.id, start, end) for p in priced}
+            for t, seq, d, v, c in found:
                 points.append(point(t, d, v, c, power))
+                if priced:
+                    points[-1]["estimates"] = {
+                        str(p): money(e.get((t, seq))) for p, e in estimates.items()
+                    }
         else:
+            by_plan = {p.id: {b[0]: b[3] for b in sums(s, mr.id, aggregate, zone, start, end, p.id)}
+                       for p in priced}  # fmt: skip
             for t, d, v, c, n in sums(s, mr.id, aggregate, zone, start, end):
-                found = point(t, d, v, c, power)
+                points.append(point(t, d, v, c, power))
                 if not adds:
-                    found["value"] = mean(v, n, power)
-                points.append(found)
+                    points[-1]["value"] = mean(v, n, power)
+                if priced:
+                    points[-1]["estimates"] = {str(p): money(e.get(t)) for p, e in by_plan.items()}
         series.append({**describe(mr), "aggregation": "sum" if adds else "mean", "points": points})
     body = {
         "usage_point": row.id,
@@ -274,9 +116,19 @@ def readings(up_id: int) -> Response:
         "time_zone": row.zone or "UTC",
         "start": None if start is None else iso(start),
         "end": None if end is None else iso(end),
+        "plans": [{"id": str(p.id), "name": p.name, "status": p.status} for p in plans],
         "series": series,
     }
     return Response(json.dumps(body), mimetype="application/json")
+
+
+def reading_rows(s: Any, mr_id: int, start: int | None, end: int | None) -> list[Any]:
+    """A meter reading's readings in [start, end): (start, seq, duration, value, cost)."""
+    r = db.Reading
+    query = select(r.start, r.seq, r.duration, r.value, r.cost).where(r.meter_reading_id == mr_id)
+    query = query.where(r.start >= start) if start is not None else query
+    query = query.where(r.start < end) if end is not None else query
+    return list(s.execute(query.order_by(r.start, r.seq)))
 
 
 def describe(mr: db.MeterReading) -> dict[str, Any]:
@@ -326,24 +178,117 @@ def money(amount: int | None) -> float | None:
     return decimal(amount, -COST_DIGITS)
 
 
+@bp.get("/api/usage-points/<int:up_id>/plans")
+@api_key_allowed
+def plans(up_id: int) -> Response:
+    """The utility's costs and each rate plan's estimates for a period, side by side: by local
+    month, in total, and each plan's by time-of-use period."""
+    row = accounts.usage_point(up_id)
+    found = pricing.compare(db.session(), row, *period(rows.zone(row)))
+
+    def line(line: pricing.Line) -> dict[str, Any]:
+        return {
+            "start": iso(line.start),
+            "imported_kwh": float(line.imported),
+            "exported_kwh": float(line.exported),
+            "costs": {c.key: money(line.costs.get(c.key)) for c in found.columns},
+        }
+
+    body = {
+        "usage_point": row.id,
+        "start": None if found.start is None else iso(found.start),
+        "end": None if found.end is None else iso(found.end),
+        "currency": found.currency,
+        "columns": [
+            {
+                "key": c.key,
+                "name": c.name,
+                "kind": "estimate" if c.plan is not None else "utility",
+                "status": c.plan.status if c.plan is not None else None,
+            }
+            for c in found.columns
+        ],
+        "months": [line(m) for m in found.months],
+        "total": line(found.total),
+        "tou": {
+            key: [{"period": n, "kwh": float(kwh), "cost": money(cost)} for n, kwh, cost in periods]
+            for key, periods in found.tou.items()
+        },
+    }
+    return Response(json.dumps(body), mimetype="application/json")
+
+
 @bp.get("/usage-points/<int:up_id>/export")
 @api_key_allowed
 def export_usage_point(up_id: int) -> Response:
-    """The usage point's readings for a date range as CSV, JSON or Green Button XML."""
+    """The usage point's readings for a date range as CSV, JSON or Green Button XML. CSV and
+    JSON name the utility's cost ``utility_cost`` and each rate plan's estimate ``estimate:
+    PLAN``; the XML carries the utility's costs only."""
     fmt = request.args.get("format", "csv")
     row = accounts.usage_point(up_id)
-    up = rows.usage_point(db.session(), row, *period(rows.zone(row)))
+    start, end = period(rows.zone(row))
+    s = db.session()
+    up = rows.usage_point(s, row, start, end)
     name = f"usage-point-{row.id}"
     if fmt == "xml":
         body = espi.dumps(espi.builder.feed(up))
         return attachment(body, "application/atom+xml", f"{name}.xml")
     if fmt not in ("csv", "json"):
         abort(400, "format must be csv, json or xml")
+    plans = pricing.plans_of(row.id)
+    columns = [c if c != "cost" else "utility_cost" for c in export.COLUMNS]
+    columns += [f"estimate: {p.name}" for p in plans]
     out = io.StringIO()
-    (export.write_csv if fmt == "csv" else export.write_json)(up.readings(), out)
+    found = export_rows(s, row, up, plans, start, end)
+    if fmt == "csv":
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(found)
+    else:
+        out.write("[" + ",".join(f"\n{json_object(r)}" for r in found) + "\n]\n")
     return attachment(
         out.getvalue().encode(), "text/csv" if fmt == "csv" else "application/json", f"{name}.{fmt}"
     )
+
+
+def export_rows(
+    s: Any,
+    row: db.UsagePoint,
+    up: espi.UsagePoint,
+    plans: list[db.RatePlan],
+    start: int | None,
+    end: int | None,
+) -> Iterator[dict[str, Any]]:
+    """The export's rows: the library's (:func:`espi.export.row`), ``cost`` named
+    ``utility_cost``, and each plan's estimate (energy readings it priced)."""
+    for mr_row, mr in zip(row.meter_readings, up.meter_readings, strict=True):
+        priced = plans if pricing.energy(mr_row) else []
+        estimates = [(p, pricing.estimates(s, p.id, mr_row.id, start, end)) for p in priced]
+        previous, seq = None, 0
+        for reading in mr.readings():
+            seq = seq + 1 if reading.start == previous else 0
+            previous = reading.start
+            record = export.row(reading)
+            record["utility_cost"] = record.pop("cost")
+            for plan, found in estimates:
+                cost = found.get((reading.start, seq))
+                record[f"estimate: {plan.name}"] = (
+                    export.decimal(cost, -COST_DIGITS) if cost is not None else None
+                )
+            yield record
+
+
+def json_object(record: dict[str, Any]) -> str:
+    """An export row as a JSON object: its amounts (exact decimal strings) as JSON numbers."""
+
+    def number(key: str) -> bool:
+        return key in ("value", "utility_cost") or key.startswith("estimate: ")
+
+    items = (
+        f"{json.dumps(k)}: {v if v is not None and number(k) else json.dumps(v)}"
+        for k, v in record.items()
+    )
+    return "{" + ", ".join(items) + "}"
 
 
 def attachment(body: bytes, mimetype: str, filename: str) -> Response:
@@ -371,6 +316,26 @@ POINT = {
         "duration": {"type": "integer"},
         "value": {"type": ["number", "null"], "description": "null: the source gave none"},
         "cost": {"type": ["number", "null"], "description": "the utility's cost, as it sent it"},
+        "estimates": {
+            "type": "object",
+            "description": "each rate plan's estimate of the energy's cost, by plan id (energy "
+            "series of usage points with plans only)",
+            "additionalProperties": {"type": ["number", "null"]},
+        },
+    },
+}
+MONEY_LINE = {
+    "type": "object",
+    "required": ["start", "imported_kwh", "exported_kwh", "costs"],
+    "properties": {
+        "start": {"type": "string", "format": "date-time"},
+        "imported_kwh": {"type": "number"},
+        "exported_kwh": {"type": "number"},
+        "costs": {
+            "type": "object",
+            "description": "by column key: utility, plan-ID",
+            "additionalProperties": {"type": ["number", "null"]},
+        },
     },
 }
 PERIOD = [
@@ -429,6 +394,20 @@ SCHEMAS: dict[str, Any] = {
             "time_zone": {"type": "string"},
             "start": {"type": ["string", "null"], "format": "date-time"},
             "end": {"type": ["string", "null"], "format": "date-time"},
+            "plans": {
+                "type": "array",
+                "description": "the usage point's rate plans (their estimates: a point's "
+                "estimates, by id)",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "name", "status"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "status": {"enum": ["pricing", "priced", "failed"]},
+                    },
+                },
+            },
             "series": {
                 "type": "array",
                 "items": {
@@ -467,6 +446,47 @@ SCHEMAS: dict[str, Any] = {
                 "amount": {"type": ["number", "null"]},
                 "currency": {"type": ["string", "null"]},
                 "line_items": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    },
+    "Plans": {
+        "type": "object",
+        "required": ["usage_point", "currency", "columns", "months", "total", "tou"],
+        "properties": {
+            "usage_point": {"type": "integer"},
+            "start": {"type": ["string", "null"], "format": "date-time"},
+            "end": {"type": ["string", "null"], "format": "date-time"},
+            "currency": {"type": "string"},
+            "columns": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "name", "kind"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "name": {"type": "string"},
+                        "kind": {"enum": ["utility", "estimate"]},
+                        "status": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            "months": {"type": "array", "items": MONEY_LINE},
+            "total": MONEY_LINE,
+            "tou": {
+                "type": "object",
+                "description": "each plan's estimates by time-of-use period, by column key",
+                "additionalProperties": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["period", "kwh", "cost"],
+                        "properties": {
+                            "period": {"type": "string"},
+                            "kwh": {"type": "number"},
+                            "cost": {"type": ["number", "null"]},
+                        },
+                    },
+                },
             },
         },
     },
@@ -521,6 +541,14 @@ OPENAPI: dict[str, Any] = {
                     "401": UNAUTHORIZED,
                     "404": PROBLEM,
                 },
+            }
+        },
+        "/api/usage-points/{up_id}/plans": {
+            "get": {
+                "summary": "The utility's cost beside each rate plan's estimate: in total, by "
+                "local month and by time-of-use period",
+                "parameters": [UP_ID, *PERIOD],
+                "responses": {"200": ok("Plans"), "401": UNAUTHORIZED, "404": PROBLEM},
             }
         },
         "/api/usage-points/{up_id}/summaries": {

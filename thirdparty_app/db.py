@@ -240,7 +240,8 @@ class Reading(Base):
     """One interval reading; (meter reading, start, seq) identifies it, so re-delivery updates.
     ``seq`` is 0 but for a second reading a document gives at the same start in the same meter
     reading (a DST fall-back hour written twice): 1, and so on. ``value`` is NULL when the
-    source gave none.
+    source gave none; ``cost`` is the source's (the utility's), never a rate plan's estimate
+    (:class:`PlanCost`).
 
     On SQLite the table is ``WITHOUT ROWID``: the rows live in the primary key's b-tree, one
     tree to write instead of two. No other index but a partial one on the rare ``seq > 0``
@@ -257,7 +258,7 @@ class Reading(Base):
     value: Mapped[int | None] = mapped_column(BigInteger)
     cost: Mapped[int | None] = mapped_column(BigInteger)
     quality: Mapped[int | None] = mapped_column()
-    tou: Mapped[int | None] = mapped_column()  # time-of-use period, from a rate plan's prices
+    tou: Mapped[int | None] = mapped_column()  # time-of-use period, as the source gave it
     __table_args__ = (
         Index(
             "ix_reading_duplicate",
@@ -286,19 +287,44 @@ class ReadingBlock(Base):
     __table_args__ = (Index("ix_reading_block_stop", "meter_reading_id", "stop"),)
 
 
-class Pricing(Base):
-    """A rate plan attached to a usage point (a WattShift home) and how its pricing went."""
+class RatePlan(Base):
+    """A rate plan a customer chose for a usage point (a WattShift home on that plan) and how
+    its pricing went. Its estimates are :class:`PlanCost` rows: a reading's ``cost`` stays the
+    utility's own."""
 
-    __tablename__ = "pricing"
-    usage_point_id: Mapped[int] = mapped_column(ForeignKey("usage_point.id"), primary_key=True)
+    __tablename__ = "rate_plan"
+    __table_args__ = (
+        UniqueConstraint("usage_point_id", "plan", name="uq_rate_plan_plan"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    usage_point_id: Mapped[int] = mapped_column(ForeignKey("usage_point.id"), index=True)
     provider: Mapped[str] = mapped_column(String(40), default="wattshift")
+    plan: Mapped[str] = mapped_column(String(200))  # the provider's id of the plan
+    name: Mapped[str] = mapped_column(String(200))  # the utility's name and the plan's
     home_id: Mapped[str] = mapped_column(String(200))
-    rate_plan: Mapped[str] = mapped_column(String(200))
     #: pricing, priced, failed
     status: Mapped[str] = mapped_column(String(20), default="pricing")
     reason: Mapped[str] = mapped_column(Text, default="")
     priced: Mapped[int] = mapped_column(default=0)
+    created: Mapped[int] = mapped_column(default=now)
     updated: Mapped[int] = mapped_column(default=now)
+
+
+class PlanCost(Base):
+    """What a reading would cost on a rate plan (1/100000 of the currency; energy sent to the
+    grid: negative, a credit) and its time-of-use period there (1: the plan's cheapest)."""
+
+    __tablename__ = "plan_cost"
+    rate_plan_id: Mapped[int] = mapped_column(
+        ForeignKey("rate_plan.id", ondelete="CASCADE"), primary_key=True
+    )
+    meter_reading_id: Mapped[int] = mapped_column(ForeignKey("meter_reading.id"), primary_key=True)
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    cost: Mapped[int] = mapped_column(BigInteger)
+    tou: Mapped[int | None] = mapped_column()
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class Bill(Base):

@@ -41,8 +41,8 @@ def end(conn: db.Connection) -> str:
 
 def connection(conn: db.Connection) -> set[str]:
     """Delete a connection and everything stored from it: readings, meter readings, reading
-    types, bills, pricing, usage points, customer information, kept documents. Returns the
-    kept files to remove once this is committed (:func:`remove_files`)."""
+    types, bills, rate plans and their estimates, usage points, customer information, kept
+    documents. Returns the kept files to remove once this is committed (:func:`remove_files`)."""
     s = db.session()
     guard(s, conn.id)  # no ingestion of this connection writes while it is deleted
     ups = select(db.UsagePoint.id).where(db.UsagePoint.connection_id == conn.id)
@@ -53,7 +53,9 @@ def connection(conn: db.Connection) -> set[str]:
     s.execute(delete(db.MeterReading).where(db.MeterReading.usage_point_id.in_(ups)))
     s.execute(delete(db.BillLineItem).where(db.BillLineItem.bill_id.in_(bills)))
     s.execute(delete(db.Bill).where(db.Bill.usage_point_id.in_(ups)))
-    s.execute(delete(db.Pricing).where(db.Pricing.usage_point_id.in_(ups)))
+    plans = select(db.RatePlan.id).where(db.RatePlan.usage_point_id.in_(ups))
+    s.execute(delete(db.PlanCost).where(db.PlanCost.rate_plan_id.in_(plans)))
+    s.execute(delete(db.RatePlan).where(db.RatePlan.usage_point_id.in_(ups)))
     s.execute(delete(db.UsagePoint).where(db.UsagePoint.connection_id == conn.id))
     s.execute(delete(db.ReadingType).where(db.ReadingType.connection_id == conn.id))
     s.execute(delete(db.CustomerInfo).where(db.CustomerInfo.connection_id == conn.id))

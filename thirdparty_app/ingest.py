@@ -620,10 +620,11 @@ def failed(s: Session, document: db.Document, err: Exception) -> None:
 
 
 def reprice(s: Session, usage_points: set[int]) -> None:
-    """Readings just written carry the source's costs: usage points with a rate plan attached
-    are priced again (queued)."""
+    """Usage points with rate plans whose readings were just written are priced again
+    (queued): their estimates follow the new readings."""
     if not usage_points:
         return
-    query = select(db.Pricing.usage_point_id).where(db.Pricing.usage_point_id.in_(usage_points))
+    plans = db.RatePlan.usage_point_id
+    query = select(plans).where(plans.in_(usage_points)).distinct()
     for up_id in s.scalars(query):
         current_app.extensions["tp.price"](up_id)

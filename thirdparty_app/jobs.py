@@ -171,8 +171,8 @@ def claim(row: Any, key: Any, attempt: int) -> bool:
 
 
 def noted(model: Any) -> Callable[[Any, str, bool, int], None]:
-    """How attempts are recorded on a row with a ``reason`` (a connection's sync, a usage
-    point's pricing): the last attempt's text; the final failure as status ``failed``."""
+    """How attempts are recorded on a row with a ``reason`` (a connection's sync): the last
+    attempt's text; the final failure as status ``failed``."""
 
     def note(key: Any, text: str, final: bool, retry_at: int) -> None:
         s = db.session()
@@ -355,7 +355,7 @@ JOBS: dict[str, Job] = {
     "fetch": Job(fetch, db.Notification, note_fetch),
     "sync": Job(sync, db.Connection, noted(db.Connection)),
     "bulk": Job(bulk, None, note_only),
-    "price": Job(pricing.price_usage_point, None, noted(db.Pricing)),
+    "price": Job(pricing.price_usage_point, None, pricing.note),
     "upload": Job(uploads.check_and_ingest, db.Upload, uploads.note),
 }
 

@@ -97,10 +97,10 @@ def snapshot(third, email):
                 .select_from(tp.Bill)
                 .where(tp.Bill.usage_point_id.in_(ups))
             ),
-            "pricing": s.scalar(
+            "rate plans": s.scalar(
                 select(func.count())
-                .select_from(tp.Pricing)
-                .where(tp.Pricing.usage_point_id.in_(ups))
+                .select_from(tp.RatePlan)
+                .where(tp.RatePlan.usage_point_id.in_(ups))
             ),
             "keys": sorted(s.scalars(select(tp.ApiKey.id).where(tp.ApiKey.account_id == acc.id))),
             "documents": s.scalar(

@@ -336,3 +336,47 @@ def test_upgrading_a_database_of_the_previous_schema(tmp_path):
                 assert c.execute(sa.text("SELECT note FROM bill_line_item ORDER BY position")).scalars().all() == [
                     "Energy charge", "Delivery"]  # fmt: skip
             engine.dispose()
+
+
+def test_migration_0008_moves_plan_estimates_off_the_utilitys_costs(tmp_path):
+    """Before 0008 a rate plan's estimate was written over a reading's cost (the utility's):
+    the estimates become their plan's rows, the readings they overwrote lose the estimate (the
+    next delivery writes the utility's cost back: their block digests and stamps are gone)."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    for url in (f"sqlite:///{tmp_path}/old.sqlite", None):
+        with contextlib.ExitStack() as stack:
+            url = url or stack.enter_context(fresh_postgres())
+            cfg = Config()
+            cfg.set_main_option("script_location", MIGRATIONS)
+            cfg.set_main_option("sqlalchemy.url", url)
+            command.upgrade(cfg, "0006")
+            engine = sa.create_engine(url)
+            with engine.begin() as c:
+                fill(c, "account", id=1, email="a@example.com")
+                fill(c, "connection", id=1, account_id=1, profile="local")
+                for up in (1, 2):
+                    fill(c, "usage_point", id=up, href=f"u{up}", connection_id=1, document_id=7)
+                    fill(c, "meter_reading", id=up, href=f"m{up}", usage_point_id=up)
+                    # 1: priced (cost and TOU from the plan); 2: no plan, the utility's cost
+                    fill(c, "reading", meter_reading_id=up, start=100, duration=900, value=5, cost=5665, tou=2 if up == 1 else None)
+                    fill(c, "reading", meter_reading_id=up, start=1000, duration=900, value=5, cost=None)
+                    fill(c, "reading_block", meter_reading_id=up, start=0, stop=2000, readings=2, digest=b"0" * 16)
+                fill(c, "pricing", usage_point_id=1, provider="wattshift", home_id="h", rate_plan="PG&E TOU-C",
+                     status="priced", reason="", priced=1, updated=5)  # fmt: skip
+            command.upgrade(cfg, "head")
+            with engine.connect() as c:
+                def rows(sql):
+                    return [tuple(r) for r in c.execute(sa.text(sql))]
+
+                assert rows("SELECT id, usage_point_id, plan, name, home_id, status FROM rate_plan") == [
+                    (1, 1, "", "PG&E TOU-C", "h", "priced")]  # fmt: skip
+                assert rows("SELECT rate_plan_id, meter_reading_id, start, seq, cost, tou FROM plan_cost") == [
+                    (1, 1, 100, 0, 5665, 2)]  # fmt: skip
+                assert rows("SELECT meter_reading_id, start, cost, tou FROM reading ORDER BY 1, 2") == [
+                    (1, 100, None, None), (1, 1000, None, None), (2, 100, 5665, None), (2, 1000, None, None)]  # fmt: skip
+                assert rows("SELECT meter_reading_id FROM reading_block") == [(2,)]
+                assert rows("SELECT id, document_id FROM usage_point ORDER BY id") == [(1, None), (2, 7)]
+            engine.dispose()

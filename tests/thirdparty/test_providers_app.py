@@ -4,8 +4,11 @@ a usage point's readings. Runs on SQLite + embedded queue and on PostgreSQL + Re
 
 from __future__ import annotations
 
+import html
+import re
 from decimal import Decimal
 
+import pytest
 import requests
 from sqlalchemy import func, select
 
@@ -14,7 +17,7 @@ from appkit import database
 from fakes import griddy as fake_griddy
 from fakes import wattzon as fake_wattzon
 from tests.thirdparty.browsing import Person
-from tests.thirdparty.test_flow import wait, world  # noqa: F401 - the shared live world
+from tests.thirdparty.test_flow import connect, wait, world  # noqa: F401 - the shared live world
 from thirdparty_app import db as tp
 
 
@@ -114,59 +117,93 @@ def test_pelm_connect_with_a_wrong_password_and_exit(world):  # noqa: F811
     assert forged.status_code == 400 and "does not belong" in forged.text
 
 
-def test_wattshift_rate_plan_prices_readings(world):  # noqa: F811
+def test_wattshift_rate_plans_are_estimates_beside_the_utilitys_cost(world):  # noqa: F811
+    """The Why: pricing wrote over the utility's own costs (a reading's 0.05356 became 0.05665)
+    and only one plan could be applied. Now each plan's estimates are rows of their own, the
+    readings keep the utility's costs, and two plans compare side by side."""
     third = world["third"]
-    with third.app_context():
-        s = database.session()
-        up = s.scalar(
-            select(tp.UsagePoint).where(tp.UsagePoint.kind == 0).order_by(tp.UsagePoint.id)
-        )
-        up_id = up.id
-        database.close_session(None)
-    page = world["customer"].get(
-        f"{world['t_base']}/usage-points/{up_id}", params={"zip": "95313"}, timeout=30
-    ).text
-    assert "TOU-C" in page and "Price my readings" in page
-    plan = "66d811ce52c6fe40859130e8"  # TOU-C: $0.52 from 16:00 to 21:00, else $0.38
-    answer = world["customer"].post(
-        f"{world['t_base']}/usage-points/{up_id}/pricing",
-        data={"zip": "95313", "plan": plan},
-        timeout=60,
-    )
-    assert answer.status_code == 200
+    connect(world)  # the sandbox: its utility sends a cost with each reading
+
+    def sandbox():
+        with third.app_context():
+            found = database.session().scalar(
+                select(tp.UsagePoint.id)
+                .join(tp.Connection)
+                .where(tp.UsagePoint.kind == 0, tp.Connection.profile == "local",
+                       tp.Connection.status == "active")
+                .order_by(tp.UsagePoint.id)
+            )  # fmt: skip
+            database.close_session(None)
+            return found
+
+    def readings(up_id):
+        with third.app_context():
+            s = database.session()
+            rows = s.execute(
+                select(tp.Reading.meter_reading_id, tp.Reading.start, tp.Reading.cost, tp.Reading.tou)
+                .join(tp.MeterReading, tp.Reading.meter_reading_id == tp.MeterReading.id)
+                .where(tp.MeterReading.usage_point_id == up_id)
+            ).all()  # fmt: skip
+            database.close_session(None)
+            return sorted(tuple(r) for r in rows)
+
+    wait(sandbox, timeout=90)
+    up_id = sandbox()
+    before = readings(up_id)
+    assert before and all(cost is not None for _, _, cost, _ in before)
+    t = world["t_base"]
+    page = world["customer"].get(f"{t}/usage-points/{up_id}/compare", params={"zip": "95313"}, timeout=30)
+    assert "TOU-C" in page.text and "Add and price my readings" in page.text
+    plans = {"66d811ce52c6fe40859130e8": "TOU-C", "662955dff338bcedec0dbfe7": "TOU-D"}
+    for plan in plans:
+        answer = world["customer"].post(f"{t}/usage-points/{up_id}/pricing",
+                                        data={"zip": "95313", "plan": plan}, timeout=60)  # fmt: skip
+        assert answer.status_code == 200
 
     def priced():
         with third.app_context():
-            p = database.session().get(tp.Pricing, up_id)
-            done = p is not None and p.status == "priced"
+            found = database.session().scalars(select(tp.RatePlan).where(tp.RatePlan.usage_point_id == up_id)).all()
             database.close_session(None)
-            return done
+            return len(found) == 2 and all(p.status == "priced" for p in found) and found
 
     wait(priced, timeout=90)
+    assert readings(up_id) == before  # the utility's costs, untouched
     with third.app_context():
         s = database.session()
-        rows = s.execute(
-            select(
-                tp.Reading.value,
-                tp.Reading.cost,
-                tp.Reading.tou,
-                tp.ReadingType.power_of_ten,
-                tp.ReadingType.flow_direction,
-            )
+        estimates = s.execute(
+            select(tp.PlanCost.rate_plan_id, tp.PlanCost.cost, tp.PlanCost.tou, tp.Reading.value,
+                   tp.Reading.duration, tp.ReadingType.power_of_ten)
+            .join(tp.Reading, (tp.Reading.meter_reading_id == tp.PlanCost.meter_reading_id)
+                  & (tp.Reading.start == tp.PlanCost.start) & (tp.Reading.seq == tp.PlanCost.seq))
             .join(tp.MeterReading, tp.Reading.meter_reading_id == tp.MeterReading.id)
             .join(tp.ReadingType, tp.MeterReading.reading_type_id == tp.ReadingType.id)
-            .where(tp.MeterReading.usage_point_id == up_id, tp.Reading.duration == 3600)
-        ).all()
-        pricing = s.get(tp.Pricing, up_id)
+            .where(tp.MeterReading.usage_point_id == up_id)
+        ).all()  # fmt: skip
+        names = {p.id: p.name for p in s.scalars(select(tp.RatePlan))}
         database.close_session(None)
-    assert pricing.priced > 0 and "TOU-C" in pricing.rate_plan
-    forward = [r for r in rows if r.flow_direction in (None, 1) and r.cost is not None]
-    assert forward and {r.tou for r in forward} <= {1, 2}
-    for r in forward[:50]:  # whole hours lie in one period: cost = kWh x the hour's price
-        kwh = Decimal(r.value).scaleb(r.power_of_ten - 3)
-        assert r.cost in (int(kwh * Decimal("0.38") * 100000), int(kwh * Decimal("0.52") * 100000))
-    page = world["customer"].get(f"{world['t_base']}/usage-points/{up_id}", timeout=30).text
-    assert "readings priced" in page
+    tou_c = next(i for i, n in names.items() if n.endswith("TOU-C"))
+    mine = [e for e in estimates if e.rate_plan_id == tou_c and e.duration == 3600]
+    assert {e.tou for e in mine} <= {1, 2} and len({e.rate_plan_id for e in estimates}) == 2
+    for e in mine[:50]:  # whole hours lie in one period: cost = kWh x the hour's price
+        kwh = Decimal(e.value).scaleb(e.power_of_ten - 3)
+        assert e.cost in (int(kwh * Decimal("0.38") * 100000), int(kwh * Decimal("0.52") * 100000))
+    # side by side: the utility's cost and both estimates, in total, by month, by TOU period
+    body = world["customer"].get(f"{t}/api/usage-points/{up_id}/plans", timeout=30,
+                                 params={"start": "2000-01-01", "end": "2100-01-01"}).json()  # fmt: skip
+    assert [c["kind"] for c in body["columns"]] == ["utility", "estimate", "estimate"]
+    total = body["total"]["costs"]
+    assert total["utility"] == pytest.approx(sum(c for _, _, c, _ in before) / 100000, abs=0.01)
+    assert all(total[f"plan-{i}"] > 0 for i in names)
+    assert sum(m["costs"][f"plan-{tou_c}"] for m in body["months"]) == pytest.approx(total[f"plan-{tou_c}"])
+    assert sum(p["cost"] for p in body["tou"][f"plan-{tou_c}"]) == pytest.approx(total[f"plan-{tou_c}"])
+    compare = world["customer"].get(f"{t}/usage-points/{up_id}/compare", timeout=30).text
+    assert "Your utility&#39;s cost" in compare and all(html.escape(n) in compare for n in names.values())
+    assert re.search(r"\$\d{1,3}(,\d{3})*\.\d\d", compare)  # $1,234.56
+    # the exports say which is which
+    exported = world["customer"].get(f"{t}/usage-points/{up_id}/export", params={"format": "csv"}, timeout=60).text
+    header = exported.splitlines()[0].split(",")
+    assert "utility_cost" in header and "cost" not in header
+    assert {h for h in header if h.startswith("estimate: ")} == {f"estimate: {n}" for n in names.values()}
 
 
 # --------------------------------------------------------------------------- WattzOn, Griddy
