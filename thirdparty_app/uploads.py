@@ -194,7 +194,7 @@ def check_and_ingest(upload_id: int) -> None:
     row.problems = (
         ""
         if problems is None
-        else json.dumps([{"line": p.line, "message": p.message} for p in problems])
+        else json.dumps([{"line": p.line, "path": p.path, "message": p.message} for p in problems])
     )
     with reading(row, "keeping") as f, keeping() as out:
         shutil.copyfileobj(f, out, 1 << 16)  # type: ignore[misc]

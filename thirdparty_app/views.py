@@ -4,9 +4,11 @@ signed-in account's own data only (operators: everyone's), through :mod:`.accoun
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -31,7 +33,19 @@ import espi
 from appkit.http import problem
 from espi.client import NOTIFICATION_LIMIT, CustodianProfile, TokenKind, UnsafeURI, token_kind
 
-from . import accounts, clients, db, erase, jobs, pricing, profiles, providers, rows, uploads
+from . import (
+    accounts,
+    clients,
+    db,
+    display,
+    erase,
+    jobs,
+    pricing,
+    profiles,
+    providers,
+    rows,
+    uploads,
+)
 from .accounts import account, webhook
 from .ratelimit import count, retry_in
 
@@ -410,13 +424,54 @@ def connections_context() -> dict[str, Any]:
     conns = list(
         db.session().scalars(accounts.connections_query().order_by(db.Connection.id.desc()))
     )
+    ups = usage_points_of([c.id for c in conns])
     return {
         "connections": conns,
+        "by_id": {c.id: c for c in conns},
         "counts": connection_counts([c.id for c in conns]),
         "titles": {c.profile: source_title(c.profile) for c in conns},
         "states": STATES,
         "failures": failed_downloads(),
+        "services": {c: services(found) for c, found in ups.items()},
     }
+
+
+def usage_points_of(ids: list[int]) -> dict[int, list[db.UsagePoint]]:
+    """The usage points of connections, by connection."""
+    out: dict[int, list[db.UsagePoint]] = {}
+    if ids:
+        query = select(db.UsagePoint).where(db.UsagePoint.connection_id.in_(ids))
+        for up in db.session().scalars(query.order_by(db.UsagePoint.id)):
+            out.setdefault(up.connection_id, []).append(up)
+    return out
+
+
+def services(ups: list[db.UsagePoint]) -> str:
+    """What a connection brings, in words: "electricity (2), gas"."""
+    kinds: dict[str, int] = {}
+    for up in ups:
+        kind = display.service_kind(up) or "other"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{k} ({n})" if n > 1 else k for k, n in kinds.items())
+
+
+@bp.get("/connections/status")
+def connections_status() -> Response:
+    """The account's connections' states as JSON, for pages that show data arriving
+    (``static/connections.js`` polls it while a connection waits for data)."""
+    found = connections_context()
+    body = [
+        {
+            "id": c.id,
+            "status": c.status,
+            "state": STATES.get(c.status, c.status),
+            "reason": c.reason,
+            "readings": found["counts"].get(c.id, 0),
+            "last_sync": c.last_sync,
+        }
+        for c in found["connections"]
+    ]
+    return Response(json.dumps(body), mimetype="application/json")
 
 
 def failed_downloads() -> list[db.Notification]:
@@ -435,6 +490,24 @@ def datetime_filter(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+@bp.app_template_filter("localmonth")
+def local_month(epoch: int, up: db.UsagePoint) -> str:
+    """A month by its first second, in the usage point's zone: "March 2026"."""
+    return f"{datetime.fromtimestamp(epoch, rows.zone(up)):%B %Y}"
+
+
+@bp.app_context_processor
+def formats() -> dict[str, Any]:
+    """What every template may use to show names and numbers (:mod:`.display`)."""
+    return {
+        "money": display.money,
+        "quantity": display.quantity,
+        "usage_point_name": display.usage_point_name,
+        "service_kind": display.service_kind,
+        "customer_facts": display.customer_facts,
+    }
+
+
 @bp.get("/")
 def home() -> str:
     s = db.session()
@@ -447,7 +520,6 @@ def home() -> str:
             if providers.configured(slug)
         ],
         usage_points=list(s.scalars(accounts.usage_points_query().order_by(db.UsagePoint.id))),
-        kinds={int(k): k.label for k in espi.ServiceKind},
         **connections_context(),
     )
 
@@ -478,59 +550,68 @@ def freshness(s: Any, row: db.UsagePoint) -> str:
     if last_end is None:
         return "No readings yet."
     up_to = datetime.fromtimestamp(last_end, zone).strftime("%Y-%m-%d %H:%M")
-    holes = (
-        f"gaps: {gaps}, the longest {longest // 3600} h {longest % 3600 // 60} min"
-        if gaps
-        else "gaps: none"
-    )
+    if longest >= 2 * 86400:
+        size = f"{longest / 86400:,.0f} days"
+    else:
+        size = f"{longest // 3600} h {longest % 3600 // 60} min"
+    holes = f"gaps: {gaps:,}, the longest {size}" if gaps else "gaps: none"
     return f"Data up to {up_to} ({row.zone or 'UTC'}); {holes}."
+
+
+def bill_rows(s: Any, up_id: int, zone: Any) -> list[dict[str, Any]]:
+    """A usage point's bills, newest first, as the page lists them: the period in local days,
+    the amount and each charge in currency."""
+    out = []
+    for bill in reversed(rows.bills(s, up_id)):
+        currency = espi.Currency(bill.currency).label if bill.currency is not None else "USD"
+        first = datetime.fromtimestamp(bill.start, zone)
+        last = datetime.fromtimestamp(max(bill.start, bill.end - 1), zone)  # the end is excluded
+        used = None
+        if bill.consumption is not None and bill.consumption_uom == int(espi.UnitSymbolKind.WH):
+            used = Decimal(bill.consumption).scaleb((bill.consumption_power_of_ten or 0) - 3)
+        out.append(
+            {
+                "period": f"{first:%b} {first.day}, {first:%Y} – {last:%b} {last.day}, {last:%Y}",
+                "amount": display.money(bill.amount, currency),
+                "used": display.quantity(used) if used is not None else "",
+                "charges": [
+                    (li.note or "Charge", display.money(li.amount, currency))
+                    for li in bill.line_items
+                ],
+            }
+        )
+    return out
 
 
 @bp.get("/usage-points/<int:up_id>")
 def usage_point(up_id: int) -> str:
-    """A usage point: its readings in a chart (JSON API + uPlot), downloads, bills."""
+    """A usage point: its energy and costs by period in charts (JSON API + uPlot), downloads,
+    rate plans, bills."""
     s = db.session()
     row = accounts.usage_point(up_id)
     zone = rows.zone(row)
     last = db.last_reading_start(db.UsagePoint.id == up_id)
     end = datetime.fromtimestamp(last or time.time(), zone).date()  # the last reading's day
     start = end - timedelta(days=6)  # and the six before: a week of whole local days
-    bills = []
-    for bill in reversed(rows.bills(s, up_id)):  # newest first
-        currency = espi.Currency(bill.currency).label if bill.currency is not None else ""
-        period = bill.start, bill.end
-        bills.append(
-            {
-                "period": " to ".join(f"{datetime.fromtimestamp(t, UTC):%Y-%m-%d}" for t in period),
-                "amount": f"{(bill.amount or 0) / espi.model.COST_SCALE:,.2f} {currency}",
-                "charges": ", ".join(
-                    f"{li.note}: {(li.amount or 0) / espi.model.COST_SCALE:,.2f}"
-                    for li in bill.line_items
-                ),
-            }
-        )
     twice = s.scalar(  # readings stored beside another at their start (see db.Reading)
         select(func.count())
         .select_from(db.Reading)
         .join(db.MeterReading)
         .where(db.MeterReading.usage_point_id == up_id, db.Reading.seq > 0)
     )
-    kind = espi.ServiceKind(row.kind).label if row.kind is not None else "service kind not given"
-    zipcode = request.args.get("zip", "")
-    plans, plans_error = pricing.rate_plans(zipcode)
+    conn = s.get(db.Connection, row.connection_id)
     return render_template(
         "usage_point.html",
-        pricing=s.get(db.Pricing, up_id),
-        pricing_available=providers.configured("wattshift"),
-        zipcode=zipcode,
-        plans=plans,
-        plans_error=plans_error,
         up=row,
-        kind=kind,
+        name=display.usage_point_name(row),
+        kind=display.service_kind(row) or "service kind not given",
+        facts=display.customer_facts(conn),
+        source=source_title(conn.profile) if conn is not None else "",
+        plans=pricing.plans_of(up_id),
+        pricing_available=providers.configured("wattshift"),
         freshness=freshness(s, row),
         twice=twice,
-        series=row.meter_readings,
-        bills=bills,
+        bills=bill_rows(s, up_id, zone),
         start=start.isoformat(),
         end=end.isoformat(),
     )

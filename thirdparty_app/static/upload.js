@@ -1,8 +1,21 @@
-// An upload's page while a worker checks and ingests the file: the step and its progress from
-// the status route, then the page again with the results. (A file, not inline: the
+// Uploads: while the file is sent, the form says so (a large file takes a while); on the
+// upload's page while a worker checks and ingests it, the step and its progress from the status
+// route, then the page again with the results. (A file, not inline: the
 // Content-Security-Policy allows no inline script; without script the page refreshes itself.)
 (function () {
   "use strict";
+  const form = document.getElementById("upload-form");
+  if (form) {
+    form.addEventListener("submit", () => {
+      const button = form.querySelector("button[type=submit]");
+      const file = form.querySelector("input[type=file]").files[0];
+      button.disabled = true;
+      button.textContent = "Uploading…";
+      form.setAttribute("aria-busy", "true");
+      const size = file ? ` (${new Intl.NumberFormat("en-US").format(Math.round(file.size / 1024))} KB)` : "";
+      document.getElementById("sending").textContent = `Sending the file${size}: this page moves on when it has arrived.`;
+    });
+  }
   const box = document.getElementById("upload-progress");
   if (!box) {
     return;
