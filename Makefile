@@ -14,7 +14,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Charting for the pages, from the npm registry at build time (pages never load a CDN).
+# Charting for the pages, from the npm registry at build time (pages never load a CDN); npm ci
+# also installs axe-core, which the browser tests inject into the pages they check.
 $(VENDOR): thirdparty_app/frontend/package-lock.json
 	@if command -v npm >/dev/null; then \
 	  npm ci --prefix thirdparty_app/frontend --no-audit --no-fund --silent && \

@@ -76,6 +76,12 @@ def test_usage_point_page_draws_the_chart(world, browser):  # noqa: F811
     freshness = browser.find_element(By.ID, "freshness").text
     assert freshness.startswith("Data up to ") and "gaps: none" in freshness
     points = int(browser.find_element(By.ID, "usage-chart").get_attribute("data-points"))
+    assert points == 7  # the last week, a bar a day
+    Select(browser.find_element(By.ID, "aggregate")).select_by_value("hour")  # redraws at once
+    WebDriverWait(browser, 20).until(
+        lambda b: int(b.find_element(By.ID, "usage-chart").get_attribute("data-points")) > 8
+    )
+    points = int(browser.find_element(By.ID, "usage-chart").get_attribute("data-points"))
     assert 6 * 24 <= points <= 8 * 24  # about a week of hourly totals
     assert (
         browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length") > 100
@@ -84,19 +90,14 @@ def test_usage_point_page_draws_the_chart(world, browser):  # noqa: F811
         str(ARTIFACTS / f"usage-point-hourly-{world['t_base'].rsplit(':', 1)[1]}.png")
     )
     Select(browser.find_element(By.ID, "measure")).select_by_value("cost")
-    browser.find_element(By.CSS_SELECTOR, "#controls button").click()
     WebDriverWait(browser, 20).until(
-        lambda b: (
-            b.execute_script("return window.usageChart.series[1].label")
-            == "used from the grid (cost)"
-        )
+        lambda b: b.execute_script("return window.usageChart.series[1].label") == "Your utility's cost"
     )
     assert (
         browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length") > 100
     )
     Select(browser.find_element(By.ID, "measure")).select_by_value("value")
     Select(browser.find_element(By.ID, "aggregate")).select_by_value("day")
-    browser.find_element(By.CSS_SELECTOR, "#controls button").click()
     WebDriverWait(browser, 20).until(
         lambda b: int(b.find_element(By.ID, "usage-chart").get_attribute("data-points")) <= 8
     )
@@ -139,7 +140,7 @@ def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa:
     links[-1].click()  # carol's solar usage point, the newest
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over")))
     series = browser.execute_script("return window.usageChart.series.slice(1).map(s => s.label)")
-    assert series == ["used from the grid (Wh)", "sent to the grid (Wh)"]
+    assert series == ["Imported", "Exported", "Net", "Previous period"]
     browser.save_screenshot(str(ARTIFACTS / "solar.png"))
     csv_link = browser.find_element(By.CSS_SELECTOR, ".downloads a[data-format=csv]").get_attribute(
         "href"
@@ -222,6 +223,10 @@ def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noq
         )
         link.click()
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#usage-chart .u-over")))
+        from selenium.webdriver.support.ui import Select
+
+        Select(browser.find_element(By.ID, "aggregate")).select_by_value("hour")
+        wait.until(lambda b: int(b.find_element(By.ID, "usage-chart").get_attribute("data-points")) > 24)
         assert (
             browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length")
             > 24
@@ -230,7 +235,9 @@ def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noq
         labels = browser.execute_script(
             "return window.usageChart.series.slice(1).map(s => s.label)"
         )
-        assert labels == ["used from the grid (Wh)", "emissions, CO2e (g)"]  # two units, two axes
+        assert labels == ["Used from the grid", "Previous period"]
+        # a second unit never hides the first: it has a chart of its own
+        assert browser.find_element(By.CSS_SELECTOR, "#unit-charts h3").text == "Emissions (kg CO₂e)"
         # keyboard zoom and pan
         from selenium.webdriver.common.keys import Keys
 
@@ -295,6 +302,13 @@ def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser
 
         wait.until(both_active)
         browser.save_screenshot(str(ARTIFACTS / "connections-phone.png"))
+        # Griddy's prices are a price, on a chart of their own (they were "used from the grid
+        # (money)", drawn on the energy's axis)
+        browser.get(world["t_base"] + "/")
+        next(a for a in browser.find_elements(By.CSS_SELECTOR, "#usage-points a") if a.text.startswith("Griddy")).click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#unit-charts h3")))
+        assert browser.find_element(By.CSS_SELECTOR, "#unit-charts h3").text == "Price ($/kWh)"
+        assert browser.execute_script("return window.usageChart.series[1].label") == "Used from the grid"
     finally:
         browser.set_window_size(1200, 1000)
 

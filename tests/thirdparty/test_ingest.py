@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import re
 import threading
 
 import pytest
@@ -258,8 +259,10 @@ def test_bills_are_rows_the_page_the_api_and_the_export_read(app, customer):
     ]
     assert api(app, key, f"/api/usage-points/{up}/summaries", start=str(DAY)).json()[0]["start"] == "2023-11-15T00:00:00Z"
     page = Person.sign_in(app.config["BASE"], email).get(f"{app.config['BASE']}/usage-points/{up}", timeout=30).text
-    assert "2023-11-15 to 2023-12-15" in page and "14.85 USD" in page
-    assert "Energy charge: 12.35, Delivery: 2.50" in page
+    # the period in local days (its end excluded), the amounts in dollars, each charge as text
+    assert "Nov 15, 2023 – Dec 14, 2023" in page and "$14.85" in page and "412 kWh" in page
+    assert re.search(r"<li><span>Energy charge</span><span class=\"num\">\$12\.35</span></li>"
+                     r"<li><span>Delivery</span><span class=\"num\">\$2\.50</span></li>", page)
     xml = api(app, key, f"/usage-points/{up}/export", format="xml").content
     assert espi.validate(xml) == []
     summary = espi.parse(xml).usage_summaries[-1]

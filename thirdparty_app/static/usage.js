@@ -159,6 +159,7 @@
   function draw(target, data, unit, bucket, height) {
     const { starts, durations, lines: drawn } = data;
     const xs = starts.map((t, i) => t + (durations[i] || 0) / 2);  // each bar at its middle
+    const extent = [starts[0], starts[starts.length - 1] + (durations[durations.length - 1] || 0)];
     const series = [{
       label: "When",
       value: (u, v, si, idx) => idx == null ? "" : when(starts[idx], bucket, true),
@@ -181,7 +182,8 @@
       width, height, series,
       scales: {
         y: { range: (u, lo, hi) => uPlot.rangeNum(Math.min(0, lo ?? 0), Math.max(0, hi ?? 1), 0.1, true) },  // bars start at zero
-        x: { time: false, range: (u, lo, hi) => xs.length ? [starts[0], starts[starts.length - 1] + (durations[durations.length - 1] || 0)] : [lo, hi] },
+        // the whole period (the first bar's start to the last one's end), or a zoomed part
+        x: { time: false, range: (u, lo, hi) => lo <= xs[0] && hi >= xs[xs.length - 1] ? extent : [lo, hi] },
       },
       axes: [
         { splits: () => xs.filter((_, i) => i % step === 0), values: (u, splits) => splits.map((x) => when(starts[xs.indexOf(x)], bucket, false, xs.length > 14)), grid: { show: false } },
@@ -243,6 +245,7 @@
       charts.push(u);
     });
     box.dataset.points = String(now.starts.length);
+    window.usageData = { starts: now.starts, durations: now.durations };  // what the bars are (tests read it)
     caption.textContent = `${whole.format(now.starts.length)} ${bucket === "none" ? "readings" : "bars"}.`;
   }
 
