@@ -93,8 +93,14 @@ def summed(rt: db.ReadingType | None) -> bool:
 
 def decimal(amount: int | Decimal | None, power: int) -> float | None:
     """An ESPI integer times ``10**power`` as the JSON number that reads as that decimal
-    (``156560, -6`` is ``0.15656``, not ``0.15655999999999998``)."""
-    return None if amount is None else float(Decimal(amount).scaleb(power))
+    (``156560, -6`` is ``0.15656``, not ``0.15655999999999998``): the double nearest to it,
+    which Python writes as the decimal. Dividing by an exact power of ten rounds once (ten
+    times faster than through Decimal); multiplying by ``10.0**power`` rounded twice."""
+    if amount is None:
+        return None
+    if isinstance(amount, Decimal):
+        return float(amount.scaleb(power))
+    return amount / 10**-power if power < 0 else float(amount * 10**power)
 
 
 def mean(total: int | None, count: int, power: int) -> float | None:

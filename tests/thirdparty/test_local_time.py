@@ -10,8 +10,11 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import fresh_postgres, fresh_redis
 from tests.scripted import Answer, Scripted
@@ -131,3 +134,11 @@ def test_the_page_shows_a_week_of_whole_local_days(served):
     body = person.get(f"{app.url}/api/usage-points/{up}/readings", timeout=30,
                       params={"aggregate": "hour", "start": start, "end": end}).json()  # fmt: skip
     assert len(body["series"][0]["points"]) == 7 * 24 + 1  # with the fall-back day's 25th
+
+
+@given(st.integers(-(10**15), 10**15), st.integers(-9, 3))
+def test_an_amount_is_the_double_nearest_its_decimal(amount, power):
+    from thirdparty_app.buckets import decimal
+
+    assert decimal(amount, power) == float(Decimal(amount).scaleb(power))
+    assert decimal(156560, -6) == 0.15656 and repr(decimal(5356, -5)) == "0.05356"
