@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 import espi
 from appkit import database
+from espi.client import NOTIFICATION_LIMIT
 from fakes import griddy as fake_griddy
 from fakes import wattzon as fake_wattzon
 from tests.thirdparty.browsing import Person
@@ -313,6 +314,9 @@ def test_wattzon_connection_over_mutual_tls_shows_like_green_button_data(world):
     assert provider_connection(third, "wattzon")[0].attempts == 0  # no sync queued again
     bad = requests.post(f"{world['t_base']}/providers/wattzon/notify", data="{", timeout=30)
     assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
+    big = requests.post(f"{world['t_base']}/providers/wattzon/notify", timeout=30,
+                        data=b" " * (NOTIFICATION_LIMIT + 1))  # fmt: skip
+    assert big.status_code == 413
     assert requests.post(f"{world['t_base']}/providers/griddy/notify", data="{}",
                          timeout=30).status_code == 404  # Griddy does not notify  # fmt: skip
     mine = [u for u in world["customer"].get(world["t_base"] + "/api/usage-points", timeout=30).json()
