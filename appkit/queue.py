@@ -29,14 +29,16 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
         pass
 
 
-def start_embedded(huey: Huey, workers: int = 2) -> Any:
-    """Run a consumer in this process's background threads; ``.stop()`` ends it."""
-    consumer = EmbeddedConsumer(huey, workers=workers, worker_type="thread", periodic=False,
+def start_embedded(huey: Huey, workers: int = 2, periodic: bool = False) -> Any:
+    """Run a consumer in this process's background threads; ``.stop()`` ends it.
+    ``periodic``: it also queues the Huey's periodic tasks when they are due."""
+    consumer = EmbeddedConsumer(huey, workers=workers, worker_type="thread", periodic=periodic,
                                 check_worker_health=False, scheduler_interval=1)  # fmt: skip
     threading.Thread(target=consumer.start, name=f"{huey.name}-worker", daemon=True).start()
     return consumer
 
 
-def run_worker(huey: Huey, workers: int = 2) -> None:
-    """Run a consumer in the foreground (``flask ... worker``) until interrupted."""
-    huey.create_consumer(workers=workers, worker_type="thread", periodic=False).run()
+def run_worker(huey: Huey, workers: int = 2, periodic: bool = False) -> None:
+    """Run a consumer in the foreground (``flask ... worker``) until interrupted (``periodic``:
+    see :func:`start_embedded`)."""
+    huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic).run()

@@ -24,10 +24,10 @@ from flask import Flask, Response, request
 from sqlalchemy import event, inspect, select
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from appkit import database, queue
+from appkit import database
 from appkit.http import SessionOverHttps, redact_access_logs, security_headers
 
-from . import db, jobs, views
+from . import db, jobs, providers, queueing, views
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 
@@ -49,9 +49,10 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "thirdparty_session"  # apps on one host share cookies across ports
     CUSTODIANS: ClassVar[dict[str, dict[str, Any]]] = {}  # profile overrides (profiles.py)
-    PROVIDER_HISTORY_DAYS = 395  # a provider connection's first sync asks for 13 months
+    PROVIDER_HISTORY_DAYS = 0  # a provider connection's first sync: 0 = the provider's default
     PROVIDER_NOT_READY_DELAY = 30  # seconds between asks while a provider is still syncing
-    PROVIDERS: ClassVar[dict[str, dict[str, Any]]] = {}  # Pelm, WattShift settings (providers.py)
+    PROVIDERS: ClassVar[dict[str, dict[str, Any]]] = {}  # registered providers' settings, by slug
+    CONNECT_EXPIRY = 3600  # seconds a connect waits for the source's answer (then removed)
     BASE_URL = ""  # https://your-host: links in mails point there (required outside development)
     SIGNIN_LIMIT = "10 per minute"  # failed sign-ins per client address and per email address
     MAIL_SERVER = ""  # host[:port] of an SMTP relay for password resets ("" : instance/outbox)
@@ -97,9 +98,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def headers(response: Response) -> Response:
         return security_headers(response, request.is_secure)
 
+    providers.check_settings(app.config)
     database.init_app(app)
     busy_timeout(app)
-    jobs.make_huey(app)
+    queueing.make(app)
     views.init_app(app)
     register_commands(app)
     if app.config["EMBEDDED_WORKER"]:
@@ -131,7 +133,9 @@ def register_commands(app: Flask) -> None:
     def sync_cmd() -> None:
         """Ask every custodian for fresh data for every connection (queued)."""
         conns = db.session().scalars(
-            select(db.Connection).where(db.Connection.status.in_(("active", "waiting")))
+            select(db.Connection).where(
+                db.Connection.status.in_(jobs.SYNCING), db.Connection.profile != db.UPLOAD
+            )
         )
         n = 0
         for conn in conns:
@@ -181,7 +185,4 @@ def start_worker(app: Flask, embedded: bool) -> None:
                 jobs.recover()
             except Exception:  # a broken document must not keep the worker from starting
                 logging.getLogger(__name__).exception("recovery failed")
-    if embedded:
-        app.extensions["tp.consumer"] = queue.start_embedded(app.extensions["tp.huey"])
-    else:
-        queue.run_worker(app.extensions["tp.huey"], int(app.config["WORKER_THREADS"]))
+    queueing.start(app, embedded)

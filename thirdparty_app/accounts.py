@@ -547,7 +547,7 @@ def customers() -> str:
             | func.lower(db.Account.name).like(like)
             | func.lower(db.Connection.label).like(like)
         )
-    if state:
+    if state in set(db.ConnectionState):
         query = query.where(db.Connection.status == state)
     if kind.isdigit():
         query = query.where(

@@ -51,7 +51,9 @@ class Custodian(espi_client.Custodian):
 
 def custodian(name: str) -> Custodian:
     """The process's client of a profile (KeyError: no such profile)."""
-    clients: dict[str, Custodian] = current_app.extensions.setdefault("tp.custodians", {})
+    clients: dict[str, Custodian] = current_app.extensions.setdefault(
+        "thirdparty_app.custodians", {}
+    )
     found = clients.get(name)
     if found is None:
         profile = profiles.get(name)

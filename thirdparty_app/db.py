@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     func,
     select,
@@ -35,6 +37,66 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from appkit.database import close_session, engine, session
 
 __all__ = ["close_session", "engine", "session"]
+
+
+# --------------------------------------------------------------------------- states
+
+
+class ConnectionState(StrEnum):
+    """Where a connection stands (the Authorizations page names each)."""
+
+    CONNECTING = "connecting"  # sent to the source's page; its answer has not come back
+    WAITING = "waiting"  # connected; its data not here yet
+    ACTIVE = "active"  # data arrives
+    REVOKED = "revoked"  # sharing stopped
+    FAILED = "failed"  # see the reason
+
+
+class NotificationState(StrEnum):
+    QUEUED = "queued"  # its download to come
+    DONE = "done"
+    ACCEPTED = "accepted"  # answered 202: the custodian will announce it again
+    FAILED = "failed"
+
+
+class DocumentState(StrEnum):
+    FETCHED = "fetched"  # kept, not ingested yet
+    INGESTED = "ingested"
+    FAILED = "failed"
+
+
+class UploadState(StrEnum):
+    QUEUED = "queued"  # the worker's part to come or under way
+    DONE = "done"
+    REJECTED = "rejected"  # not a Green Button file
+    FAILED = "failed"
+
+
+class PricingState(StrEnum):
+    PRICING = "pricing"
+    PRICED = "priced"
+    FAILED = "failed"
+
+
+S = TypeVar("S", bound=StrEnum)
+
+
+class State(TypeDecorator[S]):
+    """A state column: the enum's value as text in the database (``String(20)``), the enum
+    member in Python."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def __init__(self, enum: type[S]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any, dialect: Any) -> S | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -89,6 +151,10 @@ class ApiKey(Base):
     last_used: Mapped[int] = mapped_column(default=0)
 
 
+#: the profile of the connection that holds a customer's uploaded files
+UPLOAD = "upload"
+
+
 class Connection(Base):
     """One customer's authorization at one custodian (ESPI Authorization + Subscription), or
     at a provider (``profile`` is then the provider's slug, e.g. ``pelm``; ``label`` the
@@ -107,13 +173,15 @@ class Connection(Base):
     refresh_token: Mapped[str | None] = mapped_column(Text)  # encrypted
     expires_at: Mapped[int] = mapped_column(default=0)
     scope: Mapped[str] = mapped_column(Text, default="")
-    #: waiting (for data), active, revoked, failed
-    status: Mapped[str] = mapped_column(String(20), default="waiting")
+    status: Mapped[ConnectionState] = mapped_column(
+        State(ConnectionState), default=ConnectionState.WAITING
+    )
     reason: Mapped[str] = mapped_column(Text, default="")
     created: Mapped[int] = mapped_column(default=now)
     last_sync: Mapped[int] = mapped_column(default=0)
-    #: a provider's jobs still running for this connection (WattzOn's ids, space-separated)
-    pending: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: a provider connection's ``Credentials.extra`` (WattzOn's running jobs, ...): sealed JSON,
+    #: "" when empty (a custodian's are columns of their own: authorization_uri, scope)
+    extra: Mapped[str] = mapped_column(Text, default="", server_default="")
     #: who the source says the customer is (RetailCustomer data, when shared): for operators
     customer_name: Mapped[str] = mapped_column(Text, default="", server_default="")
     account_number: Mapped[str] = mapped_column(Text, default="", server_default="")
@@ -122,6 +190,20 @@ class Connection(Base):
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     #: until when (epoch seconds) one worker holds the right to renew the tokens (clients.py)
     refreshing: Mapped[int] = mapped_column(default=0, server_default="0")
+
+    @property
+    def connected(self) -> bool:
+        """Whether the source took the customer's consent or credentials: something to end
+        there, and to sync (not a connect never finished, nor an uploaded file)."""
+        if self.profile == UPLOAD:
+            return False
+        return bool(
+            self.access_token
+            or self.refresh_token
+            or self.extra
+            or self.label
+            or self.subscription_uri
+        )
 
 
 class Notification(Base):
@@ -134,9 +216,9 @@ class Notification(Base):
     uri: Mapped[str] = mapped_column(String(2000), unique=True)
     profile: Mapped[str] = mapped_column(String(40))
     received: Mapped[int] = mapped_column(default=now)
-    #: queued (its download to come), done, accepted (answered 202: to be announced again),
-    #: failed
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[NotificationState] = mapped_column(
+        State(NotificationState), default=NotificationState.QUEUED
+    )
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     retry_at: Mapped[int] = mapped_column(default=0, server_default="0")  # the next attempt
@@ -154,8 +236,7 @@ class Upload(Base):
     filename: Mapped[str] = mapped_column(String(200))
     path: Mapped[str] = mapped_column(Text, default="")
     size: Mapped[int] = mapped_column(BigInteger)
-    #: queued (the worker's part to come or under way), done, rejected, failed
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[UploadState] = mapped_column(State(UploadState), default=UploadState.QUEUED)
     stage: Mapped[str] = mapped_column(String(20), default="")  # see uploads.STAGES
     progress: Mapped[float | None] = mapped_column(Float)  # of the stage, 0 to 1; None: unknown
     attempts: Mapped[int] = mapped_column(default=0)
@@ -178,8 +259,9 @@ class Document(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     fetched: Mapped[int] = mapped_column(default=now)
-    #: fetched, ingested, failed
-    status: Mapped[str] = mapped_column(String(20), default="fetched")
+    status: Mapped[DocumentState] = mapped_column(
+        State(DocumentState), default=DocumentState.FETCHED
+    )
     #: readings of the document stored (filed under a connection), and of them written anew:
     #: blocks proven unchanged are not written again
     readings: Mapped[int] = mapped_column(default=0)
@@ -303,8 +385,9 @@ class RatePlan(Base):
     plan: Mapped[str] = mapped_column(String(200))  # the provider's id of the plan
     name: Mapped[str] = mapped_column(String(200))  # the utility's name and the plan's
     home_id: Mapped[str] = mapped_column(String(200))
-    #: pricing, priced, failed
-    status: Mapped[str] = mapped_column(String(20), default="pricing")
+    status: Mapped[PricingState] = mapped_column(
+        State(PricingState), default=PricingState.PRICING
+    )
     reason: Mapped[str] = mapped_column(Text, default="")
     priced: Mapped[int] = mapped_column(default=0)
     created: Mapped[int] = mapped_column(default=now)

@@ -11,7 +11,8 @@ from sqlalchemy import delete, select
 
 import espi
 
-from . import clients, db, profiles, providers
+from . import db, profiles, providers
+from .db import ConnectionState
 from .readings import guard
 
 log = logging.getLogger(__name__)
@@ -22,20 +23,19 @@ class NotEnded(Exception):
 
 
 def end(conn: db.Connection) -> str:
-    """Stop the sharing at its source and mark the connection revoked; what was done, in
-    words. Raises NotEnded when a custodian refused to revoke the authorization."""
-    if conn.profile == "upload":
-        done = ""
-    elif conn.profile in providers.SLUGS:
-        done = providers.disconnect(conn)
-    else:
+    """Stop the sharing at its source (:func:`.providers.disconnect`) and mark the connection
+    revoked, its credentials forgotten; what was done, in words. Raises NotEnded, and changes
+    nothing but the reason, when the source could not end it (down, or it refused)."""
+    done = ""
+    if conn.profile != db.UPLOAD:
         try:
-            done = clients.custodian(conn.profile).disconnect(clients.credentials(conn))
-        except (espi.ProviderError, KeyError) as err:
-            conn.reason = f"revocation at the custodian failed: {err}"
+            done = providers.disconnect(conn)
+        except (espi.ProviderError, LookupError, ValueError) as err:
+            conn.reason = f"ending the sharing at {providers.title_of(conn.profile)} failed: {err}"
             raise NotEnded(str(err)) from err
-    conn.status, conn.reason = "revoked", done
+    conn.status, conn.reason = ConnectionState.REVOKED, done
     conn.access_token = conn.refresh_token = None
+    conn.extra = ""
     return done
 
 
@@ -102,7 +102,7 @@ def account(found: db.Account) -> set[str]:
     s = db.session()
     conns = s.scalars(select(db.Connection).where(db.Connection.account_id == found.id)).all()
     for conn in conns:
-        if conn.status != "revoked":
+        if conn.status != ConnectionState.REVOKED:
             end(conn)
     paths: set[str] = set()
     for conn in conns:

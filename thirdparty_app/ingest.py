@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -43,7 +42,8 @@ import espi
 from espi import model as m
 from espi import timeparams
 
-from . import db, profiles, rows
+from . import db, profiles, queueing, rows
+from .db import ConnectionState, DocumentState
 from .readings import Row, guard, writer
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ def upsert(s: Session, table: Any, values: dict[str, Any], keys: list[str]) -> i
 
 SUBSCRIPTION_OF = re.compile(r"/Subscription/([^/?#]+)/")
 STAMPED = (db.UsagePoint, db.ReadingType, db.CustomerInfo)  # rows that carry a document's stamp
+#: the connections a Bulk document's resources may be filed under
+LIVE = (ConnectionState.ACTIVE, ConnectionState.WAITING)
 
 
 @dataclass(slots=True)
@@ -158,7 +160,7 @@ class Ingest:
             conns = self.s.scalars(
                 select(db.Connection).where(
                     db.Connection.profile.in_(self.custodian()),
-                    db.Connection.status.in_(("active", "waiting")),
+                    db.Connection.status.in_(LIVE),
                     db.Connection.subscription_uri.is_not(None),
                 )
             )
@@ -183,7 +185,7 @@ class Ingest:
             .where(
                 model.href == href,
                 db.Connection.profile.in_(self.custodian()),
-                db.Connection.status.in_(("active", "waiting")),
+                db.Connection.status.in_(LIVE),
             )
         ).all()
         if len(set(known)) == 1:
@@ -453,7 +455,7 @@ class Ingest:
         """What the ingestion did, on the document (with what the reader tolerated, e.g. a DST
         hour it moved: ``dst-duplicate``)."""
         doc = self.document
-        doc.status, doc.error = "ingested", ""
+        doc.status, doc.error = DocumentState.INGESTED, ""
         doc.readings, doc.written = self.count, self.written
         doc.duplicates, doc.refused = len(self.duplicates), len(self.refused)
         doc.stamped = self.stamp()
@@ -503,7 +505,7 @@ def same_as_before(s: Session, document: db.Document) -> db.Document | None:
     )
     before = s.scalar(
         select(doc)
-        .where(doc.sha256 == document.sha256, doc.status == "ingested", target)
+        .where(doc.sha256 == document.sha256, doc.status == DocumentState.INGESTED, target)
         .where(doc.refused == 0, doc.stamped > 0)
         .order_by(doc.id.desc())
         .limit(1)
@@ -524,7 +526,7 @@ def same_as_before(s: Session, document: db.Document) -> db.Document | None:
             .join(db.Connection)
             .where(
                 db.UsagePoint.document_id == before.id,
-                db.Connection.status.not_in(("active", "waiting")),
+                db.Connection.status.not_in(LIVE),
             )
         )
         if lapsed:
@@ -539,7 +541,7 @@ def skip(s: Session, document: db.Document, before: db.Document) -> None:
             s.execute(
                 update(model).where(model.document_id == before.id).values(document_id=document.id)
             )
-    document.status, document.error, document.written = "ingested", "", 0
+    document.status, document.error, document.written = DocumentState.INGESTED, "", 0
     document.readings, document.duplicates = before.readings, before.duplicates
     document.refused, document.stamped = 0, before.stamped
     document.notes = f"the same content as document {before.id}, unchanged since: not read again"
@@ -614,7 +616,7 @@ def ingest(s: Session, document: db.Document, full: bool = False) -> int:
 
 
 def failed(s: Session, document: db.Document, err: Exception) -> None:
-    document.status, document.error = "failed", str(err)[:2000]
+    document.status, document.error = DocumentState.FAILED, str(err)[:2000]
     s.add(document)
     s.commit()
 
@@ -627,4 +629,4 @@ def reprice(s: Session, usage_points: set[int]) -> None:
     plans = db.RatePlan.usage_point_id
     query = select(plans).where(plans.in_(usage_points)).distinct()
     for up_id in s.scalars(query):
-        current_app.extensions["tp.price"](up_id)
+        queueing.enqueue("price", up_id)

@@ -13,14 +13,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import delete, func, insert, select, tuple_
 
 import espi
 from espi.providers import wattshift as espi_ws
 
-from . import accounts, db, rows
+from . import accounts, db, queueing, rows
 from .buckets import estimate_of, period, sums
+from .db import PricingState
+from .display import usage_point_name
 from .ingest import BATCH
 from .providers import configured, failed_page, wattshift_client
 
@@ -60,9 +62,9 @@ def attach_plan(up_id: int) -> Any:
         row = db.RatePlan(usage_point_id=up_id, plan=plan, name=f"{utility.name} {name}",
                           home_id=str(home["id"]))  # fmt: skip
         s.add(row)
-    row.status, row.reason, row.updated = "pricing", "", int(time.time())
+    row.status, row.reason, row.updated = PricingState.PRICING, "", int(time.time())
     s.commit()
-    current_app.extensions["tp.price"](up_id)
+    queueing.enqueue("price", up_id)
     flash(f"{row.name}: pricing your readings; the comparison fills in when it is done.")
     return redirect(url_for("pricing.compare_page", up_id=up_id))
 
@@ -115,7 +117,7 @@ def price_usage_point(up_id: int) -> None:
     found = s.scalars(select(db.MeterReading).where(db.MeterReading.usage_point_id == up_id))
     meters = [(mr.id, mr.reading_type) for mr in found if mr.reading_type and energy(mr)]
     for plan in plans_of(up_id):
-        if plan.status == "failed":
+        if plan.status == PricingState.FAILED:
             continue  # chosen again, it is priced again
         try:
             priced = sum(price_meter_reading(s, client, plan, mr, rt) for mr, rt in meters)
@@ -123,10 +125,10 @@ def price_usage_point(up_id: int) -> None:
             raise  # tried again later (jobs)
         except espi.ProviderError as err:
             s.rollback()
-            plan.status, plan.reason = "failed", str(err)
+            plan.status, plan.reason = PricingState.FAILED, str(err)
             s.commit()
             continue
-        plan.status, plan.reason, plan.priced = "priced", "", priced
+        plan.status, plan.reason, plan.priced = PricingState.PRICED, "", priced
         plan.updated = int(time.time())
         s.commit()
 
@@ -135,11 +137,14 @@ def note(up_id: int, text: str, final: bool, retry_at: int) -> None:
     """How a pricing attempt went, on the usage point's plans still being priced (jobs)."""
     s = db.session()
     for plan in plans_of(up_id):
-        if plan.status == "pricing":
+        if plan.status == PricingState.PRICING:
             plan.reason = text
             if final:
-                plan.status = "failed"
+                plan.status = PricingState.FAILED
     s.commit()
+
+
+queueing.register("price", price_usage_point, note=note)
 
 
 def price_meter_reading(
@@ -326,8 +331,6 @@ def default_period(up: db.UsagePoint) -> tuple[str, str]:
 def compare_page(up_id: int) -> Any:
     """The utility's cost and the chosen plans' estimates side by side, for chosen dates; the
     plans offered at a ZIP code, to add one."""
-    from .display import usage_point_name
-
     s = db.session()
     up = accounts.usage_point(up_id)
     dates = request.args.get("start"), request.args.get("end")

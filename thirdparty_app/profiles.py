@@ -15,10 +15,12 @@ from espi.client import CustodianProfile
 def all_profiles() -> dict[str, CustodianProfile]:
     """Every profile, read once per app (a wrong setting is a ValueError naming it, each time
     it is asked for)."""
-    found: dict[str, CustodianProfile] | None = current_app.extensions.get("tp.profiles")
+    found: dict[str, CustodianProfile] | None = current_app.extensions.get(
+        "thirdparty_app.profiles"
+    )
     if found is None:
         configured: dict[str, dict[str, Any]] = current_app.config.get("CUSTODIANS") or {}
-        found = current_app.extensions["tp.profiles"] = espi_client.profiles(configured)
+        found = current_app.extensions["thirdparty_app.profiles"] = espi_client.profiles(configured)
     return found
 
 

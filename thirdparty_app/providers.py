@@ -1,32 +1,53 @@
-"""Data providers in the third-party app: Pelm, WattzOn and Griddy connections beside Green
-Button ones (WattShift's rate plans: :mod:`.pricing`).
+"""What a customer connects, driven by the provider registry (:mod:`espi.providers`): every
+registered provider the configuration sets up and every configured Green Button custodian
+profile is offered, connected, synced, disconnected and notified the same way. Adding a
+provider to the app is registering it in the library (``@espi.providers.register``) and giving
+its settings; no module here names one.
 
-A provider connection is a :class:`db.Connection` whose profile is the provider's slug, its
-tokens sealed like a custodian's and ``label`` the customer's id there. Its sync job fetches the
-data (:mod:`espi.providers`), keeps it as a Green Button document (gzipped, like a custodian's
-download) and ingests it, so the data lands in the same tables and shows on the same pages, API
-and exports.
+A :class:`Source` is one thing a customer can connect; its name is the ``profile`` of the
+connections made through it:
 
-- Pelm: Pelm Connect (the customer signs in to the utility at Pelm), then an access token.
-- WattzOn: the customer picks the utility and gives its website's username and password, which
-  go straight to WattzOn encrypted under its transmission key (never stored here); a profile and
-  two extraction jobs (bills, intervals) follow, and the sync waits for them. WattzOn's SQS
-  notification body, POSTed to ``/providers/wattzon/notify``, starts a sync at once.
-- Griddy: the member's email and password are exchanged for tokens (the password is not kept).
+- a custodian profile (``CUSTODIANS``, see :mod:`.profiles`; :class:`espi.client.Custodian`,
+  OAUTH), offered when its client id and secret, authorize, token and resource URLs are set;
+- every other registered provider (``PROVIDERS`` in the config, or
+  ``THIRDPARTY_PROVIDERS__<slug>__<setting>``; the names of its ``settings``), offered when no
+  required setting is missing — unless it connects by NONE (WattShift: prices for rate plans).
 
-Configuration (``PROVIDERS`` in the config, or ``THIRDPARTY_PROVIDERS__pelm__client_id=...``):
-``pelm``: base_url, connect_url (the Connect page; Pelm's widget in production), client_id,
-secret, utility_slug; ``wattzon``: base_url, client_cert, client_key, ca_bundle; ``griddy``:
-base_url (Griddy closed in 2021: only a stand-in); ``wattshift``: base_url, api_key.
+Connecting (every form has its CSRF token; no GET changes anything):
+
+- OAUTH, WIDGET: ``POST /connect/<name>`` records a connection *connecting*, asks
+  ``begin_connect`` where to send the browser and keeps the Redirect's state in the session
+  (``/connect/<name>/go`` sends the browser on);
+  ``GET /callback/<name>`` hands the answer to ``finish_connect`` with that state (a code from
+  another browser finds none and is refused), stores the credentials sealed and queues a sync.
+  A connect whose answer never comes is removed after ``CONNECT_EXPIRY`` seconds
+  (:func:`.jobs.cleanup`), and its answer is refused after that time.
+- CREDENTIALS: ``/connect/<name>`` shows ``connect_form(values)``'s inputs; each POST shows the
+  next step until every input shown was sent, then ``connect(values)``; a FieldError is shown
+  at its input. Nothing is recorded until the provider took the credentials.
+- Re-authorize: the same with ``connection`` (a failed connection of the customer's): the new
+  credentials replace the old ones (ended at the source first, as far as it can), the data
+  stays.
+
+The rest: a sync is ``provider.fetch(credentials, since)`` — the credentials unsealed from the
+connection and sealed again after every call (renewed tokens, ended jobs), the Feed kept as a
+Green Button document and ingested like a custodian's download (a custodian's subscription
+keeps its own requests, :mod:`.jobs`); *Disconnect* is ``provider.disconnect(credentials)``
+(a custodian's revocation through :mod:`.clients`); ``POST /providers/<slug>/notify``, for a
+provider that notifies, syncs the connections of the accounts ``notified_accounts(body)``
+names, answering the same whether it knows them or not.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import secrets
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -38,236 +59,478 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
+from werkzeug.exceptions import RequestEntityTooLarge
 
 import espi
-from espi.providers import Credentials, FieldError
-from espi.providers import griddy as espi_griddy
-from espi.providers import pelm as espi_pelm
+from appkit.http import problem
+from espi.client import NOTIFICATION_LIMIT, Custodian
+from espi.providers import REGISTRY, ConnectKind, Credentials, Field, FieldError, Provider, get
 from espi.providers import wattshift as espi_ws
-from espi.providers import wattzon as espi_wz
 
-from . import db, vault
+from . import accounts, clients, db, profiles, queueing, vault
 from .accounts import account, webhook
+from .db import ConnectionState
 from .documents import keeping, record
 from .ingest import ingest
+from .ratelimit import count, retry_in
 
 log = logging.getLogger(__name__)
 bp = Blueprint("providers", __name__)
 
-SLUGS = ("pelm", "wattzon", "griddy")  # providers a customer connects through
 OVERLAP = 86400  # later syncs ask again for the last day (late or corrected readings)
-DEFAULTS: dict[str, dict[str, str]] = {
-    "pelm": {
-        "title": "Pelm",
-        "base_url": espi_pelm.Pelm.default_base,
-        "connect_url": "",
-        "client_id": "",
-        "secret": "",
-        "utility_slug": "",
-    },
-    "wattzon": {
-        "title": "WattzOn",
-        "base_url": espi_wz.WattzOn.default_base,
-        "client_cert": "",
-        "client_key": "",
-        "ca_bundle": "",
-    },
-    "griddy": {"title": "Griddy", "base_url": ""},
-    "wattshift": {"title": "WattShift", "base_url": espi_ws.WattShift.default_base, "api_key": ""},
-}
-REQUIRED = {
-    "pelm": ("client_id", "secret", "connect_url"),
-    "wattzon": ("client_cert", "client_key"),
-    "griddy": ("base_url",),
-    "wattshift": ("api_key",),
-}
+#: a connection synced this recently is not synced again for a notification
+NOTIFIED_AGAIN = 60
 
 
-def settings(slug: str) -> dict[str, str]:
-    configured = (current_app.config.get("PROVIDERS") or {}).get(slug) or {}
-    unknown = set(configured) - set(DEFAULTS[slug])
-    if unknown:
-        raise ValueError(f"provider {slug}: unknown setting(s) {', '.join(sorted(unknown))}")
-    return {**DEFAULTS[slug], **configured}
+# --------------------------------------------------------------------------- sources
+
+
+def settings(slug: str) -> dict[str, Any]:
+    """A registered provider's settings from the configuration (``PROVIDERS[slug]``)."""
+    return dict((current_app.config.get("PROVIDERS") or {}).get(slug) or {})
 
 
 def configured(slug: str) -> bool:
-    values = settings(slug)
-    return all(values[k] for k in REQUIRED[slug])
+    """Whether a registered provider has every required setting."""
+    return slug in REGISTRY and not REGISTRY[slug].missing(settings(slug))
 
 
-def pelm_client() -> espi_pelm.Pelm:
-    s = settings("pelm")
-    return espi_pelm.Pelm(s["client_id"], s["secret"], base_url=s["base_url"])
+def check_settings(config: Mapping[str, Any]) -> None:
+    """At start: every ``PROVIDERS`` entry names a registered provider (UnknownProvider lists
+    them) and only settings it takes (a ValueError names the others, as ``from_settings``
+    would); one that lacks a required setting is logged: it is not offered."""
+    for slug, values in (config.get("PROVIDERS") or {}).items():
+        cls = get(slug)
+        if issubclass(cls, Custodian):
+            raise ValueError("custodians are configured under CUSTODIANS, by profile")
+        known = [setting.name for setting in cls.settings]
+        unknown = sorted(set(values or {}) - set(known))
+        if unknown:
+            raise ValueError(
+                f"provider {slug}: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(known)}"
+            )
+        lacking = cls.missing(values or {})
+        if lacking:
+            log.warning("provider %s is not offered: set %s", slug, ", ".join(lacking))
 
 
-def wattzon_client() -> espi_wz.WattzOn:
-    s = settings("wattzon")
-    return espi_wz.WattzOn((s["client_cert"], s["client_key"]), base_url=s["base_url"],
-                           verify=s["ca_bundle"] or None)  # fmt: skip
+@dataclass(frozen=True)
+class Source:
+    """Something a customer connects: a custodian profile or a registered provider."""
+
+    name: str  # the connections' profile: the profile's name, or the provider's slug
+    title: str
+    provider: type[Provider]
+    #: whether every required setting is there (a source that is not is not offered)
+    ready: bool
+
+    @property
+    def custodian(self) -> bool:
+        return issubclass(self.provider, Custodian)
+
+    @property
+    def kind(self) -> ConnectKind:
+        return self.provider.capabilities.connect
+
+    @property
+    def offered(self) -> bool:
+        return self.ready and self.kind is not ConnectKind.NONE
+
+    def client(self) -> Provider:
+        """The source's client: the process's client of a custodian profile (its client token
+        cached, paced, :mod:`.clients`), or the provider built from its settings."""
+        if self.custodian:
+            return clients.custodian(self.name)
+        return self.provider.from_settings(settings(self.name))
 
 
-def griddy_client() -> espi_griddy.Griddy:
-    return espi_griddy.Griddy(base_url=settings("griddy")["base_url"])
+def sources() -> dict[str, Source]:
+    """Every source by name: the custodian profiles, then the other registered providers."""
+    configured_custodians = current_app.config.get("CUSTODIANS") or {}
+    found = {
+        name: Source(
+            name,
+            p.title or name,
+            Custodian,
+            not Custodian.missing({**configured_custodians.get(name, {}), "profile": name}),
+        )
+        for name, p in profiles.all_profiles().items()
+    }
+    for slug in sorted(REGISTRY):
+        cls = REGISTRY[slug]
+        if issubclass(cls, Custodian):
+            continue  # its instances are the profiles
+        if slug in found:
+            raise ValueError(
+                f"the custodian profile {slug!r} has the name of the provider {slug!r}: "
+                "rename the profile"
+            )
+        found[slug] = Source(slug, cls.title, cls, configured(slug))
+    return found
 
 
-def griddy_credentials(conn: db.Connection) -> Credentials:
-    """A Griddy connection's credentials: the user ID and the tokens."""
-    return Credentials(account=conn.label, access_token=vault.unseal(conn.access_token),
-                       refresh_token=vault.unseal(conn.refresh_token))  # fmt: skip
+def source(name: str) -> Source:
+    """The source of a connection's profile (LookupError: none of that name)."""
+    found = sources().get(name)
+    if found is None:
+        raise LookupError(f"no custodian profile or provider {name!r}")
+    return found
+
+
+def offered() -> list[Source]:
+    """What the home page offers to connect."""
+    return [s for s in sources().values() if s.offered]
+
+
+def title_of(profile: str) -> str:
+    """A connection's source, in words."""
+    if profile == db.UPLOAD:
+        return "Uploaded file"
+    found = sources().get(profile)
+    return found.title if found else profile
 
 
 def wattshift_client() -> espi_ws.WattShift:
-    s = settings("wattshift")
-    return espi_ws.WattShift(s["api_key"], base_url=s["base_url"])
+    return espi_ws.WattShift.from_settings(settings(espi_ws.WattShift.slug))
 
 
 def failed_page(title: str, text: str) -> tuple[str, int]:
     return render_template("failed.html", title=title, error="", text=text), 400
 
 
-# --------------------------------------------------------------------------- Pelm Connect
+# --------------------------------------------------------------------------- credentials
 
 
-@bp.get("/providers/pelm/connect")
-def pelm_connect() -> Any:
-    """Start Pelm Connect: a connect token for a new connection, then Pelm's Connect page."""
-    if not configured("pelm"):
-        abort(404, "Pelm is not configured (see README: THIRDPARTY_PROVIDERS__pelm__...)")
-    s = db.session()
-    conn = db.Connection(profile="pelm", account_id=account().id, status="waiting",
-                         reason="waiting for Pelm Connect")  # fmt: skip
-    s.add(conn)
-    s.commit()
-    conn.label = f"tp-{conn.id}-{secrets.token_hex(4)}"  # our user_id at Pelm
-    try:
-        token = pelm_client().connect_token(conn.label, settings("pelm")["utility_slug"] or None)
-    except espi.ProviderError as err:
-        conn.status, conn.reason = "failed", str(err)
-        s.commit()
-        return failed_page("Pelm", f"Pelm could not start connecting ({err.message}).")
-    s.commit()
-    session["pelm_connection"] = conn.id
-    query = urlencode(
-        {
-            "connect_token": token,
-            "redirect_uri": url_for("providers.pelm_callback", _external=True),
-        }
+def credentials(src: Source, conn: db.Connection) -> Credentials:
+    """A connection's credentials, unsealed."""
+    if src.custodian:
+        return clients.credentials(conn)
+    extra = json.loads(vault.unseal(conn.extra) or "{}") if conn.extra else {}
+    return Credentials(
+        account=conn.label,
+        access_token=vault.unseal(conn.access_token),
+        refresh_token=vault.unseal(conn.refresh_token),
+        expires_at=conn.expires_at,
+        extra={str(k): str(v) for k, v in extra.items()},
     )
-    return redirect(f"{settings('pelm')['connect_url']}?{query}")
 
 
-@bp.get("/providers/pelm/callback")
-def pelm_callback() -> Any:
-    """Connect's answer: an authorization code (exchanged for the access token) or an exit."""
-    s = db.session()
-    conn_id = session.pop("pelm_connection", None)
-    conn = s.get(db.Connection, conn_id) if conn_id is not None else None
-    mine = conn is not None and conn.account_id == account().id
-    if conn is None or not mine or conn.profile != "pelm" or conn.access_token:
-        return failed_page(
-            "Pelm", "This answer does not belong to a connection started in this browser."
-        )
-    if request.args.get("error") or not request.args.get("code"):
-        conn.status, conn.reason = "failed", "left Pelm Connect before connecting an account"
-        s.commit()
-        return failed_page("Pelm", "You left Pelm Connect: nothing was shared.")
+def store(src: Source, conn: db.Connection, creds: Credentials) -> None:
+    """Credentials into the connection's columns, sealed (``label``: the account at the
+    provider; a custodian's subscription and authorization have columns of their own)."""
+    if src.custodian:
+        clients.store(conn, creds)
+        return
+    conn.label = creds.account
+    conn.access_token = vault.seal(creds.access_token)
+    conn.refresh_token = vault.seal(creds.refresh_token)
+    conn.expires_at = creds.expires_at
+    conn.extra = vault.seal(json.dumps(creds.extra)) if creds.extra else ""
+
+
+def disconnect(conn: db.Connection) -> str:
+    """End a connection at its source; what was done, in words. A provider that no longer
+    takes the credentials has nothing left to end (a custodian refusing the revocation is an
+    error: the authorization would be left). Other refusals are raised (ProviderError)."""
+    src = source(conn.profile)
+    if not conn.connected:
+        return f"nothing was shared through {src.title} yet"
     try:
-        tokens = pelm_client().exchange(request.args["code"])
-    except espi.ProviderError as err:
-        conn.status, conn.reason = "failed", str(err)
-        s.commit()
-        return failed_page("Pelm", f"Pelm did not complete the connection ({err.message}).")
-    conn.access_token = vault.seal(str(tokens["access_token"]))
-    conn.reason = "fetching data from Pelm"
+        return src.client().disconnect(credentials(src, conn))
+    except espi.AuthError as err:
+        if src.custodian:
+            raise
+        return f"{src.title} no longer takes these credentials ({err.message}): nothing to end"
+
+
+def replace_credentials(src: Source, conn: db.Connection, creds: Credentials) -> None:
+    """Store new credentials; those a re-authorized connection held before are ended at the
+    source first (as far as it can: a refusal is logged, not shown)."""
+    if conn.connected:
+        try:
+            log.info("connection %s: the old credentials: %s", conn.id, disconnect(conn))
+        except (espi.ProviderError, ValueError) as err:
+            log.warning("connection %s: the old credentials were not ended: %s", conn.id, err)
+    store(src, conn, creds)
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+def offered_or_404(name: str) -> Source:
+    found = sources().get(name)
+    if found is None or not found.offered:
+        abort(404, f"{name} is not offered here (not configured: see README, connecting)")
+    return found
+
+
+def target_of(src: Source, conn_id: str | None) -> db.Connection | None:
+    """The failed connection of the customer's a connect re-authorizes (None: a new one)."""
+    if not conn_id:
+        return None
+    if not conn_id.isdigit():
+        abort(404, f"no connection {conn_id}")
+    conn = accounts.connection(int(conn_id))
+    accounts.owner_only(conn)
+    if conn.profile != src.name or conn.status != ConnectionState.FAILED:
+        abort(400, "only a failed connection of this source is authorized again")
+    return conn
+
+
+def fail(conn: db.Connection, reason: str) -> None:
+    conn.status, conn.reason = ConnectionState.FAILED, reason
+    db.session().commit()
+
+
+def finish(src: Source, conn: db.Connection | None, creds: Credentials, reason: str) -> Any:
+    """A connect finished: the credentials on the connection, its sync queued, home."""
+    s = db.session()
+    if conn is None:
+        conn = db.Connection(profile=src.name, account_id=account().id)
+        s.add(conn)
+    replace_credentials(src, conn, creds)
+    conn.status, conn.reason, conn.attempts = ConnectionState.WAITING, reason, 0
     s.commit()
-    current_app.extensions["tp.sync"](conn.id)
+    queueing.enqueue("sync", conn.id, 0)
     return redirect(url_for("tp.home"))
 
 
-def sync(conn: db.Connection) -> None:
-    """Fetch a provider connection's new data and ingest it (job). Data the provider is still
-    gathering (Pelm's ``data_unavailable``, WattzOn's running jobs), rate limits and outages are
-    raised for the job to try again later (:mod:`.jobs`); other refusals mark the connection
-    failed with the provider's message."""
-    s = db.session()
-    title = DEFAULTS[conn.profile]["title"]
-    last = db.last_reading_start(db.UsagePoint.connection_id == conn.id)
-    end = int(time.time())
-    history = current_app.config["PROVIDER_HISTORY_DAYS"] * 86400
-    start = (last - OVERLAP) if last is not None else end - history
+@bp.get("/connect/<name>")
+def connect_page(name: str) -> Any:
+    """The page that starts connecting a source: its form (CREDENTIALS), or what happens and
+    a button (OAUTH, WIDGET; the button's POST starts it)."""
+    src = offered_or_404(name)
+    target = target_of(src, request.args.get("connection"))
+    if src.kind is not ConnectKind.CREDENTIALS:
+        return render_template("connect.html", source=src, connection=target)
     try:
-        found = FETCHERS[conn.profile](conn, start, end, last is None)
+        fields = src.client().connect_form({})
+    except espi.ProviderError as err:
+        return form_page(src, target, [], {}, problem=f"{src.title} refused: {err.message}")
+    return form_page(src, target, fields, {})
+
+
+@bp.post("/connect/<name>")
+def connect(name: str) -> Any:
+    src = offered_or_404(name)
+    target = target_of(src, request.form.get("connection"))
+    if src.kind is ConnectKind.CREDENTIALS:
+        return fill_in(src, target)
+    return begin(src, target)
+
+
+def begin(src: Source, target: db.Connection | None) -> Any:
+    """OAUTH, WIDGET: a connection *connecting* (or the failed one re-authorized), the
+    browser sent to the source's page; the Redirect's state kept in the session."""
+    s = db.session()
+    conn = target
+    if conn is None:
+        conn = db.Connection(
+            profile=src.name,
+            account_id=account().id,
+            status=ConnectionState.CONNECTING,
+            reason=f"waiting for {src.title}",
+        )
+        s.add(conn)
+        s.commit()
+    at_source = conn.label or f"tp-{conn.id}-{secrets.token_hex(4)}"  # the customer's id there
+    back = url_for("providers.callback", name=src.name, _external=True)
+    try:
+        start = src.client().begin_connect(at_source, back)
+    except espi.ProviderError as err:
+        fail(conn, str(err))
+        return failed_page(src.title, f"{src.title} could not start connecting ({err.message}).")
+    session[f"connect.{src.name}"] = {
+        "connection": conn.id,
+        "state": start.state,
+        "started": int(time.time()),
+        "url": start.url,
+    }
+    return redirect(url_for("providers.going", name=src.name), 303)
+
+
+@bp.get("/connect/<name>/go")
+def going(name: str) -> Any:
+    """On to the source's page. Not a redirect of the form's POST: the pages' CSP
+    (``form-action 'self'``) holds a form submission, redirects included, to this origin, so the
+    browser goes there from this page (a refresh, and a link)."""
+    src = offered_or_404(name)
+    pending = session.get(f"connect.{name}")
+    if not pending:
+        return redirect(url_for("providers.connect_page", name=name))
+    return render_template("connect.html", source=src, going=pending["url"])
+
+
+REASONS = {
+    "access_denied": "You chose not to share your data. Nothing was shared.",
+    "mismatching_state": "The answer did not match this browser's request (an old or a forged "
+    "link). Please start again.",
+}
+
+
+def refused(title: str, code: str, text: str) -> tuple[str, int]:
+    return render_template("failed.html", title=title, error=code, text=text), 400
+
+
+@bp.get("/callback/<name>")
+def callback(name: str) -> Any:
+    """The source's answer: given, with the state kept in this browser's session, to
+    ``finish_connect``; the credentials sealed on the connection; its sync queued."""
+    src = sources().get(name)
+    if src is None or src.kind not in (ConnectKind.OAUTH, ConnectKind.WIDGET):
+        abort(404, f"no custodian profile or provider {name!r} to answer")
+    pending = session.pop(f"connect.{name}", None)
+    s = db.session()
+    conn = s.get(db.Connection, pending["connection"]) if pending else None
+    expiry = int(current_app.config["CONNECT_EXPIRY"])
+    late = f"This connect was started more than {expiry // 60} minutes ago: please start again."
+    if pending and conn is None:  # removed by the cleanup
+        return refused(src.title, "expired", late)
+    if conn is None or conn.account_id != account().id or conn.profile != name:
+        return refused(
+            src.title, "", "This answer does not belong to a connection started in this browser."
+        )
+    cutoff = int(time.time()) - expiry
+    if conn.status == ConnectionState.CONNECTING:  # taken out of the cleanup's reach, or gone
+        taken = s.execute(
+            update(db.Connection)
+            .where(
+                db.Connection.id == conn.id,
+                db.Connection.status == ConnectionState.CONNECTING,
+                db.Connection.created >= cutoff,
+            )
+            .values(status=ConnectionState.WAITING, reason=f"connecting to {src.title}")
+        ).rowcount
+        s.commit()
+    else:
+        taken = conn.status == ConnectionState.FAILED and pending["started"] >= cutoff
+    if not taken:
+        return refused(src.title, "expired", late)
+    s.refresh(conn)
+    try:
+        creds = src.client().finish_connect(pending["state"], request.args.to_dict())
+    except espi.AuthError as err:
+        fail(conn, err.message)
+        message = err.message[:1].upper() + err.message[1:]
+        return refused(src.title, err.code or "", REASONS.get(err.code or "") or
+                       f"{message}: nothing was shared.")  # fmt: skip
+    except espi.ProviderError as err:  # not even an answer of the kind, or an outage
+        log.warning("connect to %s failed: %s", name, err)
+        fail(conn, str(err))
+        detail = f"HTTP {err.status}: {err.body[:200] or err.message}" if err.status else str(err)
+        return refused(
+            src.title,
+            "token_exchange_failed",
+            f"{src.title} did not complete the connection ({detail}). Please try again later.",
+        )
+    return finish(src, conn, creds, "")
+
+
+def fill_in(src: Source, target: db.Connection | None) -> Any:
+    """CREDENTIALS: the next step of the form, or — every input shown was sent — connect."""
+    values = {k: v for k, v in request.form.items() if k not in ("csrf_token", "connection")}
+    client = src.client()
+    fields: list[Field] = []
+    try:
+        fields, error = form_fields(client, values)
+        if error is not None:
+            return form_page(src, target, fields, values, error=error)
+        if not all(f.name in values for f in fields):
+            return form_page(src, target, fields, values)
+        creds = client.connect(values)
+    except FieldError as err:
+        return form_page(src, target, fields, values, error=err)
+    except espi.ProviderError as err:
+        return form_page(src, target, fields, values, problem=f"{src.title} refused: {err.message}")
+    return finish(src, target, creds, f"fetching from {src.title}")
+
+
+def form_fields(
+    client: Provider, values: Mapping[str, str]
+) -> tuple[list[Field], FieldError | None]:
+    """The inputs to show for ``values``; an input the provider refuses already (a ZIP code
+    no utility serves) is asked again: the form without it, and the refusal."""
+    values = dict(values)
+    refusal = None
+    while True:
+        try:
+            return client.connect_form(values), refusal
+        except FieldError as err:
+            if err.field not in values:
+                raise
+            refusal = refusal or err
+            del values[err.field]
+
+
+def form_page(
+    src: Source,
+    target: db.Connection | None,
+    fields: list[Field],
+    values: Mapping[str, str],
+    error: FieldError | None = None,
+    problem: str = "",
+) -> tuple[str, int]:
+    """A CREDENTIALS source's form: what was sent is filled in again (never a password); a
+    FieldError at its input (above the form when the form has no such input)."""
+    shown = [
+        f
+        if f.value or f.kind == "password"
+        else dataclasses.replace(f, value=values.get(f.name, ""))
+        for f in fields
+    ]
+    if error is not None and error.field not in {f.name for f in shown}:
+        problem, error = error.message, None
+    return render_template(
+        "connect.html",
+        source=src,
+        connection=target,
+        fields=shown,
+        error=error,
+        problem=problem,
+    ), (400 if error is not None or problem else 200)
+
+
+# --------------------------------------------------------------------------- syncing
+
+
+def sync(conn: db.Connection) -> None:
+    """Fetch a provider connection's new data and ingest it (job). The credentials are stored
+    again after the call, whatever it raised. Data the provider is still gathering, rate limits
+    and outages are raised for the job to try again later (:mod:`.queueing`); other refusals
+    mark the connection failed with the provider's message."""
+    s = db.session()
+    src = source(conn.profile)
+    provider = src.client()
+    creds = credentials(src, conn)
+    last = db.last_reading_start(db.UsagePoint.connection_id == conn.id)
+    history = int(current_app.config["PROVIDER_HISTORY_DAYS"]) * 86400
+    since: int | None = None  # the first time: the provider's own default history
+    if last is not None:
+        since = last - OVERLAP
+    elif history:
+        since = int(time.time()) - history
+    try:
+        feed = provider.fetch(creds, since)
     except espi.NotReady as err:
         raise espi.NotReady(
-            f"{title} is still gathering this account's data ({err.message})",
+            f"{src.title} is still gathering this account's data ({err.message})",
             provider=conn.profile,
         ) from err
     except (espi.RateLimited, espi.Unavailable):
         raise
     except espi.ProviderError as err:
-        conn.status, conn.reason = "failed", str(err)
-        s.commit()
+        conn.status, conn.reason = ConnectionState.FAILED, str(err)
         log.error("connection %s: %s", conn.id, err)
         return
-    if found is None:
-        return
-    feed, base = found
-    doc = keep_feed(feed, f"{conn.profile}:{conn.label}", conn, base)
-    ingest(s, doc)
-    conn.status, conn.reason, conn.last_sync = "active", "", int(time.time())
-    s.commit()
-
-
-Fetched = tuple[espi.Feed, str] | None  # the feed and the provider's base URL
-
-
-def fetch_pelm(conn: db.Connection, start: int, end: int, first: bool) -> Fetched:
-    token = vault.unseal(conn.access_token)
-    if not token:
-        return None
-    client = pelm_client()
-    credentials = Credentials(account=conn.label, access_token=token)
-    return client.fetch(credentials, start, end=end), client.base_url
-
-
-def fetch_wattzon(conn: db.Connection, start: int, end: int, first: bool) -> Fetched:
-    """The profile's data once its extraction jobs have ended (a job that failed fails the
-    connection with what its status means); later syncs read the months since the last."""
-    client = wattzon_client()
-    credentials = Credentials(account=conn.label, extra={"jobs": conn.pending})
-    try:
-        feed = client.fetch(credentials, None if first else start)
     finally:
-        conn.pending = credentials.extra.get("jobs", "")
-    return feed, client.base_url
-
-
-def fetch_griddy(conn: db.Connection, start: int, end: int, first: bool) -> Fetched:
-    client = griddy_client()
-    credentials = griddy_credentials(conn)
-    feed = client.fetch(credentials, None if first else start)
-    conn.access_token = vault.seal(credentials.access_token)  # renewed when it had expired
-    return feed, client.base_url
-
-
-FETCHERS: dict[str, Any] = {"pelm": fetch_pelm, "wattzon": fetch_wattzon, "griddy": fetch_griddy}
-
-
-def disconnect(conn: db.Connection) -> str:
-    """End a provider connection; what was done. WattzOn: the profile (with the credentials)
-    is deleted; Griddy: signed out; Pelm documents no revocation: the token is forgotten."""
-    done = "the stored access token was deleted"
-    try:
-        if conn.profile == "wattzon" and conn.label:
-            done = wattzon_client().disconnect(Credentials(account=conn.label))
-        elif conn.profile == "griddy" and conn.refresh_token:
-            done = griddy_client().disconnect(griddy_credentials(conn))
-    except espi.ProviderError as err:
-        done = f"{DEFAULTS[conn.profile]['title']} refused to end the connection: {err.message}"
-    conn.access_token = conn.refresh_token = None
-    return done
+        store(src, conn, creds)
+        s.commit()
+    doc = keep_feed(feed, f"{conn.profile}:{conn.label}", conn, provider.base_url)
+    ingest(s, doc)
+    conn.status, conn.reason, conn.last_sync = ConnectionState.ACTIVE, "", int(time.time())
+    s.commit()
 
 
 def keep_feed(feed: espi.Feed, uri: str, conn: db.Connection, base: str) -> db.Document:
@@ -277,109 +540,49 @@ def keep_feed(feed: espi.Feed, uri: str, conn: db.Connection, base: str) -> db.D
     return record(conn.profile, f"{uri}:{out.kept.sha256[:16]}", conn, out.kept)
 
 
-# --------------------------------------------------------------------------- WattzOn
+# --------------------------------------------------------------------------- notifications
 
 
-def provider_page(slug: str, **context: Any) -> Any:
-    if not configured(slug):
-        title = DEFAULTS[slug]["title"]
-        abort(404, f"{title} is not configured (README: THIRDPARTY_PROVIDERS__{slug}__...)")
-    status = 400 if context.get("error") else 200
-    return render_template(f"{slug}_connect.html", **context), status
-
-
-@bp.route("/providers/wattzon/connect", methods=["GET", "POST"])
-def wattzon_connect() -> Any:
-    """Pick the utility by ZIP code and give its website's credentials: WattzOn gets them
-    encrypted, starts extracting bills and intervals, and the sync waits for the jobs."""
-    zipcode = (request.values.get("zip") or "").strip()
-    if not configured("wattzon"):
-        return provider_page("wattzon")
-    client = wattzon_client()
-    utilities: list[tuple[int, str]] = []
-    error = ""
-    if zipcode:
-        try:
-            utilities = [(uid, str(client.utility(uid).get("name"))) for uid in
-                         client.find_utilities(zipcode=zipcode)]  # fmt: skip
-        except espi.ProviderError as err:
-            error = "No utility found for that ZIP code." if err.status == 404 else err.message
-    if request.method == "GET" or error:
-        return provider_page("wattzon", zipcode=zipcode, utilities=utilities, error=error)
-    form = request.form
-    utility = int(form.get("utility") or 0)
-    if utility not in dict(utilities) or not form.get("username") or not form.get("password"):
-        error = "Choose your utility and give its website's username and password."
-        return provider_page("wattzon", zipcode=zipcode, utilities=utilities, error=error)
-    s = db.session()
-    conn = db.Connection(profile="wattzon", account_id=account().id, status="waiting",
-                         reason="WattzOn is extracting")  # fmt: skip
-    s.add(conn)
-    s.commit()
-    try:  # a profile that cannot be completed is deleted again by connect()
-        credentials = client.connect({**form, "label": f"tp-{conn.id}"})
-        conn.label, conn.pending = credentials.account, credentials.extra["jobs"]
-    except espi.ProviderError as err:
-        conn.status, conn.reason = "failed", str(err)
-        s.commit()
-        return failed_page("WattzOn", f"WattzOn could not start ({err.message}).")
-    conn.reason = f"WattzOn is extracting bills and intervals from {dict(utilities)[utility]}"
-    s.commit()
-    current_app.extensions["tp.sync"](conn.id)
-    return redirect(url_for("tp.home"))
-
-
-@bp.post("/providers/wattzon/notify")
+@bp.post("/providers/<slug>/notify")
 @webhook
-def wattzon_notify() -> Any:
-    """WattzOn's SQS notification body (relayed from the queue): a job ended, so sync that
-    profile's connection now. Unsigned, so it is only a hint: the sync asks WattzOn itself,
-    over mutual TLS, how the jobs ended; a job announced twice is synced once."""
-    s = db.session()
-
-    def start(note: espi_wz.Notification) -> tuple[dict[str, str], int]:
-        mine = (db.Connection.profile == "wattzon", db.Connection.label == str(note.profile_id))
-        conn = s.scalars(select(db.Connection).where(*mine)).first()
-        if conn is None:
-            return {"status": "unknown profile"}, 404
-        uri = f"wattzon:job:{note.job_id}"
-        if s.scalars(select(db.Notification).where(db.Notification.uri == uri)).first():
-            return {"status": "already seen"}, 200
-        s.add(db.Notification(uri=uri, profile="wattzon", status="done"))
-        s.commit()
-        if conn.pending:  # the connection's sync is already waiting for its jobs
-            return {"status": "sync already waiting"}, 200
-        if conn.status != "revoked":
-            current_app.extensions["tp.sync"](conn.id)
-        return {"status": "sync queued"}, 202
-
+def notify(slug: str) -> Any:
+    """A provider says data is ready (WattzOn's SQS message body, relayed from the queue): the
+    connections of the accounts its body names (``notified_accounts``) are synced, unless a
+    sync is already waiting to try again or one ended less than :data:`NOTIFIED_AGAIN` s ago.
+    Unsigned, so only a hint: the sync asks the provider itself. The answer is the same
+    whether the body names a connection here or not; a malformed body is a 400, a body over
+    1 MiB a 413, new bodies beyond ``NOTIFICATION_LIMIT`` per source address a 429."""
+    src = sources().get(slug)
+    if src is None or src.custodian or not src.ready or not src.provider.capabilities.notifications:
+        return problem(404, "not_found", f"no provider {slug!r} that notifies is configured")
+    request.max_content_length = NOTIFICATION_LIMIT
     try:
-        return espi_wz.on_notification(request.get_data(), start)
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return problem(413, "invalid_request", f"at most {NOTIFICATION_LIMIT:,} bytes")
+    try:
+        named = src.client().notified_accounts(body)
     except ValueError as err:
         return {"error": str(err)}, 400
-
-
-# --------------------------------------------------------------------------- Griddy
-
-
-@bp.route("/providers/griddy/connect", methods=["GET", "POST"])
-def griddy_connect() -> Any:
-    """Sign in with the Griddy member's email and password (kept only as tokens)."""
-    if request.method == "GET" or not configured("griddy"):
-        return provider_page("griddy")
-    email = request.form.get("email", "").strip()
-    try:
-        credentials = griddy_client().connect(request.form)
-    except FieldError as err:
-        return provider_page("griddy", email=email, error=err.message)
-    except espi.ProviderError as err:
-        return provider_page("griddy", email=email, error=f"Griddy refused: {err.message}")
+    limit, address = current_app.config["NOTIFICATION_LIMIT"], request.remote_addr or ""
+    if not count(limit, "provider-notify", address):
+        return problem(
+            429,
+            "too_many_requests",
+            f"more than {limit} notifications from {address}",
+            headers={"Retry-After": str(retry_in(limit, "provider-notify", address))},
+        )
     s = db.session()
-    conn = db.Connection(profile="griddy", account_id=account().id, status="waiting",
-                         label=credentials.account, reason="fetching from Griddy")  # fmt: skip
-    conn.access_token = vault.seal(credentials.access_token)
-    conn.refresh_token = vault.seal(credentials.refresh_token)
-    s.add(conn)
-    s.commit()
-    current_app.extensions["tp.sync"](conn.id)
-    return redirect(url_for("tp.home"))
+    quiet = int(time.time()) - NOTIFIED_AGAIN
+    due = s.scalars(
+        select(db.Connection.id).where(
+            db.Connection.profile == slug,
+            db.Connection.label.in_(named),
+            db.Connection.status.in_((ConnectionState.WAITING, ConnectionState.ACTIVE)),
+            db.Connection.attempts == 0,
+            db.Connection.last_sync <= quiet,
+        )
+    ).all()
+    for conn_id in due:
+        queueing.enqueue("sync", conn_id, 0)
+    return {"status": "accepted"}, 202

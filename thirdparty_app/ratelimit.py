@@ -20,10 +20,10 @@ PACE_LIMIT = 300.0
 
 
 def limiter() -> MovingWindowRateLimiter:
-    found = current_app.extensions.get("tp.limiter")
+    found = current_app.extensions.get("thirdparty_app.limiter")
     if found is None:
         storage = storage_from_string(current_app.config.get("RATE_LIMIT_STORAGE") or "memory://")
-        found = current_app.extensions["tp.limiter"] = MovingWindowRateLimiter(storage)
+        found = current_app.extensions["thirdparty_app.limiter"] = MovingWindowRateLimiter(storage)
     return found  # type: ignore[no-any-return]
 
 

@@ -36,8 +36,9 @@ from sqlalchemy import select
 import espi
 from espi.lint import lint
 
-from . import accounts, db
+from . import accounts, db, queueing
 from .accounts import account
+from .db import ConnectionState, UploadState
 from .documents import folder, keeping, partial, record
 from .ingest import ingest
 
@@ -46,7 +47,7 @@ bp = Blueprint("uploads", __name__)
 #: the steps of the worker's part, in order
 STAGES = {"checking": "Checking the file", "schema": "Checking it against the ESPI schema",
           "keeping": "Keeping a copy", "ingesting": "Storing the readings"}  # fmt: skip
-FINISHED = ("done", "rejected", "failed")
+FINISHED = (UploadState.DONE, UploadState.REJECTED, UploadState.FAILED)
 
 
 @bp.get("/upload")
@@ -74,7 +75,7 @@ def upload() -> Any:
     row = db.Upload(account_id=account().id, filename=sent.filename[:200], path=final, size=size)
     s.add(row)
     s.commit()
-    current_app.extensions["tp.upload"](row.id)
+    queueing.enqueue("upload", row.id)
     return redirect(url_for("uploads.progress", upload_id=row.id), 303)
 
 
@@ -92,7 +93,7 @@ def status_of(row: db.Upload) -> dict[str, Any]:
         "status": row.status,
         "stage": row.stage,
         "step": STAGES.get(row.stage, ""),
-        "progress": 1.0 if row.status == "done" else row.progress,
+        "progress": 1.0 if row.status == UploadState.DONE else row.progress,
         "readings": row.readings,
         "usage_points": len(ups),
         "message": row.message,
@@ -101,7 +102,7 @@ def status_of(row: db.Upload) -> dict[str, Any]:
 
 
 def usage_points(row: db.Upload) -> list[db.UsagePoint]:
-    if row.status != "done" or row.connection_id is None:
+    if row.status != UploadState.DONE or row.connection_id is None:
         return []
     query = select(db.UsagePoint).where(db.UsagePoint.connection_id == row.connection_id)
     return list(db.session().scalars(query.order_by(db.UsagePoint.id)))
@@ -173,7 +174,7 @@ def reading(row: db.Upload, stage: str) -> Reading:
 def check_and_ingest(upload_id: int) -> None:
     s = db.session()
     row = s.get(db.Upload, upload_id)
-    if row is None or row.status != "queued":
+    if row is None or row.status != UploadState.QUEUED:
         return
     if not row.path or not os.path.exists(row.path):
         raise ValueError(f"{row.filename}: the uploaded file is no longer there")
@@ -186,7 +187,8 @@ def check_and_ingest(upload_id: int) -> None:
                 problems = espi.validate(f)
     except espi.ParseError as err:
         where = f"line {err.line}: " if err.line else ""
-        finish(row, "rejected", f"{row.filename} is not a Green Button file ({where}{err.message})")
+        text = f"{row.filename} is not a Green Button file ({where}{err.message})"
+        finish(row, UploadState.REJECTED, text)
         return
     row.findings = json.dumps(
         [{"severity": f.severity, "message": f.message, "line": f.line} for f in findings]
@@ -199,20 +201,20 @@ def check_and_ingest(upload_id: int) -> None:
     with reading(row, "keeping") as f, keeping() as out:
         shutil.copyfileobj(f, out, 1 << 16)  # type: ignore[misc]
     conn = upload_connection(row, out.kept.sha256)
-    doc = record("upload", f"upload:{out.kept.sha256[:16]}", conn, out.kept)
+    doc = record(db.UPLOAD, f"upload:{out.kept.sha256[:16]}", conn, out.kept)
     row.connection_id, row.stage, row.progress = conn.id, "ingesting", None
     s.commit()
     row.readings = ingest(s, doc)
-    finish(row, "done", "")
+    finish(row, UploadState.DONE, "")
 
 
-def finish(row: db.Upload, status: str, message: str) -> None:
+def finish(row: db.Upload, status: UploadState, message: str) -> None:
     """The upload's end: the file as it came is deleted (what was ingested is kept gzipped)."""
     if row.path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(row.path)
     row.status, row.stage, row.message, row.path = status, "", message, ""
-    row.progress = 1.0 if status == "done" else None
+    row.progress = 1.0 if status == UploadState.DONE else None
     db.session().commit()
     log.info("upload %s %s%s", row.id, status, f": {message}" if message else "")
 
@@ -224,7 +226,7 @@ def note(key: int, text: str, final: bool, retry_at: int) -> None:
     if row is None:
         return
     if final:
-        finish(row, "failed", text)
+        finish(row, UploadState.FAILED, text)
     else:
         row.message, row.stage = text, ""
         s.commit()
@@ -239,13 +241,20 @@ def upload_connection(row: db.Upload, sha256: str) -> db.Connection:
         .join(db.Document, db.Document.connection_id == db.Connection.id)
         .where(
             db.Connection.account_id == row.account_id,
-            db.Connection.profile == "upload",
+            db.Connection.profile == db.UPLOAD,
             db.Document.sha256 == sha256,
         )
     )
     if conn is None:
-        conn = db.Connection(account_id=row.account_id, profile="upload", status="active")
+        conn = db.Connection(
+            account_id=row.account_id, profile=db.UPLOAD, status=ConnectionState.ACTIVE
+        )
         s.add(conn)
     conn.label, conn.last_sync = row.filename, int(time.time())
     s.commit()
     return conn
+
+
+queueing.register(
+    "upload", check_and_ingest, row=db.Upload, open=(UploadState.QUEUED,), note=note
+)

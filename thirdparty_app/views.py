@@ -1,5 +1,5 @@
-"""The third party's web endpoints: the Notification webhook, connecting a customer (OAuth),
-disconnecting (and deleting data), retrying what failed, and the pages. Every page shows the
+"""The third party's web endpoints: the Notification webhook, disconnecting (and deleting data),
+retrying what failed, and the pages (connecting is :mod:`.providers`'). Every page shows the
 signed-in account's own data only (operators: everyone's), through :mod:`.accounts`."""
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from sqlalchemy import func, select
@@ -33,20 +32,9 @@ import espi
 from appkit.http import problem
 from espi.client import NOTIFICATION_LIMIT, CustodianProfile, TokenKind, UnsafeURI, token_kind
 
-from . import (
-    accounts,
-    clients,
-    db,
-    display,
-    erase,
-    jobs,
-    pricing,
-    profiles,
-    providers,
-    rows,
-    uploads,
-)
+from . import accounts, db, display, erase, jobs, pricing, profiles, providers, rows, uploads
 from .accounts import account, webhook
+from .db import ConnectionState, NotificationState
 from .ratelimit import count, retry_in
 
 log = logging.getLogger(__name__)
@@ -191,68 +179,11 @@ def refuse(status: int, description: str) -> Response:
     return problem(status, "invalid_request", description)
 
 
-# --------------------------------------------------------------------------- connecting
-
-
-def custodian_or_404(name: str) -> clients.Custodian:
-    try:
-        return clients.custodian(name)
-    except KeyError as err:
-        abort(404, str(err))
-
-
-@bp.get("/connect/<name>")
-def connect(name: str) -> Any:
-    """To the custodian's authorize page, with a state (and PKCE S256 where the profile says)
-    kept in the session until the answer."""
-    client = custodian_or_404(name)
-    try:
-        start = client.begin_connect("", url_for("tp.callback", name=name, _external=True))
-    except ValueError as err:  # no authorize_url: a profile for Bulk only
-        abort(404, str(err))
-    session[f"connect.{name}"] = start.state
-    return redirect(start.url)
-
-
-@bp.get("/callback/<name>")
-def callback(name: str) -> Any:
-    """The custodian's answer: the state checked, the code exchanged (over the profile's mutual
-    TLS), the tokens sealed on a new connection whose data is then asked for."""
-    client = custodian_or_404(name)
-    state = session.pop(f"connect.{name}", None) or {}
-    try:
-        creds = client.finish_connect(state, request.args.to_dict())
-    except espi.AuthError as err:
-        return failed(client.profile.title, err.code or "", err.message)
-    except espi.ProviderError as err:  # not even an OAuth answer, or an outage
-        log.warning("token exchange with %s failed: %s", name, err)
-        detail = f"HTTP {err.status}: {err.body[:200] or err.message}" if err.status else str(err)
-        text = f"Your utility did not complete the connection ({detail}). Please try again later."
-        return failed(client.profile.title, "token_exchange_failed", text)
-    s = db.session()
-    conn = db.Connection(profile=name, account_id=account().id)
-    clients.store(conn, creds)
-    s.add(conn)
-    s.commit()
-    jobs.enqueue("sync", conn.id, 0)
-    return redirect(url_for("tp.home"))
-
-
-def failed(title: str, error: str, description: str) -> tuple[str, int]:
-    reasons = {
-        "access_denied": "You chose not to share your data. Nothing was shared.",
-        "mismatching_state": "The answer from your utility did not match this browser's request "
-        "(an old or a forged link). Please start again.",
-    }
-    text = reasons.get(error, description or error)
-    return render_template("failed.html", title=title, error=error, text=text), 400
-
-
 # --------------------------------------------------------------------------- retrying
 
 
 def requeue(note: db.Notification) -> None:
-    note.status, note.error, note.attempts, note.retry_at = "queued", "", 0, 0
+    note.status, note.error, note.attempts, note.retry_at = NotificationState.QUEUED, "", 0, 0
 
 
 @bp.post("/connections/<int:conn_id>/retry")
@@ -261,21 +192,25 @@ def retry_connection(conn_id: int) -> Any:
     attempts (the customer's, or an operator's)."""
     conn = accounts.connection(conn_id)
     title = source_title(conn.profile)
-    if conn.status == "revoked":
+    if conn.status == ConnectionState.REVOKED:
         flash(f"{title} was disconnected: connect it again instead.", "error")
+        return redirect(url_for("tp.connections"))
+    if not conn.connected:
+        flash(f"{title} was never connected: authorize it again instead.", "error")
         return redirect(url_for("tp.connections"))
     s = db.session()
     notes = list(
         s.scalars(
             select(db.Notification).where(
-                db.Notification.connection_id == conn.id, db.Notification.status == "failed"
+                db.Notification.connection_id == conn.id,
+                db.Notification.status == NotificationState.FAILED,
             )
         )
     )
     for note in notes:
         requeue(note)
-    if conn.status == "failed":
-        conn.status = "waiting"
+    if conn.status == ConnectionState.FAILED:
+        conn.status = ConnectionState.WAITING
     conn.reason, conn.attempts = "trying again", 0
     s.commit()
     for note in notes:
@@ -299,8 +234,8 @@ def retry_notification(note_id: int) -> Any:
         abort(404, f"no notification {note_id}")
     requeue(note)
     conn = s.get(db.Connection, note.connection_id) if note.connection_id else None
-    if conn is not None and conn.status == "failed":
-        conn.status, conn.reason = "waiting", "trying again"
+    if conn is not None and conn.status == ConnectionState.FAILED:
+        conn.status, conn.reason = ConnectionState.WAITING, "trying again"
     s.commit()
     jobs.enqueue("fetch", note.id, 0)
     flash(f"Downloading {note.uri} again.")
@@ -323,7 +258,7 @@ def disconnect(conn_id: int) -> Any:
             counts=connection_counts([conn.id]),
         )
     try:
-        done = erase.end(conn) if conn.status != "revoked" else ""
+        done = erase.end(conn) if conn.status != ConnectionState.REVOKED else ""
     except erase.NotEnded as err:
         db.session().commit()  # the reason is kept
         flash(
@@ -359,7 +294,7 @@ def delete_account() -> Any:
             "delete_account.html",
             connections=conns,
             counts=connection_counts([c.id for c in conns]),
-            titles={c.profile: source_title(c.profile) for c in conns},
+            titles=titles(conns),
         )
     if accounts.too_many_attempts(me.email) or not accounts.password_matches(
         me, request.form.get("password", "")
@@ -386,20 +321,19 @@ def delete_account() -> Any:
     return redirect(url_for("accounts.login"))
 
 
-def source_title(profile: str) -> str:
-    if profile == "upload":
-        return "Uploaded file"
-    if profile in providers.SLUGS:
-        return providers.DEFAULTS[profile]["title"]
-    found = profiles.all_profiles().get(profile)
-    return found.title if found else profile
+source_title = providers.title_of
 
+
+def titles(conns: list[db.Connection]) -> dict[str, str]:
+    """The sources of connections, in words, by profile."""
+    return {profile: source_title(profile) for profile in {c.profile for c in conns}}
 
 STATES = {
-    "active": "Active",
-    "waiting": "Waiting for data",
-    "revoked": "Revoked",
-    "failed": "Failed",
+    ConnectionState.CONNECTING: "Connecting",
+    ConnectionState.ACTIVE: "Active",
+    ConnectionState.WAITING: "Waiting for data",
+    ConnectionState.REVOKED: "Revoked",
+    ConnectionState.FAILED: "Failed",
 }
 
 
@@ -429,10 +363,11 @@ def connections_context() -> dict[str, Any]:
         "connections": conns,
         "by_id": {c.id: c for c in conns},
         "counts": connection_counts([c.id for c in conns]),
-        "titles": {c.profile: source_title(c.profile) for c in conns},
+        "titles": titles(conns),
         "states": STATES,
         "failures": failed_downloads(),
         "services": {c: services(found) for c, found in ups.items()},
+        "offered": {src.name: src for src in providers.offered()},
     }
 
 
@@ -477,7 +412,7 @@ def connections_status() -> Response:
 def failed_downloads() -> list[db.Notification]:
     """The downloads that failed, of the account's connections (an operator: all of them,
     Bulk documents included), newest first."""
-    query = select(db.Notification).where(db.Notification.status == "failed")
+    query = select(db.Notification).where(db.Notification.status == NotificationState.FAILED)
     if not accounts.is_operator():
         query = accounts.visible(
             query.join(db.Connection, db.Notification.connection_id == db.Connection.id)
@@ -513,12 +448,7 @@ def home() -> str:
     s = db.session()
     return render_template(
         "home.html",
-        profiles=profiles.all_profiles().values(),
-        provider_links=[
-            (slug, providers.DEFAULTS[slug]["title"])
-            for slug in providers.SLUGS
-            if providers.configured(slug)
-        ],
+        sources=providers.offered(),
         usage_points=list(s.scalars(accounts.usage_points_query().order_by(db.UsagePoint.id))),
         **connections_context(),
     )
@@ -531,22 +461,22 @@ def connections() -> str:
 
 
 def freshness(s: Any, row: db.UsagePoint) -> str:
-    """How recent the data is and where it has holes: "Data up to ...; gaps: ..."."""
+    """How recent the data is and where it has holes: "Data up to ...; gaps: ..." (each meter
+    reading's readings in time order through :class:`espi.Timeline`)."""
     zone = rows.zone(row)
-    gaps, longest, last_end, last_start = 0, 0, None, None
+    gaps, longest, last_end = 0, 0, None
     for mr in row.meter_readings:
-        previous_end = None
+        timeline = espi.Timeline()
         query = select(db.Reading.start, db.Reading.duration).where(
             db.Reading.meter_reading_id == mr.id
         )
-        for start, duration in s.execute(query.order_by(db.Reading.start)):
-            if previous_end is not None and start > previous_end:
-                gaps += 1
-                longest = max(longest, start - previous_end)
-            previous_end = start + duration
-            last_start = start if last_start is None else max(last_start, start)
-        if previous_end is not None:
-            last_end = previous_end if last_end is None else max(last_end, previous_end)
+        for start, duration in s.execute(query.order_by(db.Reading.start, db.Reading.seq)):
+            timeline.add(start, duration)
+        gaps += timeline.gaps
+        if timeline.longest_gap is not None:
+            longest = max(longest, timeline.longest_gap.seconds)
+        if timeline.last_end is not None:
+            last_end = timeline.last_end if last_end is None else max(last_end, timeline.last_end)
     if last_end is None:
         return "No readings yet."
     up_to = datetime.fromtimestamp(last_end, zone).strftime("%Y-%m-%d %H:%M")

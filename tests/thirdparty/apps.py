@@ -23,7 +23,7 @@ from appkit import database
 from tests.conftest import fresh_postgres, fresh_redis
 from tests.scripted import Answer, Seen
 from tests.thirdparty.browsing import PASSWORD
-from thirdparty_app import MIGRATIONS, create_app, vault
+from thirdparty_app import MIGRATIONS, create_app, queueing, vault
 from thirdparty_app import db as tp
 from thirdparty_app.accounts import create_account
 
@@ -101,7 +101,7 @@ def third_party(
     finally:
         server.shutdown()
         server.server_close()
-        consumer = app.extensions.get("tp.consumer")
+        consumer = queueing.of(app).consumer
         if consumer is not None:
             consumer.stop()
         app.extensions["appkit.engine"].dispose()

@@ -3,6 +3,7 @@ page's CSRF token with every form it posts to the app (as a browser submitting t
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 import time
@@ -13,6 +14,7 @@ import requests
 PASSWORD = "correct horse battery staple"
 _numbers = itertools.count(1)
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+REFRESH = re.compile(r'<meta http-equiv="refresh" content="0; url=([^"]+)">')
 
 
 def csrf_token(html: str) -> str:
@@ -74,6 +76,15 @@ class Person(requests.Session):
             if data is None or isinstance(data, dict):
                 kwargs["data"] = {"csrf_token": self.token, **(data or {})}
         return super().request(method, url, *args, **kwargs)
+
+    def connect(self, name: str, **form: str) -> requests.Response:
+        """Press a connect button (a custodian's or a provider's that sends the browser to its
+        page): the POST, then on as the browser goes (the page's refresh)."""
+        page = self.post(f"{self.base}/connect/{name}", data=form, timeout=30)
+        found = REFRESH.search(page.text)
+        if found is None:
+            return page
+        return self.get(html.unescape(found.group(1)), timeout=60)
 
     def upload(self, name: str, content: bytes, timeout: float = 120) -> requests.Response:
         """Upload a file and wait for the worker to finish with it: the upload's final page."""

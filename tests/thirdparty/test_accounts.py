@@ -23,7 +23,7 @@ from tests.thirdparty.browsing import PASSWORD, Person
 from tests.thirdparty.test_flow import wait, world  # noqa: F401 - the live custodian + third party
 from thirdparty_app import db as tp
 
-WEBHOOKS = {"/espi/1_1/Notification", "/providers/wattzon/notify"}
+WEBHOOKS = {"/espi/1_1/Notification", "/providers/<slug>/notify"}
 PUBLIC_PAGES = {"/login", "/signup", "/reset", "/reset/<token>", "/api/openapi.json"}
 
 
@@ -53,7 +53,7 @@ def connections_of(third, email):
 
 def connect_local(live, person):
     """``person`` connects the sandbox's first customer (the test authorize pair); waits."""
-    assert person.get(f"{live['t_base']}/connect/local", timeout=30).status_code == 200
+    assert person.connect("local").status_code == 200
     wait(lambda: any(c.status == "active" for c in connections_of(live["third"], person.email)), 60)
 
 
@@ -162,6 +162,7 @@ def b_ids(third, email):
             "note_id": note,
             "upload_id": upload,
             "name": "local",
+            "slug": "wattzon",
             "token": "not-a-token",
             "filename": "style.css",
         }

@@ -119,7 +119,7 @@ def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa:
 
     wait = WebDriverWait(browser, 30)
     sign_in(browser, world)
-    browser.find_element(By.CSS_SELECTOR, "a[href='/connect/login']").click()
+    browser.find_element(By.CSS_SELECTOR, "form[action='/connect/login'] button").click()
     wait.until(ec.presence_of_element_located((By.ID, "username"))).send_keys("carol")
     browser.find_element(By.ID, "password").send_keys("sandbox-carol")
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
@@ -196,7 +196,7 @@ def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noq
     wait = WebDriverWait(browser, 60)
     ARTIFACTS.mkdir(exist_ok=True)
     sign_in(browser, world)
-    browser.find_element(By.LINK_TEXT, "Connect via Pelm").click()
+    browser.find_element(By.XPATH, "//button[text()='Connect via Pelm']").click()
     wait.until(ec.presence_of_element_located((By.ID, "username"))).send_keys("customer")
     browser.find_element(By.ID, "password").send_keys("sandbox")
     browser.find_element(By.CSS_SELECTOR, "input[name=terms]").click()
@@ -271,9 +271,9 @@ def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser
     browser.set_window_size(390, 844)
     try:
         sign_in(browser, world)
-        browser.find_element(By.LINK_TEXT, "Connect via WattzOn").click()
+        browser.find_element(By.PARTIAL_LINK_TEXT, "Connect via WattzOn").click()
         browser.find_element(By.ID, "zip").send_keys("00007")
-        browser.find_element(By.CSS_SELECTOR, "form[aria-label='Find your utility'] button").click()
+        browser.find_element(By.CSS_SELECTOR, "main form button").click()
         Select(wait.until(ec.presence_of_element_located((By.ID, "utility")))).select_by_value(
             "3150"
         )
@@ -281,9 +281,7 @@ def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser
         browser.find_element(By.ID, "password").send_keys("utility-password")
         assert not browser.execute_script(WIDER), browser.execute_script(WIDER)
         browser.save_screenshot(str(ARTIFACTS / "wattzon-connect-phone.png"))
-        browser.find_element(
-            By.CSS_SELECTOR, "form[aria-label='Connect your utility account'] button"
-        ).click()
+        browser.find_element(By.CSS_SELECTOR, "main form button").click()
         wait.until(ec.url_to_be(world["t_base"] + "/"))
         browser.find_element(By.LINK_TEXT, "Connect via Griddy").click()
         browser.find_element(By.ID, "email").send_keys("jane.doe@example.com")
@@ -347,7 +345,7 @@ def test_a_new_customer_signs_up_connects_uses_a_key_and_deletes_the_data(world,
                 for a in browser.find_elements(By.CSS_SELECTOR, "a[href^='/usage-points/']")}  # fmt: skip
 
     sign_up("dana@example.com", "Dana")
-    browser.find_element(By.PARTIAL_LINK_TEXT, "Connect Local sandbox").click()
+    browser.find_element(By.XPATH, "//button[starts-with(text(), 'Connect Local sandbox')]").click()
     wait.until(ec.url_to_be(t + "/"))
     wait.until(lambda b: own_usage_points())
     mine = own_usage_points()

@@ -286,7 +286,7 @@ def test_names_and_waiting_for_data_that_follows_the_data(world, browser, homes)
     t = world["t_base"]
     world["flaky"].fail("/Batch/Subscription/", 3)
     browser.get(t + "/")
-    browser.find_element(By.CSS_SELECTOR, "a[href='/connect/local']").click()
+    browser.find_element(By.CSS_SELECTOR, "form[action='/connect/local'] button").click()
     WebDriverWait(browser, 30).until(lambda b: b.current_url == t + "/")
     newest = browser.find_element(By.CSS_SELECTOR, "#connections tbody tr")
     conn = newest.get_attribute("data-connection")

@@ -27,7 +27,7 @@ from tests.certs import make_certs, serve_tls
 from tests.conftest import fresh_postgres, fresh_redis
 from tests.thirdparty.browsing import Person
 from tests.thirdparty.proxy import Flaky
-from thirdparty_app import MIGRATIONS, create_app
+from thirdparty_app import MIGRATIONS, create_app, queueing
 from thirdparty_app import db as tp
 
 
@@ -105,7 +105,7 @@ def make_world(folder, storage):
                         "client_key": str(certs / "client.key"), "ca_bundle": str(certs / "ca.pem")},
             "griddy": {"base_url": griddy.url},
         },
-        "PROVIDER_HISTORY_DAYS": 20, "PROVIDER_NOT_READY_DELAY": 1,
+        "PROVIDER_NOT_READY_DELAY": 1,
         "SIGNIN_LIMIT": "1000 per minute",  # many test customers sign up from one address
         "BASE_URL": third_base,
     })  # fmt: skip
@@ -129,7 +129,7 @@ def make_world(folder, storage):
         server.shutdown()
         server.server_close()
     custodian.extensions["dc.consumer"].stop()
-    third.extensions["tp.consumer"].stop()
+    queueing.of(third).consumer.stop()
     third.extensions["appkit.engine"].dispose()
 
 
@@ -197,7 +197,7 @@ def custodian_readings(custodian):
 def connect(world) -> None:
     """The world's customer connects the sandbox's first customer through the test authorize
     pair; wait for the data."""
-    r = world["customer"].get(f"{world['t_base']}/connect/local", timeout=30)
+    r = world["customer"].connect("local")
     assert r.status_code == 200 and "Authorizations" in r.text
     third = world["third"]
 
@@ -233,7 +233,7 @@ def test_connecting_through_the_login_and_consent_pages(world):
     import re
 
     browser = Person.sign_up(world["t_base"])
-    login = browser.get(f"{world['t_base']}/connect/login", timeout=30)
+    login = browser.connect("login")
     assert "Sign in to share your energy data" in login.text
     consent = browser.post(
         login.url, data={"username": "bob", "password": "sandbox-bob"}, timeout=30
@@ -252,7 +252,7 @@ def test_connecting_through_the_login_and_consent_pages(world):
         assert len(conns) == 1 and conns[0].subscription_uri
         database.close_session(None)
     denied = Person.sign_up(world["t_base"])
-    page = denied.get(f"{world['t_base']}/connect/login", timeout=30)
+    page = denied.connect("login")
     page = denied.post(page.url, data={"username": "bob", "password": "sandbox-bob"}, timeout=30)
     refused = denied.post(page.url, data={"decision": "deny"}, timeout=30)
     assert refused.status_code == 400 and "You chose not to share your data" in refused.text

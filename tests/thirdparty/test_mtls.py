@@ -16,7 +16,7 @@ from datacustodian.migrate import upgrade
 from datacustodian.sandbox import seed
 from tests.certs import make_certs
 from tests.thirdparty.browsing import Person
-from thirdparty_app import MIGRATIONS, create_app
+from thirdparty_app import MIGRATIONS, create_app, queueing
 from thirdparty_app import db as tp
 
 
@@ -67,9 +67,9 @@ def test_connect_and_fetch_over_mutual_tls(tmp_path, monkeypatch):
         browser.verify = str(
             certs / "ca.pem"
         )  # the customer's browser trusts the test CA; no client certificate
-        refused = browser.get(f"{t_base}/connect/nocert", timeout=30)
+        refused = browser.connect("nocert")
         assert refused.status_code == 400 and "Invalid Certificate" in refused.text
-        assert browser.get(f"{t_base}/connect/tls", timeout=30).status_code == 200
+        assert browser.connect("tls").status_code == 200
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with third.app_context():
@@ -86,4 +86,4 @@ def test_connect_and_fetch_over_mutual_tls(tmp_path, monkeypatch):
             server.shutdown()
             server.server_close()
         custodian.extensions["dc.consumer"].stop()
-        third.extensions["tp.consumer"].stop()
+        queueing.of(third).consumer.stop()

@@ -1,4 +1,5 @@
-"""Pelm and WattShift in the third-party app, over HTTP against the local fakes: a Pelm
+"""Pelm, WattzOn, Griddy and WattShift in the third-party app, over HTTP against the local
+fakes, every one driven through the provider registry (the same routes for all): a provider
 connection lands in the same tables and API as Green Button data; a WattShift rate plan prices
 a usage point's readings. Runs on SQLite + embedded queue and on PostgreSQL + Redis."""
 
@@ -6,35 +7,48 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import espi
 from appkit import database
+from espi.client import NOTIFICATION_LIMIT
 from fakes import griddy as fake_griddy
 from fakes import wattzon as fake_wattzon
 from tests.thirdparty.browsing import Person
 from tests.thirdparty.test_flow import connect, wait, world  # noqa: F401 - the shared live world
 from thirdparty_app import db as tp
+from thirdparty_app import jobs, queueing
 
 
-def pelm_connect(world, session: requests.Session, password: str = "sandbox") -> requests.Response:  # noqa: F811, S107
-    """Click "Connect via Pelm", fill in Pelm's Connect page, follow the answer back."""
-    page = session.get(f"{world['t_base']}/providers/pelm/connect", timeout=30)
+def pelm_page(world, session: requests.Session, **form: str) -> tuple[str, str]:  # noqa: F811
+    """Press "Connect via Pelm" (a POST): Pelm's Connect page's token and where it answers."""
+    page = session.connect("pelm", **form)
     assert page.status_code == 200 and "Pelm Connect" in page.text, page.text[:300]
-    form = {
-        "connect_token": page.url.split("connect_token=")[1].split("&")[0],
-        "redirect_uri": f"{world['t_base']}/providers/pelm/callback",
+    query = parse_qs(urlsplit(page.url).query)
+    return query["connect_token"][0], query["redirect_uri"][0]
+
+
+def pelm_connect(
+    world, session: requests.Session, password: str = "sandbox", **form: str  # noqa: F811, S107
+) -> requests.Response:
+    """Press "Connect via Pelm", fill in Pelm's Connect page, follow the answer back."""
+    token, back = pelm_page(world, session, **form)
+    answer = {
+        "connect_token": token,
+        "redirect_uri": back,
         "utility": "pge",
         "username": "customer",
         "password": password,
         "terms": "yes",
         "action": "connect",
     }
-    return session.post(f"{world['pelm'].url}/connect", data=form, timeout=60)
+    return session.post(f"{world['pelm'].url}/connect", data=answer, timeout=60)
 
 
 def pelm_connection(third):
@@ -97,24 +111,85 @@ def test_pelm_connect_with_a_wrong_password_and_exit(world):  # noqa: F811
     session = world["customer"]
     refused = pelm_connect(world, session, password="wrong")
     assert refused.status_code == 401 and "credentials_invalid" in refused.text
-    page = session.get(f"{world['t_base']}/providers/pelm/connect", timeout=30)
-    token = page.url.split("connect_token=")[1].split("&")[0]
+    token, back = pelm_page(world, session)
     left = session.post(
         f"{world['pelm'].url}/connect",
         timeout=30,
-        data={
-            "connect_token": token,
-            "redirect_uri": f"{world['t_base']}/providers/pelm/callback",
-            "action": "exit",
-        },
+        data={"connect_token": token, "redirect_uri": back, "action": "exit"},
     )
     assert left.status_code == 400 and "nothing was shared" in left.text
     conn, _ = pelm_connection(world["third"])
     assert conn.status == "failed" and "left Pelm Connect" in conn.reason
     forged = Person.sign_up(world["t_base"]).get(
-        f"{world['t_base']}/providers/pelm/callback", params={"code": "x"}, timeout=30
+        f"{world['t_base']}/callback/pelm", params={"code": "x"}, timeout=30
     )
     assert forged.status_code == 400 and "does not belong" in forged.text
+
+
+def test_a_failed_pelm_connection_is_authorized_again_in_place(world):  # noqa: F811
+    """Re-authorize on a failed connection starts its connect again: the new access token
+    goes to the same connection (no second one), which then fetches its data."""
+    session, third = world["customer"], world["third"]
+    before, _ = pelm_connection(third)
+    assert before.status == "failed" and before.access_token is None
+    page = session.get(f"{world['t_base']}/connections", timeout=30).text
+    assert f'aria-label="Re-authorize Pelm (authorization {before.id})"' in page
+    assert f'aria-label="Retry Pelm (authorization {before.id})"' not in page  # nothing to retry
+    home = pelm_connect(world, session, connection=str(before.id))
+    assert home.status_code == 200 and home.url == world["t_base"] + "/"
+    wait(lambda: pelm_connection(third)[0].status == "active", timeout=90)
+    after, count = pelm_connection(third)
+    assert after.id == before.id and after.access_token and count > 0
+    # only a failed connection of one's own is authorized again
+    other = Person.sign_up(world["t_base"])
+    taken = other.post(f"{world['t_base']}/connect/pelm", data={"connection": str(before.id)},
+                       timeout=30, allow_redirects=False)  # fmt: skip
+    assert taken.status_code == 404
+    active = session.post(f"{world['t_base']}/connect/pelm", data={"connection": str(before.id)},
+                          timeout=30, allow_redirects=False)  # fmt: skip
+    assert active.status_code == 400
+
+
+def test_an_abandoned_connect_expires_and_is_cleaned_up(world):  # noqa: F811
+    """A connect whose answer never comes is removed by the workers' periodic cleanup once
+    CONNECT_EXPIRY has passed; its answer coming later is refused."""
+    t, third = world["t_base"], world["third"]
+    late = Person.sign_up(t)
+    token, back = pelm_page(world, late)  # started; the customer goes away
+    fresh = Person.sign_up(t)
+    pelm_page(world, fresh)  # started just now
+
+    def connects():
+        with third.app_context():
+            s = database.session()
+            rows = s.execute(select(tp.Connection.id, tp.Account.email).join(tp.Account)
+                             .where(tp.Connection.status == "connecting")).all()  # fmt: skip
+            database.close_session(None)
+            return {email: conn_id for conn_id, email in rows}
+
+    started = connects()
+    assert {late.email, fresh.email} <= set(started)
+    hour_ago = int(time.time()) - third.config["CONNECT_EXPIRY"] - 60
+    with third.app_context():
+        s = database.session()
+        s.execute(update(tp.Connection).where(tp.Connection.id == started[late.email])
+                  .values(created=hour_ago))  # fmt: skip
+        s.commit()
+        assert "cleanup" in {task.name for task in queueing.of(third).huey._registry.periodic_tasks}
+        assert jobs.cleanup() == 1
+        database.close_session(None)
+    left = connects()
+    assert late.email not in left and left[fresh.email] == started[fresh.email]
+    answer = late.post(f"{world['pelm'].url}/connect", timeout=60, data={
+        "connect_token": token, "redirect_uri": back, "utility": "pge", "username": "customer",
+        "password": "sandbox", "terms": "yes", "action": "connect"})  # fmt: skip
+    assert answer.status_code == 400 and "start again" in answer.text
+    with third.app_context():
+        s = database.session()
+        mine = s.scalars(select(tp.Connection).join(tp.Account)
+                         .where(tp.Account.email == late.email)).all()  # fmt: skip
+        database.close_session(None)
+    assert mine == []
 
 
 def test_wattshift_rate_plans_are_estimates_beside_the_utilitys_cost(world):  # noqa: F811
@@ -233,15 +308,20 @@ def provider_connection(third, slug):
 
 def wattzon_connect(world, session, username="customer"):  # noqa: F811
     t = world["t_base"]
-    page = session.get(f"{t}/providers/wattzon/connect", params={"zip": "00007"}, timeout=30)
+    first = session.get(f"{t}/connect/wattzon", timeout=30)
+    assert first.status_code == 200 and 'id="zip"' in first.text and 'id="utility"' not in first.text
+    page = session.post(f"{t}/connect/wattzon", data={"zip": "00007"}, timeout=30)
     assert page.status_code == 200 and "Mock Utility Provider (electric+gas)" in page.text
-    return session.post(f"{t}/providers/wattzon/connect", timeout=60,
+    return session.post(f"{t}/connect/wattzon", timeout=60,
                         data={"zip": "00007", "utility": "3149", "username": username, "password": "pw"})  # fmt: skip
 
 
-def test_home_offers_wattzon_and_griddy(world):  # noqa: F811
+def test_home_offers_the_configured_providers_only(world):  # noqa: F811
     page = world["customer"].get(world["t_base"] + "/", timeout=30).text
     assert "Connect via WattzOn" in page and "Connect via Griddy" in page
+    assert "WattShift" not in page  # prices only: nothing a customer connects
+    assert "PG&amp;E" not in page  # its profiles have no client id here
+    assert world["customer"].get(world["t_base"] + "/connect/pge", timeout=30).status_code == 404
 
 
 def test_wattzon_connection_over_mutual_tls_shows_like_green_button_data(world):  # noqa: F811
@@ -251,7 +331,7 @@ def test_wattzon_connection_over_mutual_tls_shows_like_green_button_data(world):
     third = world["third"]
     wait(lambda: provider_connection(third, "wattzon")[0].status == "active", timeout=90)
     conn, ups, summaries, count = provider_connection(third, "wattzon")
-    assert conn.pending == "" and ups == 2 and summaries == 26 and count > 2000
+    assert conn.extra == "" and ups == 2 and summaries == 26 and count > 2000
     state = fake_wattzon.state(world["wattzon"].app)
     assert state.profiles[int(conn.label)]["sensitive"]["password"] == "pw"  # reached WattzOn...
     with third.app_context():  # ...and is stored nowhere here
@@ -260,12 +340,22 @@ def test_wattzon_connection_over_mutual_tls_shows_like_green_button_data(world):
             for c in database.session().scalars(select(tp.Connection))
         )
         database.close_session(None)
-    # WattzOn's SQS notifications for both jobs arrived; announcing one again changes nothing
+    # WattzOn's SQS notifications for both jobs arrived; announcing one again changes nothing,
+    # and the answer does not tell a profile of ours from one that is not
     note = state.notifications[-1]
     again = requests.post(f"{world['t_base']}/providers/wattzon/notify", json=note, timeout=30)
-    assert again.status_code == 200 and again.json() == {"status": "already seen"}
+    stranger = requests.post(f"{world['t_base']}/providers/wattzon/notify", timeout=30,
+                             json={**note, "profile_id": 987654})  # fmt: skip
+    assert (again.status_code, again.json()) == (stranger.status_code, stranger.json())
+    assert again.status_code == 202 and again.json() == {"status": "accepted"}
+    assert provider_connection(third, "wattzon")[0].attempts == 0  # no sync queued again
     bad = requests.post(f"{world['t_base']}/providers/wattzon/notify", data="{", timeout=30)
     assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
+    big = requests.post(f"{world['t_base']}/providers/wattzon/notify", timeout=30,
+                        data=b" " * (NOTIFICATION_LIMIT + 1))  # fmt: skip
+    assert big.status_code == 413
+    assert requests.post(f"{world['t_base']}/providers/griddy/notify", data="{}",
+                         timeout=30).status_code == 404  # Griddy does not notify  # fmt: skip
     mine = [u for u in world["customer"].get(world["t_base"] + "/api/usage-points", timeout=30).json()
             if u["href"].startswith(world["wattzon"].url)]  # fmt: skip
     electric = next(u for u in mine if u["service_kind"] == "electricity")
@@ -296,23 +386,30 @@ def test_wattzon_wrong_utility_password_fails_the_connection_with_the_reason(wor
     assert "the utility refused the username or password" in page
 
 
-def test_wattzon_connect_page_says_what_is_wrong(world):  # noqa: F811
+def test_wattzon_connect_page_says_what_is_wrong_at_its_input(world):  # noqa: F811
     t = world["t_base"]
-    none = world["customer"].get(f"{t}/providers/wattzon/connect", params={"zip": "99999"}, timeout=30)
-    assert none.status_code == 400 and "No utility found for that ZIP code." in none.text
+    none = world["customer"].post(f"{t}/connect/wattzon", data={"zip": "99999"}, timeout=30)
+    assert none.status_code == 400
+    assert '<p class="error" id="zip-error" role="alert">No utility found for that ZIP code.' in none.text
+    assert 'value="99999"' in none.text  # given back to be corrected
     missing = world["customer"].post(
-        f"{t}/providers/wattzon/connect", data={"zip": "00007", "utility": "3149"}, timeout=30
+        f"{t}/connect/wattzon",
+        data={"zip": "00007", "utility": "3149", "username": "", "password": ""},
+        timeout=30,
     )
-    assert missing.status_code == 400 and "username and password" in missing.text
+    assert missing.status_code == 400 and 'id="username-error"' in missing.text
+    assert "Give the username of the utility" in missing.text
 
 
 def test_griddy_connection_with_cost_and_a_wrong_password(world):  # noqa: F811
     t = world["t_base"]
-    wrong = world["customer"].post(f"{t}/providers/griddy/connect", timeout=30,
+    wrong = world["customer"].post(f"{t}/connect/griddy", timeout=30,
                                    data={"email": "jane.doe@example.com", "password": "nope"})  # fmt: skip
     assert wrong.status_code == 400 and "did not accept that email and password" in wrong.text
+    assert 'id="password-error"' in wrong.text and "Password123" not in wrong.text
+    assert 'value="jane.doe@example.com"' in wrong.text
     session = world["customer"]
-    home = session.post(f"{t}/providers/griddy/connect", timeout=60,
+    home = session.post(f"{t}/connect/griddy", timeout=60,
                         data={"email": "jane.doe@example.com", "password": "Password123"})  # fmt: skip
     assert home.url == t + "/"
     third = world["third"]
@@ -328,7 +425,7 @@ def test_griddy_connection_with_cost_and_a_wrong_password(world):  # noqa: F811
     # an expired access token is renewed with the refresh token on the next sync
     fake_griddy.state(world["griddy"].app).expire_tokens()
     with third.app_context():
-        third.extensions["tp.sync"](conn.id)
+        queueing.enqueue("sync", conn.id)
     # the renewed access token is sealed in place of the old one
     wait(
         lambda: provider_connection(third, "griddy")[0].access_token != conn.access_token,
@@ -348,13 +445,14 @@ def test_griddy_connection_with_cost_and_a_wrong_password(world):  # noqa: F811
 
 
 def test_wattzon_that_cannot_start_leaves_no_profile_behind(world):  # noqa: F811
+    """Nothing is recorded here either: the connect page says why."""
     state = fake_wattzon.state(world["wattzon"].app)
     before = set(state.profiles)
+    connections = provider_connection(world["third"], "wattzon")[0].id
     session = world["customer"]
-    session.get(f"{world['t_base']}/providers/wattzon/connect", params={"zip": "00007"}, timeout=30)
-    page = session.post(f"{world['t_base']}/providers/wattzon/connect", timeout=60,
+    page = session.post(f"{world['t_base']}/connect/wattzon", timeout=60,
                         data={"zip": "00007", "utility": "3152", "username": "u", "password": "p"})  # fmt: skip
     assert page.status_code == 400 and "No agent for provider" in page.text
+    assert "deleted at WattzOn" in page.text
     assert set(state.profiles) == before
-    conn = provider_connection(world["third"], "wattzon")[0]
-    assert conn.status == "failed" and "deleted at WattzOn" in conn.reason
+    assert provider_connection(world["third"], "wattzon")[0].id == connections

@@ -16,6 +16,7 @@ from tests.scripted import Answer, Scripted, Seen
 from tests.thirdparty.apps import RESOURCE, add_connection, custodian, storage, third_party, wait
 from tests.thirdparty.browsing import PASSWORD, Person
 from thirdparty_app import db as tp
+from thirdparty_app import queueing
 
 __all__ = ["storage"]
 RETRIES = 3  # so 4 attempts in all
@@ -32,7 +33,7 @@ def small_feed(resource: str, sid: int = 1) -> bytes:
 
 
 def idle(served) -> bool:
-    huey = served.app.extensions["tp.huey"]
+    huey = queueing.of(served.app).huey
     return huey.pending_count() == 0 and huey.scheduled_count() == 0
 
 
@@ -222,7 +223,7 @@ def test_recover_requeues_only_unfinished_work(tmp_path, storage):
             from thirdparty_app import jobs
 
             assert jobs.recover() == 1
-        huey = served.app.extensions["tp.huey"]
+        huey = queueing.of(served.app).huey
         queued = [t.args for t in huey.pending()] + [t.args for t in huey.scheduled()]
         assert queued == [(ids["unfinished"], 1)]
         spent = served.query(lambda s: s.get(tp.Notification, ids["spent"]))

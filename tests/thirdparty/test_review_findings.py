@@ -58,7 +58,7 @@ def connections_of(third, email):
 
 
 def connect_local(live, person):
-    assert person.get(f"{live['t_base']}/connect/local", timeout=30).status_code == 200
+    assert person.connect("local").status_code == 200
     wait(lambda: any(c.status == "active" for c in connections_of(live["third"], person.email)), 60)
 
 
@@ -294,39 +294,47 @@ def test_operators_cannot_attach_a_rate_plan_to_a_customers_usage_point(world, c
 # --------------------------------------------------------------------------- state changed by GET
 
 
-@pytest.mark.xfail(strict=True, reason="open: the registry-driven connect pages start a provider connect with a POST (issue 17)")
 def test_opening_pelm_connect_by_a_link_creates_no_connection(world, connected):  # noqa: F811
     """LOW. GET /providers/pelm/connect creates a Connection row and asks Pelm for a connect token:
     any site can send a signed-in customer there (a top-level navigation carries the Lax
     cookie), and each visit leaves a "waiting for Pelm Connect" source on their page; nothing
-    limits how many."""
+    limits how many. (Fixed: a connect starts with a POST carrying the page's CSRF token; the
+    page a link opens, /connect/pelm, only shows the button.)"""
     t, third = world["t_base"], world["third"]
     person = connected["person"]
     before = len(connections_of(third, person.email))
-    person.get(
-        f"{t}/providers/pelm/connect",
-        headers={"Sec-Fetch-Site": "cross-site", "Referer": "http://evil.example/"},
-        timeout=30,
-        allow_redirects=False,
-    )
+    for path in ("/connect/pelm", "/providers/pelm/connect"):
+        person.get(
+            f"{t}{path}",
+            headers={"Sec-Fetch-Site": "cross-site", "Referer": "http://evil.example/"},
+            timeout=30,
+            allow_redirects=False,
+        )
+    forged = requests.post(f"{t}/connect/pelm", cookies=person.cookies, timeout=30,
+                           headers={"Origin": "http://evil.example"}, allow_redirects=False)  # fmt: skip
+    assert forged.status_code == 400
     assert len(connections_of(third, person.email)) == before
 
 
-@pytest.mark.xfail(strict=True, reason="open: the app's Pelm connect moves to the library's begin_connect/finish_connect, state checked (issue 17)")
 def test_a_pelm_code_from_another_browser_is_refused(world):  # noqa: F811
     """MEDIUM. Pelm's callback has no state: it takes any code for the Pelm connection this
     browser started. An attacker finishes Pelm Connect with their own utility login, keeps the
     callback URL, makes the victim's browser open /providers/pelm/connect (a GET: a link or
     window.open is enough) and then the kept URL: the victim's account now holds the attacker's
-    utility data as if it were theirs (and the attacker's Pelm token)."""
+    utility data as if it were theirs (and the attacker's Pelm token). (Fixed: the callback
+    carries the state begin_connect made, which finish_connect checks against this browser's
+    session.)"""
+    from urllib.parse import parse_qs, urlsplit
+
     t, third, pelm = world["t_base"], world["third"], world["pelm"].url
     attacker = Person.sign_up(t, "pelm-attacker@example.com")
-    page = attacker.get(f"{t}/providers/pelm/connect", timeout=30)
+    page = attacker.connect("pelm")
+    query = parse_qs(urlsplit(page.url).query)
     finished = attacker.post(
         f"{pelm}/connect",
         data={
-            "connect_token": page.url.split("connect_token=")[1].split("&")[0],
-            "redirect_uri": f"{t}/providers/pelm/callback",
+            "connect_token": query["connect_token"][0],
+            "redirect_uri": query["redirect_uri"][0],
             "utility": "pge",
             "username": "attacker-at-the-utility",
             "password": "sandbox",
@@ -339,8 +347,11 @@ def test_a_pelm_code_from_another_browser_is_refused(world):  # noqa: F811
     kept = finished.headers["Location"]  # not followed: kept for the victim
     assert "code=" in kept
     victim = Person.sign_up(t, "pelm-victim@example.com")
-    victim.get(f"{t}/providers/pelm/connect", timeout=30, allow_redirects=False)
-    victim.get(kept, timeout=30)
+    victim.get(f"{t}/connect/pelm", timeout=30, allow_redirects=False)
+    assert victim.get(kept, timeout=30).status_code == 400  # no connect started here
+    victim.post(f"{t}/connect/pelm", timeout=30, allow_redirects=False)  # one of the victim's own
+    refused = victim.get(kept, timeout=30)
+    assert refused.status_code == 400 and "nothing was shared" in refused.text
     taken = [
         c for c in connections_of(third, victim.email) if c.profile == "pelm" and c.access_token
     ]

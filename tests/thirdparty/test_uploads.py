@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from appkit import queue
 from tests.conftest import DATA
 from tests.scripted import Answer, Scripted
 from tests.thirdparty.apps import RESOURCE, custodian, storage, third_party, wait
 from tests.thirdparty.browsing import Person
 from thirdparty_app import db as tp
+from thirdparty_app import queueing
 
 __all__ = ["storage"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,9 +53,7 @@ def test_an_upload_answers_at_once_and_a_worker_ingests_it(tmp_path, storage, re
         assert [Path(f).suffix for f in files(documents)] == [".xml"]  # the file as it came
         assert os.path.getsize(documents / files(documents)[0]) == HYDRO.stat().st_size
 
-        served.app.extensions["tp.consumer"] = queue.start_embedded(
-            served.app.extensions["tp.huey"]
-        )
+        queueing.start(served.app, embedded=True)
         done = wait(
             lambda: (j := person.get(status_url, timeout=30).json())["status"] == "done" and j
         )

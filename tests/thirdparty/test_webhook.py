@@ -22,6 +22,7 @@ import espi
 from tests.scripted import Answer, Scripted
 from tests.thirdparty.apps import RESOURCE, add_connection, custodian, storage, third_party, wait
 from thirdparty_app import db as tp
+from thirdparty_app import queueing
 
 __all__ = ["storage"]
 LIMIT = 1 << 20
@@ -191,7 +192,7 @@ def test_200_concurrent_posts_of_one_uri_all_answer_200_with_one_row(
             codes = list(pool.map(post, range(200)))
         assert codes == [200] * 200
         assert notifications(served) == [uri]
-        assert served.app.extensions["tp.huey"].pending_count() == 1  # one download queued
+        assert queueing.of(served.app).huey.pending_count() == 1  # one download queued
 
 
 def test_uris_are_recorded_normalised_and_refused_when_unsafe(tmp_path, storage, quiet_custodian):
