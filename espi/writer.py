@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote
@@ -296,8 +296,10 @@ def to_element(
             written = len(wrapper)
             if written:
                 el.append(wrapper)
-        elif spec.kind is m.IntervalReading:
-            written = add_readings(el, values, ns)
+        elif spec.kind is m.IntervalReading:  # written as text where the mark is: entry_xml
+            if values:
+                el.append(etree.Comment(READINGS_MARK))
+            written = len(values)
         else:
             written = sum(add_value(el, ns + name, v, options, kind, where) for v in values)
         if written >= least:
@@ -325,8 +327,6 @@ def add_value(
 ) -> bool:
     """Append one value as ``tag``; False (and an EspiWarning) when it is not valid for its
     schema type ``xsd``, and so is left out."""
-    if isinstance(value, m.IntervalReading):
-        return add_readings(parent, [value], tag[: tag.index("}") + 1]) == 1
     if dataclasses.is_dataclass(value):
         return to_element(value, tag, options, parent, xsd=xsd) is not None
     text = text_of(value)
@@ -367,12 +367,18 @@ def integer_range(xsd: Any) -> tuple[int | None, int | None] | None:
 
 def valid_text(xsd: Any, value: Any, text: str) -> bool:
     """Whether ``text`` (written for ``value``) is valid for the simple type ``xsd``. An
-    integer of a plain range is checked here: xmlschema takes some 40 µs a value."""
+    integer of a plain range is checked here, and a short text seen before is not checked
+    again: xmlschema takes some 40 µs a value."""
     if isinstance(value, int) and not isinstance(value, bool):
         bounds = integer_range(xsd)
         if bounds is not None:
             low, high = bounds
             return (low is None or low <= value) and (high is None or value <= high)
+    return schema_valid(xsd, text) if len(text) <= 200 else bool(xsd.is_valid(text))
+
+
+@lru_cache(maxsize=4096)
+def schema_valid(xsd: Any, text: str) -> bool:
     return bool(xsd.is_valid(text))
 
 
@@ -394,56 +400,87 @@ def text_of(value: Any) -> str:
     return str(value)
 
 
-#: IntervalReading's elements, in schema order.
-READING_TAGS = ("IntervalReading", "cost", "ReadingQuality", "quality", "timePeriod", "duration",
-                "start", "value", "consumptionTier", "tou", "cpp")  # fmt: skip
+#: Where a block's readings go in its entry as lxml serializes it: they are written as text
+#: there (building an element per number cost three times as much as the text). No other
+#: comment is ever written: the reader drops comments, and text is escaped.
+READINGS_MARK = "espi:readings"
 #: The text of each quality code written so far (at most 65,536 of them).
 QUALITY_TEXT: dict[int, str] = {}
 
 
-def add_readings(parent: Any, readings: list[m.IntervalReading], ns: str) -> int:
-    """The hot path of writing: IntervalReadings in schema order, appended to ``parent``; how
-    many. Tags are made once per block, numbers in range are written without a call; one out
-    of its ESPI type's range is left out with an EspiWarning (a reading with a start but no
-    duration, or the reverse, has no time period written)."""
-    sub = etree.SubElement
-    reading, cost_, quality_, code_, period_, duration_, start_, value_, tier_, tou_, cpp_ = (
-        ns + name for name in READING_TAGS
+@cache
+def reading_markup(prefix: str, indent: str | None) -> tuple[str, ...]:
+    """The fixed pieces of an IntervalReading's markup, its elements named with ``prefix``
+    and laid out as lxml pretty-prints them at ``indent`` (None: on one line)."""
+    p = f"{prefix}:" if prefix else ""
+    n1 = "" if indent is None else "\n" + indent
+    n2, n3 = (n1 + "  ", n1 + "    ") if indent is not None else ("", "")
+    return (
+        f"<{p}IntervalReading>",
+        f"{n1}</{p}IntervalReading>",
+        f"<{p}IntervalReading/>",
+        f"{n2}<{p}cost>",
+        f"</{p}cost>",
+        f"{n2}<{p}ReadingQuality>{n3}<{p}quality>",
+        f"</{p}quality>{n2}</{p}ReadingQuality>",
+        f"{n2}<{p}timePeriod>{n3}<{p}duration>",
+        f"</{p}duration>{n3}<{p}start>",
+        f"</{p}start>{n2}</{p}timePeriod>",
+        f"{n2}<{p}value>",
+        f"</{p}value>",
+        f"{n2}<{p}consumptionTier>",
+        f"</{p}consumptionTier>",
+        f"{n2}<{p}tou>",
+        f"</{p}tou>",
+        f"{n2}<{p}cpp>",
+        f"</{p}cpp>",
+        n1,
     )
+
+
+def readings_xml(readings: list[m.IntervalReading], prefix: str, indent: str | None) -> bytes:
+    """The hot path of writing: IntervalReadings as markup, in schema order. Numbers are all
+    they hold, so nothing needs escaping; one out of its ESPI type's range is left out with an
+    EspiWarning (a reading with a start but no duration, or the reverse, has no time period
+    written)."""
+    (opening, closing, empty, cost_a, cost_b, quality_a, quality_b, period_a, period_m, period_b,
+     value_a, value_b, tier_a, tier_b, tou_a, tou_b, cpp_a, cpp_b, between) = reading_markup(
+        prefix, indent)  # fmt: skip
     low48, high48 = INT48
     low16, high16 = INT16
     high32 = UINT32[1]
     low64, high64 = LONG
     texts = QUALITY_TEXT
+    out = []
     for r in readings:
-        el = sub(parent, reading)
+        inner = ""
         number = r.cost
         if number is not None and (low48 <= number <= high48 or fits(number, INT48)):
-            sub(el, cost_).text = str(number)
+            inner = f"{cost_a}{number}{cost_b}"
         for q in r.qualities:
             text = texts.get(q)
             if text is None:
                 if not fits(q, UINT16):
                     continue
                 text = texts[q] = str(int(q))
-            sub(sub(el, quality_), code_).text = text
+            inner += f"{quality_a}{text}{quality_b}"
         start, duration = r.start, r.duration
         if start is not None and duration is not None:
             if (low64 <= start <= high64 or fits(start, LONG)) and (
                 0 <= duration <= high32 or fits(duration, UINT32)
             ):
-                period = sub(el, period_)
-                sub(period, duration_).text = str(duration)
-                sub(period, start_).text = str(start)
+                inner += f"{period_a}{duration}{period_m}{start}{period_b}"
         elif start is not None or duration is not None:
             left_out("IntervalReading time period", "it needs both a start and a duration")
         number = r.value
         if number is not None and (low48 <= number <= high48 or fits(number, INT48)):
-            sub(el, value_).text = str(number)
-        for tag, number in ((tier_, r.consumption_tier), (tou_, r.tou), (cpp_, r.cpp)):
+            inner += f"{value_a}{number}{value_b}"
+        for a, number, b in ((tier_a, r.consumption_tier, tier_b), (tou_a, r.tou, tou_b),
+                             (cpp_a, r.cpp, cpp_b)):  # fmt: skip
             if number is not None and (low16 <= number <= high16 or fits(number, INT16)):
-                sub(el, tag).text = str(number)
-    return len(readings)
+                inner += f"{a}{number}{b}"
+        out.append(f"{opening}{inner}{closing}" if inner else empty)
+    return between.join(out).encode()
 
 
 def fits(value: int, kind: tuple[int, int]) -> bool:
@@ -470,8 +507,9 @@ class _Entries:
         self.now = options.now or datetime.now(UTC)
         self.ids: set[str] = set()
 
-    def entry(self, res: Any) -> Any:
-        """The Atom entry of a resource; None when the resource cannot be written validly."""
+    def entry(self, res: Any) -> bytes | None:
+        """The Atom entry of a resource, serialized (UTF-8, no XML declaration); None when the
+        resource cannot be written validly."""
         content = to_element(res, element_tag(res), self.options)
         if content is None:
             return None
@@ -497,10 +535,17 @@ class _Entries:
         etree.SubElement(entry, ATOM + "published").text = atom_time(res.published, self.now)
         etree.SubElement(entry, ATOM + "updated").text = atom_time(res.updated, self.now)
         etree.SubElement(entry, ATOM + "content").append(content)
-        return entry
+        data: bytes = etree.tostring(entry, encoding="utf-8", pretty_print=self.options.pretty)
+        if isinstance(res, m.IntervalBlock) and res.readings:
+            head, _, tail = data.partition(b"<!--" + READINGS_MARK.encode() + b"-->")
+            indent = head[head.rfind(b"\n") + 1 :].decode() if self.options.pretty else None
+            data = head + readings_xml(res.readings, content.prefix or "", indent) + tail
+        return data
 
 
 # --------------------------------------------------------------------------- documents
+
+XML_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>\n"
 
 
 class FeedWriter:
@@ -568,7 +613,8 @@ class FeedWriter:
         carry it: a required element missing or invalid, and no repair rule)."""
         entry = self.entries.entry(res)
         if entry is not None:
-            self._xf.write(entry, pretty_print=self.options.pretty)
+            self._xf.flush()  # what lxml holds goes out before the entry
+            self.target.write(entry)
 
     def add_all(self, resources: Iterable[Any]) -> None:
         for res in resources:
@@ -652,9 +698,7 @@ def write(
         doc = _Entries(options).entry(obj)
         if doc is None:
             raise ValueError(f"{type(obj).__name__} cannot be written as valid ESPI 4.0")
-        target.write(
-            etree.tostring(doc, xml_declaration=True, encoding="utf-8", pretty_print=options.pretty)
-        )
+        target.write(XML_DECLARATION + doc)
     elif isinstance(obj, m.BatchList | m.ServiceStatus):
         el = to_element(obj, ESPI + type(obj).__name__, options, nsmap={None: m.ESPI_NS})
         if el is None:
