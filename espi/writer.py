@@ -22,6 +22,7 @@ import os
 import re
 import uuid
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,6 +113,11 @@ def parent_of(res: Any) -> Any:
     return None
 
 
+#: How many meter readings' block segments a LinkPlan remembers at once (blocks are written a
+#: meter reading after another, or a few interleaved).
+BLOCK_COLLECTIONS = 16
+
+
 class LinkPlan:
     """Self, up and related hrefs for resources, from the object graph."""
 
@@ -121,6 +127,11 @@ class LinkPlan:
         self.paths: dict[int, str] = {}  # id(resource) -> self path, for non-block resources
         self.used: dict[str, set[str]] = {}  # collection path -> segments given out
         self.keep: list[Any] = []  # keeps the resources in `paths` alive (ids stay unique)
+        # blocks are many: their segments are remembered for the last few block collections
+        # only (a streamed feed's memory does not grow with its blocks), how many each was
+        # given for all (numbers given out never repeat)
+        self.block_segments: OrderedDict[str, set[str]] = OrderedDict()
+        self.block_counts: dict[str, int] = {}
 
     def collection(self, res: Any) -> str:
         kind = type(res)
@@ -141,22 +152,36 @@ class LinkPlan:
         if known is not None:
             return known
         collection = self.collection(res)
-        used = self.used.setdefault(collection, set())
+        block = isinstance(res, m.IntervalBlock)
+        used = self.recent_blocks(collection) if block else self.used.setdefault(collection, set())
+        given = self.block_counts.get(collection, 0) if block else len(used)
         href = res.link("self")
         segment = quote(norm_href(href).rsplit("/", 1)[-1], safe="=,:@-._~") if href else ""
         if not segment or segment in used:
-            n = len(used) + 1
+            n = given + 1
             while str(n) in used:
                 n += 1
             segment = str(n)
         path = f"{collection}/{segment}"
-        if isinstance(res, m.IntervalBlock):
-            used.add(segment)  # blocks are many and never parents: no need to remember them
-            return path
         used.add(segment)
+        if block:  # never a parent: no need to remember its path
+            self.block_counts[collection] = given + 1
+            return path
         self.paths[id(res)] = path
         self.keep.append(res)
         return path
+
+    def recent_blocks(self, collection: str) -> set[str]:
+        """The segments given to the blocks of ``collection`` (kept for the last
+        :data:`BLOCK_COLLECTIONS` block collections written)."""
+        used = self.block_segments.get(collection)
+        if used is None:
+            used = self.block_segments[collection] = set()
+            if len(self.block_segments) > BLOCK_COLLECTIONS:
+                self.block_segments.popitem(last=False)
+        else:
+            self.block_segments.move_to_end(collection)
+        return used
 
     def links(self, res: Any) -> list[m.Link]:
         if self.options.keep_links and res.link("self") and res.link("up"):
