@@ -16,7 +16,6 @@ import argparse
 import logging
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,18 +25,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from bench_api import best  # noqa: E402
 from bench_ingest import database, header  # noqa: E402
 
 REDIRECT = "http://127.0.0.1:9/callback"
-
-
-def best(repeat: int, fn: Any) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def served(url: str, months: int, folder: str) -> tuple[Any, str, dict[str, str]]:

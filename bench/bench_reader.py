@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from bench_ingest import header  # noqa: E402
+from feeds import year_feed  # noqa: E402
 
 E = "{http://naesb.org/espi}"
 A = "{http://www.w3.org/2005/Atom}"
@@ -304,18 +305,6 @@ def best_of(method: str, path: Path, repeat: int) -> dict[str, Any]:
     return {**best, "growth": max(r["growth"] for r in runs)}
 
 
-def feed_path(meters: int) -> Path:
-    from feeds import write_feed
-
-    out_dir = HERE / "out"
-    out_dir.mkdir(exist_ok=True)
-    path = out_dir / f"feed_{meters}m_1y_15min.xml"
-    if not path.exists():
-        print(f"generating {path.name} ...", file=sys.stderr)
-        write_feed(path, meters=meters, days=365)
-    return path
-
-
 def table(title: str, methods: list[str], path: Path, repeat: int) -> None:
     print(f"{title:<26}{'readings':>11}{'CPU s':>9}{'ratio':>8}{'RSS growth MiB':>16}"
           f"{'written MiB':>13}")  # fmt: skip
@@ -346,7 +335,7 @@ def main() -> None:
     only = set(args.only or ("read", "write", "flat"))
     meters = [int(x) for x in args.meters.split(",")]
     for n in meters:
-        path = feed_path(n)
+        path = year_feed(n)
         size = path.stat().st_size / 2**20
         print(f"\n{path.name}: {size:.0f} MiB, {n} meter(s), a year of 15-minute readings")
         if "read" in only:
@@ -359,7 +348,7 @@ def main() -> None:
               f"the {meters[0]}-meter feed (best of {args.repeat})")  # fmt: skip
         print(f"{'feed':<26}{'readings':>11}{'CPU s':>9}{'us/reading':>12}{'RSS growth MiB':>16}")
         for scale in scales:
-            path = feed_path(meters[0] * scale)
+            path = year_feed(meters[0] * scale)
             got = best_of("espi.iter_readings", path, args.repeat)
             print(f"{f'{scale}x ({path.stat().st_size / 2**20:.0f} MiB)':<26}"
                   f"{got['readings']:>11,}{got['cpu']:>9.2f}"

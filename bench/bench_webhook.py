@@ -45,6 +45,8 @@ REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15")
 RESOURCE = "http://127.0.0.1:5001/GreenButtonConnect/espi/1_1/resource"  # the `local` profile
 PATH = "/espi/1_1/Notification"
 CONNECTIONS = 100
+#: gunicorn's access log, as the Procfile keeps it (there on stdout)
+ACCESS_LOG = HERE / "out" / "webhook-access.log"
 
 
 def baseline(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -52,6 +54,44 @@ def baseline(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     start_response("200 OK", [("Content-Length", "0")])
     return [b""]
+
+
+def stage(name: str) -> Any:
+    """The third-party app with its notification view cut short, for the floors under the same
+    server: ``flask`` reads the body and answers 200 (Flask and the app's own hooks);
+    ``checks`` also reads the BatchList and checks its URIs (no database, no queue)."""
+    from flask import Response, request
+
+    import espi
+    from espi.client import NOTIFICATION_LIMIT
+    from thirdparty_app import create_app, views
+    from thirdparty_app.accounts import webhook
+
+    app = create_app()
+
+    @webhook
+    def flask_floor() -> Response:
+        request.get_data(cache=False)
+        return Response(status=200)
+
+    @webhook
+    def checks() -> Response:
+        body = request.get_data(cache=False)
+        batch = espi.parse(body, espi.ParseOptions(warn=False, max_bytes=NOTIFICATION_LIMIT))
+        assert batch.batch_list is not None
+        views.servable(dict(views.notified(uri) for uri in batch.batch_list.resources))
+        return Response(status=200)
+
+    app.view_functions["tp.notification"] = {"flask": flask_floor, "checks": checks}[name]
+    return app
+
+
+STAGES = {
+    "baseline": "bench_webhook:baseline",
+    "flask": "bench_webhook:stage('flask')",
+    "checks": "bench_webhook:stage('checks')",
+    "webhook": "thirdparty_app:create_app()",
+}
 
 
 def bodies(n: int, run: str) -> list[bytes]:
@@ -94,7 +134,8 @@ def gunicorn(
     port = free_port()
     cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
            "--bind", f"127.0.0.1:{port}", "--pythonpath", f"{HERE.parent},{HERE}",
-           "--log-level", "warning", "--backlog", "2048", target]  # fmt: skip
+           "--log-level", "warning", "--backlog", "2048", "--access-logfile", str(ACCESS_LOG),
+           "--forwarded-allow-ips", "127.0.0.1", target]  # fmt: skip
     server = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=HERE.parent)
     try:
         deadline = time.monotonic() + 60
@@ -344,6 +385,8 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--servers", default="4x4", help="gunicorn WORKERSxTHREADS, a list")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="what serves the posts, a list: " + ", ".join(STAGES))  # fmt: skip
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
@@ -355,6 +398,8 @@ def main() -> None:
     from thirdparty_app import MIGRATIONS, create_app
 
     flush_redis()
+    ACCESS_LOG.parent.mkdir(exist_ok=True)
+    ACCESS_LOG.unlink(missing_ok=True)
     with database("postgresql", HERE) as url:
         env = app_env(url)
         migrate = create_app({"TESTING": True, "DATABASE_URL": url, "QUEUE_URL": REDIS})
@@ -362,26 +407,29 @@ def main() -> None:
             appdb.upgrade(migrate, MIGRATIONS)
         add_connections(migrate)
         migrate.extensions["appkit.engine"].dispose()
-        print(f"{'server':<10}{'app':<12}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
-              f"{'max ms':>9}{'errors':>8}{'p99 x base':>12}  CPU s (share of the cores' time):"
-              " client, gunicorn, PostgreSQL + Redis, the rest of the machine")  # fmt: skip
+        print(f"{'server':<8}{'app':<10}{'req/s':>7}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
+              f"{'max ms':>8}{'errors':>7}{'p99 x base':>11}{'CPU ms/req':>11}{'PG+Redis':>9}"
+              f"  share of the cores' time: client, gunicorn, PG + Redis, the rest")  # fmt: skip
         for n, config in enumerate(args.servers.split(",")):
             workers, threads = (int(x) for x in config.split("x"))
             posts = bodies(args.posts + 200, f"{n}-{secrets.token_hex(3)}")
             results = {}
-            for label, target in (("baseline", "bench_webhook:baseline"),
-                                  ("webhook", "thirdparty_app:create_app()")):  # fmt: skip
-                with gunicorn(target, workers, threads, env) as (port, pid):
+            for label in args.stages.split(","):
+                with gunicorn(STAGES[label], workers, threads, env) as (port, pid):
                     got = results[label] = measure(port, pid, url, posts, args.concurrency)
                 cores = got["elapsed"] * (os.cpu_count() or 1) / 100
-                print(f"{config:<10}{label:<12}{got['rate']:>8.0f}{got['p50']:>9.1f}{got['p90']:>9.1f}"
-                      f"{got['p99']:>9.1f}{got['max']:>9.1f}{got['errors']:>8}"
-                      f"{got['p99'] / results['baseline']['p99']:>12.1f}  "
-                      + ", ".join(f"{got[k]:.1f} ({got[k] / cores:.0f} %)"
+                sent = len(posts) - 200
+                base = results.get("baseline", got)["p99"]
+                print(f"{config:<8}{label:<10}{got['rate']:>7.0f}{got['p50']:>8.1f}{got['p90']:>8.1f}"
+                      f"{got['p99']:>8.1f}{got['max']:>8.1f}{got['errors']:>7}"
+                      f"{got['p99'] / base:>11.1f}{got['server'] / sent * 1000:>11.2f}"
+                      f"{got['stores'] / sent * 1000:>9.2f}  "
+                      + ", ".join(f"{got[k] / cores:.0f} %"
                                   for k in ("client", "server", "stores", "rest")))  # fmt: skip
-            notes, queued = recorded(url)
-            print(f"{'':<10}recorded {notes:,} notification(s), {queued:,} download(s) queued "
-                  f"(sent so far: {(n + 1) * (args.posts + 200):,})")  # fmt: skip
+            if "webhook" in results:
+                notes, queued = recorded(url)
+                print(f"{'':<8}recorded {notes:,} notification(s), {queued:,} download(s) queued "
+                      f"(posted to it so far: {(n + 1) * (args.posts + 200):,})")  # fmt: skip
         if args.profile:
             profile(url, 500)
     flush_redis()
