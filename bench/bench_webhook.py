@@ -356,7 +356,7 @@ def profile(url: str, n: int) -> None:
 
 PARTS = {  # where a profiled function's time counts
     "wait": "waiting for PostgreSQL (round trips, commit)",
-    "sqlalchemy": "SQLAlchemy (ORM session, compiling, results)",
+    "sqlalchemy": "SQLAlchemy (Core: statements, pool, results)",
     "psycopg": "psycopg",
     "flask": "Flask, Werkzeug (routing, request, response)",
     "werkzeug": "Flask, Werkzeug (routing, request, response)",
@@ -364,8 +364,9 @@ PARTS = {  # where a profiled function's time counts
     "flask_wtf": "Flask-Login, Flask-WTF (the app's before-request hooks)",
     "espi": "espi.parse (the BatchList)",
     "lxml": "espi.parse (the BatchList)",
-    "huey": "Huey + Redis (queueing the download)",
-    "redis": "Huey + Redis (queueing the download)",
+    "huey": "Huey (queueing the download)",
+    "limits": "limits (the per-source limit)",
+    "redis": "redis-py (the limit and the queue)",
     "thirdparty_app": "the app's own code",
     "appkit": "the app's own code",
 }
