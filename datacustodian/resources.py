@@ -195,8 +195,8 @@ def batch_bulk(bulk_id: str) -> Response:
     def build(query: str) -> Response:
         args_of(query)
         low, high = period()
-        s = db.session()
-        plan = [(auth.id, [row.id for row in auth.usage_points(s)]) for auth in active(client)]
+        session = db.session()
+        plan = [(a.id, [row.id for row in a.usage_points(session)]) for a in active(client)]
         return streamed(
             lambda s: (
                 entry
