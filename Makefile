@@ -42,24 +42,27 @@ serve: $(BIN)/.installed $(VENDOR)
 	$(BIN)/python tools/serve.py
 
 # `make bench` takes a few minutes; `make bench BENCH_SIZE=full` gives the README's figures
-# (0.7 M readings and up; 20 minutes or more). The ingestion, API, webhook and worker benches
+# (0.7 M and 3.5 M readings and up; an hour or so on two cores). The ingestion, API, webhook and worker benches
 # need PostgreSQL (BENCH_POSTGRES, an admin URL) and Redis (BENCH_REDIS, a database of their
 # own: it is emptied).
 BENCH_SIZE ?= quick
 ifeq ($(BENCH_SIZE),full)
-BENCH_READER  = --meters 1,20
-BENCH_INGEST  = --meters 20 --scales 1,2,4
-BENCH_WEBHOOK = --posts 5000 --servers 2x8,4x4 --profile
-BENCH_WORKERS = --customers 16 --days 365
+BENCH_READER    = --meters 20,100 --scales 1,2,4 --repeat 2
+BENCH_INGEST    = --meters 20 --scales 1,2,4
+BENCH_CUSTODIAN = --repeat 5
+BENCH_WEBHOOK   = --posts 5000 --servers 4x4,2x8 --profile
+BENCH_WORKERS   = --customers 16 --days 365
 else
-BENCH_READER  = --meters 1 --repeat 1
-BENCH_INGEST  = --meters 2 --scales 1,2,4
-BENCH_WEBHOOK = --posts 1000 --profile
-BENCH_WORKERS = --customers 4 --days 90
+BENCH_READER    = --meters 1 --repeat 1
+BENCH_INGEST    = --meters 2 --scales 1,2,4
+BENCH_CUSTODIAN = --repeat 3 --databases sqlite
+BENCH_WEBHOOK   = --posts 1000 --profile
+BENCH_WORKERS   = --customers 4 --days 90
 endif
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_reader.py $(BENCH_READER)
+	$(BIN)/python bench/bench_custodian.py $(BENCH_CUSTODIAN)
 	$(BIN)/python bench/bench_ingest.py $(BENCH_INGEST)
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_webhook.py $(BENCH_WEBHOOK)

@@ -198,15 +198,10 @@ def database(kind: str, folder: Path) -> Iterator[str]:
 def kept(meters: int) -> tuple[Path, str, int, int]:
     """The feed of ``meters`` meters kept gzipped (generated once): path, SHA-256 and size of
     the XML, readings."""
-    from feeds import write_feed
+    from feeds import year_feed
 
-    out = HERE / "out"
-    out.mkdir(exist_ok=True)
-    xml = out / f"feed_{meters}m_1y_15min.xml"
-    if not xml.exists():
-        print(f"generating {xml.name} ...", file=sys.stderr)
-        write_feed(xml, meters=meters, days=365)
-    gz = out / f"feed_{meters}m_1y_15min.xml.gz"
+    xml = year_feed(meters)
+    gz = xml.with_suffix(".xml.gz")
     digest = hashlib.sha256()
     with open(xml, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -2,14 +2,18 @@
 
     python bench/bench_webhook.py [--posts 5000] [--concurrency 100] [--servers 4x4]
 
-A bounded load: ``--posts`` BatchList notifications (each a new Subscription URI of the
-``local`` custodian, so each is recorded and its download queued), ``--concurrency`` at a time
-on keep-alive connections, from one asyncio client in this process; then it stops. Each server
-configuration (``WORKERSxTHREADS``) runs twice in the same run: a baseline WSGI app that reads
-the body and answers 200 (what gunicorn and this client cost), then the third-party app.
-Printed: requests/s, p50/p90/p99/max latency, errors, the ratio of the app's p99 to the
-baseline's, and that every notification was recorded once and queued once. ``--profile`` adds
-where the app's time goes per request (cProfile, in-process).
+A bounded load: ``--posts`` BatchList notifications, ``--concurrency`` at a time on keep-alive
+connections, from one asyncio client in this process; then it stops. Each names a new URI the
+app can serve (``Batch/Subscription/{k}?correlationID=...`` of the ``local`` custodian, for one
+of the 100 connections the run creates), so each is checked, recorded and its download queued;
+the per-source limit on new URIs is raised for the run (it would refuse most of them) and
+counted in Redis as in production. Each server configuration (``WORKERSxTHREADS``) runs twice
+in the same run: a baseline WSGI app that reads the body and answers 200 (what gunicorn, the
+machine and this client cost: the floor), then the third-party app. Printed: requests/s,
+p50/p90/p99/max latency, errors, the ratio of the app's p99 to the baseline's, where the two
+cores' time went during the run (this client, gunicorn, the rest: PostgreSQL, Redis and
+anything else running), and that every notification was recorded once and queued once.
+``--profile`` adds where the app's time goes per request (cProfile, in-process).
 
 Needs PostgreSQL (``BENCH_POSTGRES``, an admin URL; a database is created and dropped) and
 Redis (``BENCH_REDIS``: a database number of its own, emptied before and after).
@@ -40,6 +44,9 @@ from bench_ingest import database, header  # noqa: E402
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15")
 RESOURCE = "http://127.0.0.1:5001/GreenButtonConnect/espi/1_1/resource"  # the `local` profile
 PATH = "/espi/1_1/Notification"
+CONNECTIONS = 100
+#: gunicorn's access log, as the Procfile keeps it (there on stdout)
+ACCESS_LOG = HERE / "out" / "webhook-access.log"
 
 
 def baseline(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -49,13 +56,68 @@ def baseline(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b""]
 
 
+def stage(name: str) -> Any:
+    """The third-party app with its notification view cut short, for the floors under the same
+    server: ``flask`` reads the body and answers 200 (Flask and the app's own hooks);
+    ``checks`` also reads the BatchList and checks its URIs (no database, no queue)."""
+    from flask import Response, request
+
+    import espi
+    from espi.client import NOTIFICATION_LIMIT
+    from thirdparty_app import create_app, views
+    from thirdparty_app.accounts import webhook
+
+    app = create_app()
+
+    @webhook
+    def flask_floor() -> Response:
+        request.get_data(cache=False)
+        return Response(status=200)
+
+    @webhook
+    def checks() -> Response:
+        body = request.get_data(cache=False)
+        batch = espi.parse(body, espi.ParseOptions(warn=False, max_bytes=NOTIFICATION_LIMIT))
+        assert batch.batch_list is not None
+        views.servable(dict(views.notified(uri) for uri in batch.batch_list.resources))
+        return Response(status=200)
+
+    app.view_functions["tp.notification"] = {"flask": flask_floor, "checks": checks}[name]
+    return app
+
+
+STAGES = {
+    "baseline": "bench_webhook:baseline",
+    "flask": "bench_webhook:stage('flask')",
+    "checks": "bench_webhook:stage('checks')",
+    "webhook": "thirdparty_app:create_app()",
+}
+
+
 def bodies(n: int, run: str) -> list[bytes]:
     import espi
 
     return [
-        espi.dumps(espi.BatchList(resources=[f"{RESOURCE}/Batch/Subscription/{run}-{i}"]))
+        espi.dumps(espi.BatchList(resources=[
+            f"{RESOURCE}/Batch/Subscription/{i % CONNECTIONS + 1}?correlationID={run}-{i}"]))
         for i in range(n)
-    ]
+    ]  # fmt: skip
+
+
+def add_connections(app: Any) -> None:
+    """An account with the connections whose subscriptions the posts name."""
+    from thirdparty_app import db as tp
+    from thirdparty_app.accounts import create_account
+
+    with app.app_context():
+        s = tp.session()
+        owner = create_account("bench@example.com", secrets.token_urlsafe(16))
+        s.add_all(
+            tp.Connection(account_id=owner.id, profile="local", status="active",
+                          subscription_uri=f"{RESOURCE}/Batch/Subscription/{k}")
+            for k in range(1, CONNECTIONS + 1)
+        )  # fmt: skip
+        s.commit()
 
 
 def free_port() -> int:
@@ -65,12 +127,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(target: str, workers: int, threads: int, env: dict[str, str]) -> Iterator[int]:
+def gunicorn(
+    target: str, workers: int, threads: int, env: dict[str, str]
+) -> Iterator[tuple[int, int]]:
     """``target`` served by gunicorn (gthread workers) on a loopback port, stopped after."""
     port = free_port()
     cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
            "--bind", f"127.0.0.1:{port}", "--pythonpath", f"{HERE.parent},{HERE}",
-           "--log-level", "warning", "--backlog", "2048", target]  # fmt: skip
+           "--log-level", "warning", "--backlog", "2048", "--access-logfile", str(ACCESS_LOG),
+           "--forwarded-allow-ips", "127.0.0.1", target]  # fmt: skip
     server = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=HERE.parent)
     try:
         deadline = time.monotonic() + 60
@@ -80,7 +145,7 @@ def gunicorn(target: str, workers: int, threads: int, env: dict[str, str]) -> It
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit(f"gunicorn did not start: {' '.join(cmd)}")
             time.sleep(0.2)
-        yield port
+        yield port, server.pid
     finally:
         server.terminate()
         server.wait(30)
@@ -146,12 +211,70 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
 
 
-def measure(port: int, posts: list[bytes], concurrency: int) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (those gone count nothing)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def family(pid: int) -> list[int]:
+    """A process and its children (gunicorn's master and workers)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry))
+    return [pid, *kids]
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def backends(url: str) -> list[int]:
+    """The PostgreSQL server processes of the bench's database, and Redis's."""
+    import psycopg
+    import redis
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.replace("+psycopg", "").rsplit("/", 1)[0] + "/postgres") as conn:
+        pids = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))]  # fmt: skip
+    client = redis.Redis.from_url(REDIS)
+    pids.append(int(client.info("server")["process_id"]))
+    client.close()
+    return pids
+
+
+def measure(
+    port: int, pid: int, url: str, posts: list[bytes], concurrency: int
+) -> dict[str, float]:
     asyncio.run(post_all(port, posts[:200], min(concurrency, 20)))  # warm-up, not counted
+    server, stores = family(pid), backends(url)
+    cpu0, served0, stored0, busy0 = (time.process_time(), cpu_seconds(server),
+                                     cpu_seconds(stores), machine_busy())  # fmt: skip
     t0 = time.perf_counter()
     latencies, errors = asyncio.run(post_all(port, posts[200:], concurrency))
     elapsed = time.perf_counter() - t0
+    client, gunicorn_cpu = time.process_time() - cpu0, cpu_seconds(server) - served0
+    stored = cpu_seconds(stores) - stored0
+    busy = machine_busy() - busy0
     return {
+        "elapsed": elapsed,
+        "client": client,
+        "server": gunicorn_cpu,
+        "stores": stored,
+        "rest": max(0.0, busy - client - gunicorn_cpu - stored),
         "rate": (len(latencies) + errors) / elapsed,
         "p50": percentile(latencies, 50) * 1000,
         "p90": percentile(latencies, 90) * 1000,
@@ -171,6 +294,8 @@ def app_env(url: str) -> dict[str, str]:
         "THIRDPARTY_TOKEN_KEY": Fernet.generate_key().decode(),
         "THIRDPARTY_DOCUMENTS": str(HERE / "out" / "webhook-documents"),
         "THIRDPARTY_BASE_URL": "http://127.0.0.1:9",  # password-reset links: none are sent
+        "THIRDPARTY_RATE_LIMIT_STORAGE": REDIS,
+        "THIRDPARTY_NOTIFICATION_LIMIT": "1000000 per minute",
     }
 
 
@@ -204,7 +329,8 @@ def profile(url: str, n: int) -> None:
     from thirdparty_app import create_app
 
     env = app_env(url)
-    keys = ("SECRET_KEY", "TOKEN_KEY", "DOCUMENTS", "BASE_URL")
+    keys = ("SECRET_KEY", "TOKEN_KEY", "DOCUMENTS", "BASE_URL", "RATE_LIMIT_STORAGE",
+            "NOTIFICATION_LIMIT")
     app = create_app({"DATABASE_URL": url, "QUEUE_URL": REDIS,
                       **{k: env[f"THIRDPARTY_{k}"] for k in keys}})  # fmt: skip
     client = app.test_client()
@@ -230,7 +356,7 @@ def profile(url: str, n: int) -> None:
 
 PARTS = {  # where a profiled function's time counts
     "wait": "waiting for PostgreSQL (round trips, commit)",
-    "sqlalchemy": "SQLAlchemy (ORM session, compiling, results)",
+    "sqlalchemy": "SQLAlchemy (Core: statements, pool, results)",
     "psycopg": "psycopg",
     "flask": "Flask, Werkzeug (routing, request, response)",
     "werkzeug": "Flask, Werkzeug (routing, request, response)",
@@ -238,8 +364,9 @@ PARTS = {  # where a profiled function's time counts
     "flask_wtf": "Flask-Login, Flask-WTF (the app's before-request hooks)",
     "espi": "espi.parse (the BatchList)",
     "lxml": "espi.parse (the BatchList)",
-    "huey": "Huey + Redis (queueing the download)",
-    "redis": "Huey + Redis (queueing the download)",
+    "huey": "Huey (queueing the download)",
+    "limits": "limits (the per-source limit)",
+    "redis": "redis-py (the limit and the queue)",
     "thirdparty_app": "the app's own code",
     "appkit": "the app's own code",
 }
@@ -259,6 +386,8 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--servers", default="4x4", help="gunicorn WORKERSxTHREADS, a list")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="what serves the posts, a list: " + ", ".join(STAGES))  # fmt: skip
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
@@ -270,28 +399,38 @@ def main() -> None:
     from thirdparty_app import MIGRATIONS, create_app
 
     flush_redis()
+    ACCESS_LOG.parent.mkdir(exist_ok=True)
+    ACCESS_LOG.unlink(missing_ok=True)
     with database("postgresql", HERE) as url:
         env = app_env(url)
         migrate = create_app({"TESTING": True, "DATABASE_URL": url, "QUEUE_URL": REDIS})
         with migrate.app_context():
             appdb.upgrade(migrate, MIGRATIONS)
+        add_connections(migrate)
         migrate.extensions["appkit.engine"].dispose()
-        print(f"{'server':<10}{'app':<12}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
-              f"{'max ms':>9}{'errors':>8}{'p99 x base':>12}")  # fmt: skip
+        print(f"{'server':<8}{'app':<10}{'req/s':>7}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
+              f"{'max ms':>8}{'errors':>7}{'p99 x base':>11}{'CPU ms/req':>11}{'PG+Redis':>9}"
+              f"  share of the cores' time: client, gunicorn, PG + Redis, the rest")  # fmt: skip
         for n, config in enumerate(args.servers.split(",")):
             workers, threads = (int(x) for x in config.split("x"))
             posts = bodies(args.posts + 200, f"{n}-{secrets.token_hex(3)}")
             results = {}
-            for label, target in (("baseline", "bench_webhook:baseline"),
-                                  ("webhook", "thirdparty_app:create_app()")):  # fmt: skip
-                with gunicorn(target, workers, threads, env) as port:
-                    got = results[label] = measure(port, posts, args.concurrency)
-                print(f"{config:<10}{label:<12}{got['rate']:>8.0f}{got['p50']:>9.1f}{got['p90']:>9.1f}"
-                      f"{got['p99']:>9.1f}{got['max']:>9.1f}{got['errors']:>8}"
-                      f"{got['p99'] / results['baseline']['p99']:>12.1f}")  # fmt: skip
-            notes, queued = recorded(url)
-            print(f"{'':<10}recorded {notes:,} notification(s), {queued:,} download(s) queued "
-                  f"(sent so far: {(n + 1) * (args.posts + 200):,})")  # fmt: skip
+            for label in args.stages.split(","):
+                with gunicorn(STAGES[label], workers, threads, env) as (port, pid):
+                    got = results[label] = measure(port, pid, url, posts, args.concurrency)
+                cores = got["elapsed"] * (os.cpu_count() or 1) / 100
+                sent = len(posts) - 200
+                base = results.get("baseline", got)["p99"]
+                print(f"{config:<8}{label:<10}{got['rate']:>7.0f}{got['p50']:>8.1f}{got['p90']:>8.1f}"
+                      f"{got['p99']:>8.1f}{got['max']:>8.1f}{got['errors']:>7}"
+                      f"{got['p99'] / base:>11.1f}{got['server'] / sent * 1000:>11.2f}"
+                      f"{got['stores'] / sent * 1000:>9.2f}  "
+                      + ", ".join(f"{got[k] / cores:.0f} %"
+                                  for k in ("client", "server", "stores", "rest")))  # fmt: skip
+            if "webhook" in results:
+                notes, queued = recorded(url)
+                print(f"{'':<8}recorded {notes:,} notification(s), {queued:,} download(s) queued "
+                      f"(posted to it so far: {(n + 1) * (args.posts + 200):,})")  # fmt: skip
         if args.profile:
             profile(url, 500)
     flush_redis()

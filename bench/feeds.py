@@ -9,6 +9,7 @@ Indented as utilities' files usually are. Written as text, a day at a time, so g
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -55,6 +56,18 @@ def write_feed(
             )
         out.write("</feed>\n")
     return count
+
+
+def year_feed(meters: int) -> Path:
+    """``bench/out/feed_{meters}m_1y_15min.xml``: ``meters`` meters, a year of 15-minute
+    readings (generated the first time it is asked for)."""
+    out = Path(__file__).resolve().parent / "out"
+    out.mkdir(exist_ok=True)
+    path = out / f"feed_{meters}m_1y_15min.xml"
+    if not path.exists():
+        print(f"generating {path.name} ...", file=sys.stderr)
+        write_feed(path, meters=meters, days=365)
+    return path
 
 
 def write_subscription(

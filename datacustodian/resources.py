@@ -9,13 +9,15 @@ Asynchronous rows answer 202 and later POST a BatchList whose URI (the same path
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, current_app, request, stream_with_context
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 import espi
 from appkit.http import http_problem
@@ -35,7 +37,35 @@ def refused(err: Refused) -> Response:
 
 
 def atom(obj: Any, subscription: int | str = "1", status: int = 200) -> Response:
+    """A small answer (one resource, a few entries), written in memory (:func:`espi.dumps`)."""
     return Response(espi.dumps(obj, store.options(subscription)), status=status, mimetype=ATOM)
+
+
+#: How much of a streamed feed is gathered before it is sent.
+CHUNK = 1 << 16
+
+
+def streamed(
+    entries: Callable[[Session], Iterable[Any]], subscription: int | str = "1"
+) -> Response:
+    """A feed of any size, written as it is sent (:class:`espi.FeedWriter`): memory stays that
+    of the entry being written, whatever the answer holds. ``entries`` is called as the answer
+    starts, with the session of that moment (the view's own is closed by then: pass it ids,
+    not rows). A failure half-way ends the answer short: the XML is not well-formed, which
+    every reader refuses."""
+
+    def chunks() -> Iterator[bytes]:
+        out = io.BytesIO()
+        with espi.FeedWriter(out, store.options(subscription)) as writer:
+            for res in entries(db.session()):
+                writer.add(res)
+                if out.tell() >= CHUNK:
+                    yield out.getvalue()
+                    out.seek(0)
+                    out.truncate()
+        yield out.getvalue()
+
+    return Response(stream_with_context(chunks()), mimetype=ATOM)
 
 
 def period() -> tuple[int | None, int | None]:
@@ -133,11 +163,10 @@ def batch_subscription(sid: int) -> Response:
     def build(query: str) -> Response:
         args_of(query)
         low, high = period()
-        ups = [
-            store.usage_point(db.session(), row, published_min=low, published_max=high)
-            for row in auth.usage_points(db.session())
-        ]
-        return atom(espi.builder.feed(*ups), sid)
+        ids = [row.id for row in auth.usage_points(db.session())]
+        return streamed(
+            lambda s: (e for i in ids for e in store.usage_point_entries(s, i, low, high)), sid
+        )
 
     return asynchronous(auth.client, build)
 
@@ -166,13 +195,16 @@ def batch_bulk(bulk_id: str) -> Response:
     def build(query: str) -> Response:
         args_of(query)
         low, high = period()
-        ups = []
-        for auth in active(client):
-            for row in auth.usage_points(db.session()):
-                up = store.usage_point(db.session(), row, published_min=low, published_max=high)
-                up.links = store.self_link(f"Subscription/{auth.id}/UsagePoint/{row.public_id}")
-                ups.append(up)
-        return atom(espi.builder.feed(*ups))
+        session = db.session()
+        plan = [(a.id, [row.id for row in a.usage_points(session)]) for a in active(client)]
+        return streamed(
+            lambda s: (
+                entry
+                for auth_id, ids in plan
+                for i in ids
+                for entry in store.usage_point_entries(s, i, low, high, auth_id)
+            )
+        )
 
     return asynchronous(client, build)
 
@@ -221,9 +253,8 @@ def usage_point(sid: int, up_id: str) -> Response:
 def batch_usage_point(sid: int, up_id: str) -> Response:
     auth = subscription(sid)
     low, high = period()
-    row = usage_point_row(auth, up_id)
-    up = store.usage_point(db.session(), row, published_min=low, published_max=high)
-    return atom(espi.builder.feed(up), sid)
+    row_id = usage_point_row(auth, up_id).id
+    return streamed(lambda s: store.usage_point_entries(s, row_id, low, high), sid)
 
 
 @bp.get("/Subscription/<int:sid>/UsagePoint/<up_id>/UsageSummary")
@@ -281,8 +312,9 @@ def interval_blocks(sid: int, up_id: str, mr_id: int, block_id: int | None = Non
         if row is None or row.meter_reading_id != mr_row.id:
             abort(404, "no such interval block for this meter reading")
         return atom(store.block(row, mr), sid)
-    return atom(
-        [store.block(b, mr) for b in store.block_rows(db.session(), mr_row.id, low, high)], sid
+    mr_id = mr_row.id
+    return streamed(
+        lambda s: (store.block(b, mr) for b in store.block_rows(s, mr_id, low, high)), sid
     )
 
 

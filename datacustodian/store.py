@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from flask import current_app
@@ -116,34 +118,66 @@ def in_period(start: int, low: int | None, high: int | None) -> bool:
     return (low is None or start >= low) and (high is None or start < high)
 
 
-def block_rows(
-    s: Session, meter_reading_id: int, low: int | None, high: int | None
-) -> list[db.Block]:
-    q = select(db.Block).where(db.Block.meter_reading_id == meter_reading_id)
+def usage_point_entries(
+    s: Session,
+    row_id: int,
+    low: int | None = None,
+    high: int | None = None,
+    subscription: int | None = None,
+) -> Iterator[Any]:
+    """A usage point (by its row's id) and what hangs under it, in the order a feed lists them
+    (as :func:`espi.write` orders a Feed): its local time, itself, each meter reading's reading
+    type, the meter reading and its blocks in the period, its bills in the period. Blocks are
+    built from their rows one at a time, so a :class:`espi.FeedWriter` taking them holds one.
+    ``subscription``: listed under that subscription (a Bulk answer holds several)."""
+    row = s.get(db.UsagePoint, row_id)
+    if row is None:  # deleted since the request was checked
+        return
+    up = usage_point(s, row, published_min=low, published_max=high, blocks=False)
+    if subscription is not None:
+        up.links = self_link(f"Subscription/{subscription}/UsagePoint/{row.public_id}")
+    yield up.local_time_parameters
+    yield up
+    for mr, mr_row in zip(up.meter_readings, row.meter_readings, strict=True):
+        yield mr.reading_type
+        yield mr
+        for b in block_rows(s, mr_row.id, low, high):
+            yield block(b, mr)
+    yield from up.usage_summaries
+
+
+def block_rows(s: Session, meter_reading_id: int, low: int | None, high: int | None) -> Any:
+    """The meter reading's block rows in the period, oldest first (plain rows: nothing kept in
+    the session)."""
+    b = db.Block
+    q = select(b.id, b.start, b.duration, b.readings).where(b.meter_reading_id == meter_reading_id)
     if low is not None:
-        q = q.where(db.Block.start >= low)
+        q = q.where(b.start >= low)
     if high is not None:
-        q = q.where(db.Block.start < high)
-    return list(s.scalars(q.order_by(db.Block.start)))
+        q = q.where(b.start < high)
+    return s.execute(q.order_by(b.start))
 
 
-def block(row: db.Block, mr: m.MeterReading | None = None) -> m.IntervalBlock:
+@cache
+def qualities(code: int | None) -> tuple[espi.QualityOfReading, ...]:
+    """A stored quality code as a reading's qualities, made once per code (an enum call per
+    reading was a tenth of serving a subscription)."""
+    return () if code is None else (espi.QualityOfReading(code),)
+
+
+def block(row: Any, mr: m.MeterReading | None = None) -> m.IntervalBlock:
+    """An IntervalBlock from its row (a ``db.Block`` or a row of :func:`block_rows`)."""
     out = m.IntervalBlock(
         interval=m.DateTimeInterval(start=row.start, duration=row.duration),
         meter_reading=mr,
         links=self_link(f"IntervalBlock/{row.id}"),
     )
-    for start, duration, value, cost, quality in json.loads(row.readings):
-        out.readings.append(
-            m.IntervalReading(
-                start=start,
-                duration=duration,
-                value=value,
-                cost=cost,
-                qualities=(espi.QualityOfReading(quality),) if quality is not None else (),
-                block=out,
-            )
-        )
+    reading = m.IntervalReading
+    out.readings = [
+        reading(start=start, duration=duration, value=value, cost=cost,
+                qualities=qualities(quality), block=out)
+        for start, duration, value, cost, quality in json.loads(row.readings)
+    ]  # fmt: skip
     return out
 
 

@@ -39,6 +39,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, ClassVar, Protocol, Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -122,6 +123,7 @@ def _path(path: str, uri: str) -> str:
     return "/" + "/".join(segments)
 
 
+@lru_cache(maxsize=1024)  # the same URIs are checked again and again (bases, each notified URI)
 def normalize_uri(uri: str) -> str:
     """``uri`` in the one form it is checked and sent in: scheme and host in lower case, the
     default port (80 for http, 443 for https) left out, percent-escapes of unreserved

@@ -466,6 +466,8 @@ class IntervalBlock(Resource):
 @dataclass(slots=True, kw_only=True)
 class MeterReading(Resource):
     reading_type: ReadingType | None = graph(default_list=False)
+    #: Empty for meter readings seen through :func:`espi.iter_readings`, which keeps no block
+    #: it has handed out (each block still points to its meter reading).
     interval_blocks: list[IntervalBlock] = graph()
     usage_point: UsagePoint | None = graph(back=True, default_list=False)
 

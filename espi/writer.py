@@ -22,10 +22,11 @@ import os
 import re
 import uuid
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote
@@ -112,6 +113,11 @@ def parent_of(res: Any) -> Any:
     return None
 
 
+#: How many meter readings' block segments a LinkPlan remembers at once (blocks are written a
+#: meter reading after another, or a few interleaved).
+BLOCK_COLLECTIONS = 16
+
+
 class LinkPlan:
     """Self, up and related hrefs for resources, from the object graph."""
 
@@ -121,6 +127,11 @@ class LinkPlan:
         self.paths: dict[int, str] = {}  # id(resource) -> self path, for non-block resources
         self.used: dict[str, set[str]] = {}  # collection path -> segments given out
         self.keep: list[Any] = []  # keeps the resources in `paths` alive (ids stay unique)
+        # blocks are many: their segments are remembered for the last few block collections
+        # only (a streamed feed's memory does not grow with its blocks), how many each was
+        # given for all (numbers given out never repeat)
+        self.block_segments: OrderedDict[str, set[str]] = OrderedDict()
+        self.block_counts: dict[str, int] = {}
 
     def collection(self, res: Any) -> str:
         kind = type(res)
@@ -141,22 +152,36 @@ class LinkPlan:
         if known is not None:
             return known
         collection = self.collection(res)
-        used = self.used.setdefault(collection, set())
+        block = isinstance(res, m.IntervalBlock)
+        used = self.recent_blocks(collection) if block else self.used.setdefault(collection, set())
+        given = self.block_counts.get(collection, 0) if block else len(used)
         href = res.link("self")
         segment = quote(norm_href(href).rsplit("/", 1)[-1], safe="=,:@-._~") if href else ""
         if not segment or segment in used:
-            n = len(used) + 1
+            n = given + 1
             while str(n) in used:
                 n += 1
             segment = str(n)
         path = f"{collection}/{segment}"
-        if isinstance(res, m.IntervalBlock):
-            used.add(segment)  # blocks are many and never parents: no need to remember them
-            return path
         used.add(segment)
+        if block:  # never a parent: no need to remember its path
+            self.block_counts[collection] = given + 1
+            return path
         self.paths[id(res)] = path
         self.keep.append(res)
         return path
+
+    def recent_blocks(self, collection: str) -> set[str]:
+        """The segments given to the blocks of ``collection`` (kept for the last
+        :data:`BLOCK_COLLECTIONS` block collections written)."""
+        used = self.block_segments.get(collection)
+        if used is None:
+            used = self.block_segments[collection] = set()
+            if len(self.block_segments) > BLOCK_COLLECTIONS:
+                self.block_segments.popitem(last=False)
+        else:
+            self.block_segments.move_to_end(collection)
+        return used
 
     def links(self, res: Any) -> list[m.Link]:
         if self.options.keep_links and res.link("self") and res.link("up"):
@@ -296,6 +321,10 @@ def to_element(
             written = len(wrapper)
             if written:
                 el.append(wrapper)
+        elif spec.kind is m.IntervalReading:  # written as text where the mark is: entry_xml
+            if values:
+                el.append(etree.Comment(READINGS_MARK))
+            written = len(values)
         else:
             written = sum(add_value(el, ns + name, v, options, kind, where) for v in values)
         if written >= least:
@@ -323,9 +352,6 @@ def add_value(
 ) -> bool:
     """Append one value as ``tag``; False (and an EspiWarning) when it is not valid for its
     schema type ``xsd``, and so is left out."""
-    if isinstance(value, m.IntervalReading):
-        add_reading(parent, value, tag[: tag.index("}") + 1])
-        return True
     if dataclasses.is_dataclass(value):
         return to_element(value, tag, options, parent, xsd=xsd) is not None
     text = text_of(value)
@@ -335,13 +361,50 @@ def add_value(
     except ValueError:  # characters XML cannot carry
         ok = False
     else:
-        ok = xsd is None or not xsd.is_simple() or xsd.is_valid(text)
+        ok = xsd is None or not xsd.is_simple() or valid_text(xsd, value, text)
     if not ok:
         shown = text if len(text) <= 40 else text[:37] + "..."
         left_out(f"{where} {shown!r}", f"not a valid {getattr(xsd, 'local_name', None) or 'value'}")
         return False
     parent.append(child)
     return True
+
+
+XS = "{http://www.w3.org/2001/XMLSchema}"
+#: Facets that leave an integer type a plain range (None: the built-in types' own checks).
+RANGE_FACETS = frozenset({None, XS + "minInclusive", XS + "maxInclusive", XS + "whiteSpace"})
+
+
+@cache
+def integer_range(xsd: Any) -> tuple[int | None, int | None] | None:
+    """(lowest, highest) when a schema simple type is an integer type bounded by nothing but
+    inclusive limits (None: unbounded on that side); None for any other type."""
+    integer = load_schema("4.0").maps.types[XS + "integer"]
+    if not xsd.is_derived(integer) or xsd.patterns or xsd.enumeration:
+        return None
+    step = xsd
+    while step is not None and hasattr(step, "facets"):
+        if not RANGE_FACETS.issuperset(step.facets):
+            return None
+        step = getattr(step, "base_type", None)
+    return xsd.min_value, xsd.max_value
+
+
+def valid_text(xsd: Any, value: Any, text: str) -> bool:
+    """Whether ``text`` (written for ``value``) is valid for the simple type ``xsd``. An
+    integer of a plain range is checked here, and a short text seen before is not checked
+    again: xmlschema takes some 40 µs a value."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        bounds = integer_range(xsd)
+        if bounds is not None:
+            low, high = bounds
+            return (low is None or low <= value) and (high is None or value <= high)
+    return schema_valid(xsd, text) if len(text) <= 200 else bool(xsd.is_valid(text))
+
+
+@lru_cache(maxsize=4096)
+def schema_valid(xsd: Any, text: str) -> bool:
+    return bool(xsd.is_valid(text))
 
 
 def text_of(value: Any) -> str:
@@ -362,32 +425,87 @@ def text_of(value: Any) -> str:
     return str(value)
 
 
-def add_reading(parent: Any, r: m.IntervalReading, ns: str) -> None:
-    """The hot path of writing: one IntervalReading, in schema order. Numbers out of their
-    ESPI type's range are left out (a reading with a start but no duration, or the reverse,
-    has no time period written)."""
-    sub = etree.SubElement
-    el = sub(parent, ns + "IntervalReading")
-    if r.cost is not None and fits(r.cost, INT48):
-        sub(el, ns + "cost").text = str(r.cost)
-    for q in r.qualities:
-        if fits(q, UINT16):
-            sub(sub(el, ns + "ReadingQuality"), ns + "quality").text = str(int(q))
-    if r.start is not None and r.duration is not None:
-        if fits(r.start, LONG) and fits(r.duration, UINT32):
-            period = sub(el, ns + "timePeriod")
-            sub(period, ns + "duration").text = str(r.duration)
-            sub(period, ns + "start").text = str(r.start)
-    elif r.start is not None or r.duration is not None:
-        left_out("IntervalReading time period", "it needs both a start and a duration")
-    for name, value, kind in (
-        ("value", r.value, INT48),
-        ("consumptionTier", r.consumption_tier, INT16),
-        ("tou", r.tou, INT16),
-        ("cpp", r.cpp, INT16),
-    ):
-        if value is not None and fits(value, kind):
-            sub(el, ns + name).text = str(value)
+#: Where a block's readings go in its entry as lxml serializes it: they are written as text
+#: there (building an element per number cost three times as much as the text). No other
+#: comment is ever written: the reader drops comments, and text is escaped.
+READINGS_MARK = "espi:readings"
+#: The text of each quality code written so far (at most 65,536 of them).
+QUALITY_TEXT: dict[int, str] = {}
+
+
+@cache
+def reading_markup(prefix: str, indent: str | None) -> tuple[str, ...]:
+    """The fixed pieces of an IntervalReading's markup, its elements named with ``prefix``
+    and laid out as lxml pretty-prints them at ``indent`` (None: on one line)."""
+    p = f"{prefix}:" if prefix else ""
+    n1 = "" if indent is None else "\n" + indent
+    n2, n3 = (n1 + "  ", n1 + "    ") if indent is not None else ("", "")
+    return (
+        f"<{p}IntervalReading>",
+        f"{n1}</{p}IntervalReading>",
+        f"<{p}IntervalReading/>",
+        f"{n2}<{p}cost>",
+        f"</{p}cost>",
+        f"{n2}<{p}ReadingQuality>{n3}<{p}quality>",
+        f"</{p}quality>{n2}</{p}ReadingQuality>",
+        f"{n2}<{p}timePeriod>{n3}<{p}duration>",
+        f"</{p}duration>{n3}<{p}start>",
+        f"</{p}start>{n2}</{p}timePeriod>",
+        f"{n2}<{p}value>",
+        f"</{p}value>",
+        f"{n2}<{p}consumptionTier>",
+        f"</{p}consumptionTier>",
+        f"{n2}<{p}tou>",
+        f"</{p}tou>",
+        f"{n2}<{p}cpp>",
+        f"</{p}cpp>",
+        n1,
+    )
+
+
+def readings_xml(readings: list[m.IntervalReading], prefix: str, indent: str | None) -> bytes:
+    """The hot path of writing: IntervalReadings as markup, in schema order. Numbers are all
+    they hold, so nothing needs escaping; one out of its ESPI type's range is left out with an
+    EspiWarning (a reading with a start but no duration, or the reverse, has no time period
+    written)."""
+    (opening, closing, empty, cost_a, cost_b, quality_a, quality_b, period_a, period_m, period_b,
+     value_a, value_b, tier_a, tier_b, tou_a, tou_b, cpp_a, cpp_b, between) = reading_markup(
+        prefix, indent)  # fmt: skip
+    low48, high48 = INT48
+    low16, high16 = INT16
+    high32 = UINT32[1]
+    low64, high64 = LONG
+    texts = QUALITY_TEXT
+    out = []
+    for r in readings:
+        inner = ""
+        number = r.cost
+        if number is not None and (low48 <= number <= high48 or fits(number, INT48)):
+            inner = f"{cost_a}{number}{cost_b}"
+        for q in r.qualities:
+            text = texts.get(q)
+            if text is None:
+                if not fits(q, UINT16):
+                    continue
+                text = texts[q] = str(int(q))
+            inner += f"{quality_a}{text}{quality_b}"
+        start, duration = r.start, r.duration
+        if start is not None and duration is not None:
+            if (low64 <= start <= high64 or fits(start, LONG)) and (
+                0 <= duration <= high32 or fits(duration, UINT32)
+            ):
+                inner += f"{period_a}{duration}{period_m}{start}{period_b}"
+        elif start is not None or duration is not None:
+            left_out("IntervalReading time period", "it needs both a start and a duration")
+        number = r.value
+        if number is not None and (low48 <= number <= high48 or fits(number, INT48)):
+            inner += f"{value_a}{number}{value_b}"
+        for a, number, b in ((tier_a, r.consumption_tier, tier_b), (tou_a, r.tou, tou_b),
+                             (cpp_a, r.cpp, cpp_b)):  # fmt: skip
+            if number is not None and (low16 <= number <= high16 or fits(number, INT16)):
+                inner += f"{a}{number}{b}"
+        out.append(f"{opening}{inner}{closing}" if inner else empty)
+    return between.join(out).encode()
 
 
 def fits(value: int, kind: tuple[int, int]) -> bool:
@@ -414,8 +532,9 @@ class _Entries:
         self.now = options.now or datetime.now(UTC)
         self.ids: set[str] = set()
 
-    def entry(self, res: Any) -> Any:
-        """The Atom entry of a resource; None when the resource cannot be written validly."""
+    def entry(self, res: Any) -> bytes | None:
+        """The Atom entry of a resource, serialized (UTF-8, no XML declaration); None when the
+        resource cannot be written validly."""
         content = to_element(res, element_tag(res), self.options)
         if content is None:
             return None
@@ -441,10 +560,17 @@ class _Entries:
         etree.SubElement(entry, ATOM + "published").text = atom_time(res.published, self.now)
         etree.SubElement(entry, ATOM + "updated").text = atom_time(res.updated, self.now)
         etree.SubElement(entry, ATOM + "content").append(content)
-        return entry
+        data: bytes = etree.tostring(entry, encoding="utf-8", pretty_print=self.options.pretty)
+        if isinstance(res, m.IntervalBlock) and res.readings:
+            head, _, tail = data.partition(b"<!--" + READINGS_MARK.encode() + b"-->")
+            indent = head[head.rfind(b"\n") + 1 :].decode() if self.options.pretty else None
+            data = head + readings_xml(res.readings, content.prefix or "", indent) + tail
+        return data
 
 
 # --------------------------------------------------------------------------- documents
+
+XML_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>\n"
 
 
 class FeedWriter:
@@ -512,7 +638,8 @@ class FeedWriter:
         carry it: a required element missing or invalid, and no repair rule)."""
         entry = self.entries.entry(res)
         if entry is not None:
-            self._xf.write(entry, pretty_print=self.options.pretty)
+            self._xf.flush()  # what lxml holds goes out before the entry
+            self.target.write(entry)
 
     def add_all(self, resources: Iterable[Any]) -> None:
         for res in resources:
@@ -596,9 +723,7 @@ def write(
         doc = _Entries(options).entry(obj)
         if doc is None:
             raise ValueError(f"{type(obj).__name__} cannot be written as valid ESPI 4.0")
-        target.write(
-            etree.tostring(doc, xml_declaration=True, encoding="utf-8", pretty_print=options.pretty)
-        )
+        target.write(XML_DECLARATION + doc)
     elif isinstance(obj, m.BatchList | m.ServiceStatus):
         el = to_element(obj, ESPI + type(obj).__name__, options, nsmap={None: m.ESPI_NS})
         if el is None:

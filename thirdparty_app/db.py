@@ -477,12 +477,14 @@ class CustomerInfo(Base):
     __table_args__ = (UniqueConstraint("connection_id", "href", name="uq_customer_info_href"),)
 
 
-def insert_new(s: Any, model: Any, rows: list[dict[str, Any]], key: str) -> list[int]:
-    """INSERT ... ON CONFLICT (key) DO NOTHING on SQLite and PostgreSQL alike: the ids of the
-    rows inserted (a row another request inserted first is left as it is)."""
-    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(model).values(rows).on_conflict_do_nothing(index_elements=[key])
-    return list(s.scalars(stmt.returning(model.id)))
+def insert_new(conn: Any, model: Any, rows: list[dict[str, Any]], key: str) -> list[int]:
+    """INSERT ... ON CONFLICT (key) DO NOTHING on SQLite and PostgreSQL alike, on a Core
+    connection: the ids of the rows inserted (a row another request inserted first is left as
+    it is)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    table = model.__table__
+    stmt = insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c.id)
+    return list(conn.scalars(stmt, rows))  # one statement, compiled once: rows are parameters
 
 
 def last_reading_start(*where: Any) -> int | None:

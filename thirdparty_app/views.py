@@ -24,7 +24,7 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, literal, select, union_all
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -79,7 +79,12 @@ def notification() -> Response:
     """A custodian says data is ready: read at most 1 MiB (413 beyond, the rest unread); every
     URI must lie under a configured custodian's resource base, with no dot segment and no
     query parameter its profile does not list (else 400, nothing recorded); each is recorded
-    once, normalised, and its download queued; new URIs are rate-limited per source (429)."""
+    once, normalised, and its download queued; new URIs are rate-limited per source (429).
+
+    The lean path (a custodian waits for the answer): SQLAlchemy Core on one pooled connection
+    in autocommit, two statements (what is known and connected already; the insert of the new
+    ones, ``ON CONFLICT DO NOTHING``), the limit counted in its storage, one queue push per
+    new URI; no ORM session."""
     request.max_content_length = NOTIFICATION_LIMIT + 1  # one byte more tells a longer body
     try:
         body = request.get_data(cache=False)
@@ -100,27 +105,34 @@ def notification() -> Response:
     if batch is None:
         return refuse(400, "not a BatchList")
     try:
-        found = ours(dict(notified(uri) for uri in batch.resources))
+        found = dict(notified(uri) for uri in batch.resources)
     except UnsafeURI as err:
         log.warning("notification refused from %s: %s", request.remote_addr, err.message)
         return refuse(400, err.message)
-    s = db.session()
-    known = set(s.scalars(select(db.Notification.uri).where(db.Notification.uri.in_(found))))
-    new = [uri for uri in found if uri not in known]
-    if not new:
-        return Response(status=200)  # announced before: nothing new
-    limit, source = current_app.config["NOTIFICATION_LIMIT"], request.remote_addr or ""
-    if not count(limit, "notify", source, cost=len(new)):
-        log.warning("notification refused: %d new resources from %s", len(new), source)
-        return problem(
-            429,
-            "too_many_requests",
-            f"{len(new)} new resources from {source}: more than {limit} are not taken",
-            headers={"Retry-After": str(retry_in(limit, "notify", source))},
-        )
-    rows = [{"uri": uri, "profile": found[uri].name} for uri in new]
-    ids = db.insert_new(s, db.Notification, rows, "uri")
-    s.commit()
+    keep, subscriptions = servable(found)
+    with db.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        asked = {"uris": [*keep, *subscriptions], "subscriptions": list({*subscriptions.values()})}
+        seen = conn.execute(SEEN, asked).all()
+        known = {uri for kind, uri in seen if kind == "known"}
+        connected = {uri for kind, uri in seen if kind == "connected"}
+        ours = {u: p for u, p in found.items() if u in keep or subscriptions.get(u) in connected}
+        if len(ours) < len(found):
+            left = [uri for uri in found if uri not in ours]
+            log.warning("notification from %s: not ours, left: %s", request.remote_addr, left[:5])
+        new = [uri for uri in ours if uri not in known]
+        if not new:
+            return Response(status=200)  # announced before (or none of ours): nothing new
+        limit, source = current_app.config["NOTIFICATION_LIMIT"], request.remote_addr or ""
+        if not count(limit, "notify", source, cost=len(new)):
+            log.warning("notification refused: %d new resources from %s", len(new), source)
+            return problem(
+                429,
+                "too_many_requests",
+                f"{len(new)} new resources from {source}: more than {limit} are not taken",
+                headers={"Retry-After": str(retry_in(limit, "notify", source))},
+            )
+        rows = [{"uri": uri, "profile": ours[uri].name} for uri in new]
+        ids = db.insert_new(conn, db.Notification, rows, "uri")
     for note_id in ids:
         jobs.enqueue("fetch", note_id, 0)
     return Response(status=200)
@@ -146,12 +158,13 @@ def notified(uri: str) -> tuple[str, CustodianProfile]:
     return owner.notified(uri), owner
 
 
-def ours(found: dict[str, CustodianProfile]) -> dict[str, CustodianProfile]:
-    """The notified URIs a download of ours can serve: a Bulk of our BulkID (any, when the
-    profile names none), another resource read with our client token, or a subscription one of
-    our connections has. The others (a subscription deleted here, another third party's Bulk)
-    are logged and left: the answer is still 200, nothing is fetched for them."""
-    keep: dict[str, CustodianProfile] = {}
+def servable(found: dict[str, CustodianProfile]) -> tuple[set[str], dict[str, str]]:
+    """Which notified URIs a download of ours can serve: (those read with our client token: a
+    Bulk of our BulkID, any when the profile names none, another client resource; the
+    subscription URIs by the notified URIs that need one of our connections to have it). The
+    others (another third party's Bulk, a customer resource outside a Batch subscription)
+    are left: the answer is still 200, nothing is fetched for them."""
+    keep: set[str] = set()
     subscriptions: dict[str, str] = {}  # notified URI -> its subscription's URI
     for uri, profile in found.items():
         path = profile.relative(uri)
@@ -160,19 +173,21 @@ def ours(found: dict[str, CustodianProfile]) -> dict[str, CustodianProfile]:
         if kind is TokenKind.CLIENT:
             bulk = segments[0] == "Batch" and segments[1].startswith("Bulk")
             if not (bulk and profile.bulk_id and segments[2:3] != [profile.bulk_id]):
-                keep[uri] = profile
+                keep.add(uri)
         elif kind is TokenKind.CUSTOMER and segments[:2] == ["Batch", "Subscription"]:
             subscriptions[uri] = profile.resource("/".join(segments[:3]))
-    if subscriptions:
-        query = select(db.Connection.subscription_uri).where(
-            db.Connection.subscription_uri.in_(set(subscriptions.values()))
-        )
-        connected = set(db.session().scalars(query))
-        keep.update({u: found[u] for u, sub in subscriptions.items() if sub in connected})
-    if len(keep) < len(found):
-        left = [uri for uri in found if uri not in keep]
-        log.warning("notification from %s: not ours, left: %s", request.remote_addr, left[:5])
-    return keep
+    return keep, subscriptions
+
+
+#: One round trip: which notified URIs are recorded already, and which of their
+#: subscriptions a connection has.
+_NOTE, _CONN = db.Notification.__table__, db.Connection.__table__
+SEEN = union_all(
+    select(literal("known"), _NOTE.c.uri).where(_NOTE.c.uri.in_(bindparam("uris", expanding=True))),
+    select(literal("connected"), _CONN.c.subscription_uri).where(
+        _CONN.c.subscription_uri.in_(bindparam("subscriptions", expanding=True))
+    ),
+)
 
 
 def refuse(status: int, description: str) -> Response:

@@ -219,6 +219,37 @@ def test_published_min_and_max(custodian, tokens):
     assert bad.status_code == 400 and "published-min" in bad.json()["error_description"]
 
 
+def test_large_answers_are_written_as_they_are_sent(custodian, tokens):
+    """A usage point's data (and Batch, Bulk, block lists) is streamed by espi.FeedWriter, the
+    blocks built one at a time; it says what the in-memory writer says of the same data (the
+    custodian once built the whole answer, then espi.dumps held it: 2.4x the reader's time)."""
+    from sqlalchemy import select
+
+    from appkit import database as appdb
+    from datacustodian import db, store
+
+    path = "/Batch/Subscription/{sid}/UsagePoint/{up}".format(**tokens)
+    r = requests.get(custodian.resource + path, headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                     stream=True, timeout=30)  # fmt: skip
+    assert r.status_code == 200 and "Content-Length" not in r.headers
+    assert r.headers["Transfer-Encoding"] == "chunked"
+    streamed = espi.parse(r.raw.read())
+    with custodian.app.test_request_context():
+        s = appdb.session()
+        row = s.scalar(select(db.UsagePoint).where(db.UsagePoint.public_id == tokens["up"]))
+        in_memory = espi.parse(espi.dumps(espi.builder.feed(store.usage_point(s, row)),
+                                          store.options(tokens["sid"])))  # fmt: skip
+
+    def content(feed: espi.Feed) -> list[tuple[str, str | None, list[espi.Link]]]:
+        return [(type(e).__name__, e.id, e.links) for e in feed.entries]
+
+    assert content(streamed) == content(in_memory)
+    assert list(streamed.readings()) == list(in_memory.readings())
+    assert [s.billing_period for s in streamed.usage_summaries] == [
+        s.billing_period for s in in_memory.usage_summaries
+    ]
+
+
 # --------------------------------------------------------------------------- asynchronous rows
 
 
