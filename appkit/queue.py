@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from flask import Flask
@@ -28,13 +27,20 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
     def _set_signal_handlers(self) -> None:
         pass
 
+    def stop(self, graceful: bool = True) -> None:
+        """Stop, and return once the threads have: a worker still waiting on the queue would
+        take the next task put there, for an app that may be gone (at most ``shutdown_timeout``
+        s, then the threads are left to end by themselves)."""
+        super().stop(graceful=graceful)
+
 
 def start_embedded(huey: Huey, workers: int = 2, periodic: bool = False) -> Any:
     """Run a consumer in this process's background threads; ``.stop()`` ends it.
     ``periodic``: it also queues the Huey's periodic tasks when they are due."""
     consumer = EmbeddedConsumer(huey, workers=workers, worker_type="thread", periodic=periodic,
-                                check_worker_health=False, scheduler_interval=1)  # fmt: skip
-    threading.Thread(target=consumer.start, name=f"{huey.name}-worker", daemon=True).start()
+                                check_worker_health=False, scheduler_interval=1,
+                                shutdown_timeout=30)  # fmt: skip
+    consumer.start()  # starts the scheduler's and the workers' threads, and returns
     return consumer
 
 
