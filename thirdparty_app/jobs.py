@@ -16,7 +16,8 @@
 - every few minutes (and when a worker starts): :func:`cleanup` removes connects whose answer
   never came.
 
-A job's final failure is recorded on its row, and on the connection it concerns.
+A job's final failure is recorded on its row (a sync's on its connection; a download's on its
+notification only: see :func:`note_fetch`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ SYNCING = (ConnectionState.WAITING, ConnectionState.ACTIVE)
 
 
 def note_fetch(key: int, text: str, final: bool, retry_at: int) -> None:
-    """A download's attempts on its notification; its final failure on its connection too."""
+    """A download's attempts, on its notification only: anyone can post a notification (a
+    custodian's are not signed), so a refused or failing download never changes the state of
+    the connection it names; the connection's own sync says how that stands."""
     s = db.session()
     note = s.get(db.Notification, key)
     if note is None:
@@ -59,9 +62,6 @@ def note_fetch(key: int, text: str, final: bool, retry_at: int) -> None:
     note.error, note.retry_at = text, retry_at
     if final:
         note.status = NotificationState.FAILED
-        conn = s.get(db.Connection, note.connection_id) if note.connection_id else None
-        if conn is not None and conn.status != ConnectionState.REVOKED:
-            conn.status, conn.reason = ConnectionState.FAILED, f"downloading {note.uri}: {text}"
     s.commit()
 
 

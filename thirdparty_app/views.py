@@ -159,11 +159,12 @@ def notified(uri: str) -> tuple[str, CustodianProfile]:
 
 
 def servable(found: dict[str, CustodianProfile]) -> tuple[set[str], dict[str, str]]:
-    """Which notified URIs a download of ours can serve: (those read with our client token: a
-    Bulk of our BulkID, any when the profile names none, another client resource; the
-    subscription URIs by the notified URIs that need one of our connections to have it). The
-    others (another third party's Bulk, a customer resource outside a Batch subscription)
-    are left: the answer is still 200, nothing is fetched for them."""
+    """Which notified URIs a download of ours can serve: (a Bulk of our BulkID, any Bulk when
+    the profile names none; the subscription URIs by the notified URIs that need one of our
+    connections to have it). A custodian announces Batch resources only: the others (another
+    third party's Bulk, the Authorization feed, ServiceStatus and other resources read with
+    our own tokens, a customer resource outside a Batch subscription) are left: the answer is
+    still 200, nothing is fetched for them."""
     keep: set[str] = set()
     subscriptions: dict[str, str] = {}  # notified URI -> its subscription's URI
     for uri, profile in found.items():
@@ -171,8 +172,8 @@ def servable(found: dict[str, CustodianProfile]) -> tuple[set[str], dict[str, st
         segments = path.split("/")
         kind = token_kind(path)
         if kind is TokenKind.CLIENT:
-            bulk = segments[0] == "Batch" and segments[1].startswith("Bulk")
-            if not (bulk and profile.bulk_id and segments[2:3] != [profile.bulk_id]):
+            bulk = len(segments) > 2 and segments[0] == "Batch" and segments[1].startswith("Bulk")
+            if bulk and (not profile.bulk_id or segments[2] == profile.bulk_id):
                 keep.add(uri)
         elif kind is TokenKind.CUSTOMER and segments[:2] == ["Batch", "Subscription"]:
             subscriptions[uri] = profile.resource("/".join(segments[:3]))
@@ -197,14 +198,11 @@ def refuse(status: int, description: str) -> Response:
 # --------------------------------------------------------------------------- retrying
 
 
-def requeue(note: db.Notification) -> None:
-    note.status, note.error, note.attempts, note.retry_at = NotificationState.QUEUED, "", 0, 0
-
-
 @bp.post("/connections/<int:conn_id>/retry")
 def retry_connection(conn_id: int) -> Any:
-    """Try a failed connection again: its failed downloads, or else its sync, with all their
-    attempts (the customer's, or an operator's)."""
+    """Try a failed connection again: its sync, with all its attempts (the customer's, or an
+    operator's). Failed downloads have a Retry of their own: a notified URI is anyone's word,
+    so it is asked again only when someone chooses it."""
     conn = accounts.connection(conn_id)
     title = source_title(conn.profile)
     if conn.status == ConnectionState.REVOKED:
@@ -213,25 +211,11 @@ def retry_connection(conn_id: int) -> Any:
     if not conn.connected:
         flash(f"{title} was never connected: authorize it again instead.", "error")
         return redirect(url_for("tp.connections"))
-    s = db.session()
-    notes = list(
-        s.scalars(
-            select(db.Notification).where(
-                db.Notification.connection_id == conn.id,
-                db.Notification.status == NotificationState.FAILED,
-            )
-        )
-    )
-    for note in notes:
-        requeue(note)
     if conn.status == ConnectionState.FAILED:
         conn.status = ConnectionState.WAITING
     conn.reason, conn.attempts = "trying again", 0
-    s.commit()
-    for note in notes:
-        jobs.enqueue("fetch", note.id, 0)
-    if not notes:
-        jobs.enqueue("sync", conn.id, 0)
+    db.session().commit()
+    jobs.enqueue("sync", conn.id, 0)
     flash(f"{title}: trying again.")
     return redirect(url_for("tp.connections"))
 
@@ -247,10 +231,7 @@ def retry_notification(note_id: int) -> Any:
     note = s.scalar(query)
     if note is None:
         abort(404, f"no notification {note_id}")
-    requeue(note)
-    conn = s.get(db.Connection, note.connection_id) if note.connection_id else None
-    if conn is not None and conn.status == ConnectionState.FAILED:
-        conn.status, conn.reason = ConnectionState.WAITING, "trying again"
+    note.status, note.error, note.attempts, note.retry_at = NotificationState.QUEUED, "", 0, 0
     s.commit()
     jobs.enqueue("fetch", note.id, 0)
     flash(f"Downloading {note.uri} again.")

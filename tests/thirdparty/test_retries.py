@@ -1,6 +1,6 @@
 """Bounded, visible retries: a custodian that answers 503 forever is asked exactly the configured
-number of times and the failure is recorded (notification, connection) and shown with a Retry
-action; one that answers 202 forever is asked once per notification; ``recover()`` requeues only
+number of times and the failure is recorded on its notification and shown with a Retry
+action (a forged notification cannot fail a connection); one that answers 202 forever is asked once per notification; ``recover()`` requeues only
 unfinished work. Against scripted custodians, on SQLite and on PostgreSQL with Redis."""
 
 from __future__ import annotations
@@ -114,9 +114,9 @@ def test_the_wait_between_attempts(tmp_path):
 
 
 def test_a_failed_download_shows_on_the_authorizations_page_with_a_retry(tmp_path, storage):
-    """The subscription's download fails after its attempts: the notification and the
-    connection say why; the customer (and an operator) retry with a POST form; another customer
-    cannot."""
+    """The subscription's download fails after its attempts: the notification says why (the
+    connection is left as it was: see the forged notification's test); the customer (and an
+    operator) retry it with a POST form; another customer cannot."""
     state = {"up": False}
 
     def subscription(seen: Seen) -> Answer:
@@ -142,13 +142,13 @@ def test_a_failed_download_shows_on_the_authorizations_page_with_a_retry(tmp_pat
         assert served.notify(uri).status_code == 200
         note = wait(lambda: note_of(served, uri))
         wait(lambda: settled(served, note.id, "failed"))
-        conn = served.query(lambda s: s.get(tp.Connection, conn_id))
-        assert conn.status == "failed" and f"after {RETRIES + 1} attempts" in conn.reason
+        assert f"after {RETRIES + 1} attempts" in note_of(served, uri).error
+        assert served.query(lambda s: s.get(tp.Connection, conn_id).status) == "active"
         assert len(remote.requests("GET", f"{RESOURCE}/Batch/Subscription/1")) == RETRIES + 1
 
         page = customer.get(f"{served.url}/connections", timeout=30).text
-        assert "Failed" in page and "503" in page and f"after {RETRIES + 1} attempts" in page
-        form = re.search(rf'<form method="post" action="(/connections/{conn_id}/retry)"', page)
+        assert "503" in page and f"after {RETRIES + 1} attempts" in page
+        form = re.search(rf'<form method="post" action="(/notifications/{note.id}/retry)"', page)
         assert form, page
         other = Person.sign_up(served.url)
         assert other.post(f"{served.url}{form.group(1)}", timeout=30).status_code == 404
@@ -183,13 +183,57 @@ def test_a_failed_download_shows_on_the_authorizations_page_with_a_retry(tmp_pat
         wait(lambda: settled(served, note.id, "failed"))
         staff = Person.sign_in(served.url, "ops@example.com")
         page = staff.get(f"{served.url}/connections", timeout=30).text
-        assert f'action="/connections/{conn_id}/retry"' in page
         assert f'action="/notifications/{note.id}/retry"' in page
         state["up"] = True
         assert (
             staff.post(f"{served.url}/notifications/{note.id}/retry", timeout=30).status_code == 200
         )
         wait(lambda: settled(served, note.id, "done"))
+
+
+def test_a_forged_notification_fails_its_own_download_only(tmp_path, storage):
+    """Anyone can post a notification (a custodian's are not signed). One naming a customer's
+    subscription with a correlationID the custodian does not know is refused there (403): that
+    fails its own download, shown with its own Retry; the connection stays as it was, and a
+    failed connection's Retry asks for the subscription's data, never the refused URI again."""
+    forged = f"{RESOURCE}/Batch/Subscription/1?correlationID=forged"
+
+    def answer(seen: Seen) -> Answer:
+        if seen.path == forged:
+            return Answer(403, {"Content-Type": "application/json"}, b'{"error":"access_denied"}')
+        if seen.path.startswith(f"{RESOURCE}/Batch/Subscription/1"):
+            feed = small_feed(remote.url + RESOURCE)
+            return Answer(200, {"Content-Type": "application/atom+xml"}, feed)
+        return Answer(404)
+
+    with (
+        Scripted(custodian(answer)) as remote,
+        third_party(tmp_path, storage, remote.url, JOB_RETRIES=RETRIES) as served,
+    ):
+        customer = Person.sign_up(served.url)
+        conn_id = add_connection(served, customer.email)
+        assert Person(served.url).post(f"{served.url}/espi/1_1/Notification", timeout=30,
+                                       data=espi.dumps(espi.BatchList(resources=[remote.url + forged]))
+                                       ).status_code == 200  # fmt: skip
+        note = wait(lambda: note_of(served, remote.url + forged))
+        wait(lambda: settled(served, note.id, "failed"))
+        assert "403" in note_of(served, remote.url + forged).error
+        conn = served.query(lambda s: s.get(tp.Connection, conn_id))
+        assert (conn.status, conn.reason) == ("active", "")
+        assert len(remote.requests("GET", forged)) == 1
+        page = customer.get(f"{served.url}/connections", timeout=30).text
+        assert f'action="/notifications/{note.id}/retry"' in page
+        assert f'action="/connections/{conn_id}/retry"' not in page  # nothing wrong with it
+
+        # a connection failed by its own sync: Retry syncs it again
+        served.query(lambda s: (s.get(tp.Connection, conn_id).__setattr__("status", "failed"), s.commit()))
+        page = customer.get(f"{served.url}/connections", timeout=30).text
+        assert f'action="/connections/{conn_id}/retry"' in page
+        assert customer.post(f"{served.url}/connections/{conn_id}/retry", timeout=30).status_code == 200
+        wait(lambda: served.query(lambda s: s.get(tp.Connection, conn_id).status) == "active")
+        asked = [seen.path for seen in remote.requests("GET", f"{RESOURCE}/Batch/Subscription/1")]
+        assert asked.count(forged) == 1 and len(asked) == 2, asked
+        assert served.query(lambda s: s.get(tp.Notification, note.id).status) == "failed"
 
 
 def test_recover_requeues_only_unfinished_work(tmp_path, storage):

@@ -217,8 +217,10 @@ def test_uris_are_recorded_normalised_and_refused_when_unsafe(tmp_path, storage,
 
 
 def test_uris_no_download_of_ours_could_serve_are_left(tmp_path, quiet_custodian):
-    """A subscription no connection has and another third party's Bulk: 200 (a custodian may
-    announce a subscription deleted here), nothing recorded, nothing fetched."""
+    """A subscription no connection has, another third party's Bulk, and resources a custodian
+    never announces (anything not a Batch: the Authorization feed, ServiceStatus, sample data,
+    ApplicationInformation, all read with our own tokens): 200 (a custodian may announce a
+    subscription deleted here), nothing recorded, nothing fetched."""
     sqlite = {
         "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
         "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
@@ -232,7 +234,10 @@ def test_uris_no_download_of_ours_could_serve_are_left(tmp_path, quiet_custodian
         mine = [f"{base}/Batch/Subscription/1?correlationID=1", f"{base}/Batch/Subscription/1/UsagePoint/2",
                 f"{base}/Batch/Bulk/ours?correlationID=2", f"{base}/Batch/BulkRetailCustomerInfo/ours"]  # fmt: skip
         others = [f"{base}/Batch/Subscription/987654", f"{base}/Batch/Bulk/not-ours",
-                  f"{base}/Batch/RetailCustomer/1", f"{base}/ApplicationInformation/1"]  # fmt: skip
+                  f"{base}/Batch/RetailCustomer/1", f"{base}/ApplicationInformation/1",
+                  f"{base}/Authorization?correlationID=3", f"{base}/Authorization/1",
+                  f"{base}/ReadServiceStatus?correlationID=4", f"{base}/DownloadSampleData",
+                  f"{base}/Batch/BulkRetailCustomerInfo/not-ours", f"{base}/LocalTimeParameters"]  # fmt: skip
         assert served.notify(*others, *mine).status_code == 200
         assert sorted(notifications(served)) == sorted(mine)
 
