@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -59,7 +60,7 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from werkzeug.exceptions import RequestEntityTooLarge
 
 import espi
@@ -77,6 +78,7 @@ from .ratelimit import count, retry_in
 
 log = logging.getLogger(__name__)
 bp = Blueprint("providers", __name__)
+SUBSCRIPTION_ID = re.compile(r"/Subscription/([^/?#]+)")
 
 OVERLAP = 86400  # later syncs ask again for the last day (late or corrected readings)
 #: a connection synced this recently is not synced again for a notification
@@ -253,7 +255,30 @@ def replace_credentials(src: Source, conn: db.Connection, creds: Credentials) ->
             log.info("connection %s: the old credentials: %s", conn.id, disconnect(conn))
         except (espi.ProviderError, ValueError) as err:
             log.warning("connection %s: the old credentials were not ended: %s", conn.id, err)
+    before = conn.subscription_uri
     store(src, conn, creds)
+    resubscribed(conn, before)
+
+
+def resubscribed(conn: db.Connection, before: str | None) -> None:
+    """A connection authorized again under a new subscription keeps what it stored: its usage
+    points and meter readings are the same resources (the custodian's ids in their hrefs are
+    unchanged), filed under the new subscription's hrefs so its data is not stored twice."""
+    old, new = (SUBSCRIPTION_ID.search(uri or "") for uri in (before, conn.subscription_uri))
+    if old is None or new is None or old.group(1) == new.group(1):
+        return
+    was, now = f"/Subscription/{old.group(1)}/", f"/Subscription/{new.group(1)}/"
+    mine = db.UsagePoint.connection_id == conn.id
+    s = db.session()
+    for model, where in (
+        (db.UsagePoint, mine),
+        (db.MeterReading, db.MeterReading.usage_point_id.in_(select(db.UsagePoint.id).where(mine))),
+    ):
+        s.execute(
+            update(model).where(where).values(href=func.replace(model.href, was, now)),
+            execution_options={"synchronize_session": False},
+        )
+    log.info("connection %s: its stored resources moved from %s to %s", conn.id, was, now)
 
 
 # --------------------------------------------------------------------------- connecting

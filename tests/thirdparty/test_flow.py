@@ -497,6 +497,42 @@ def test_customer_information_and_bulk(world):
         database.close_session(None)
 
 
+def test_a_connection_authorized_again_keeps_its_usage_points(world):
+    """Re-authorizing a failed custodian connection gives it a new subscription at the
+    custodian; what it stored moves with it (the same usage points and meter readings), so the
+    sync that follows adds no second copy of them."""
+    t, third = world["t_base"], world["third"]
+    person = Person.sign_up(t)
+    assert person.connect("local").status_code == 200
+
+    def stored():
+        with third.app_context():
+            s = database.session()
+            conn = s.scalar(select(tp.Connection).join(tp.Account).where(tp.Account.email == person.email))
+            ups = s.execute(select(tp.UsagePoint.id, tp.UsagePoint.href)
+                            .where(tp.UsagePoint.connection_id == conn.id).order_by(tp.UsagePoint.id)).all()
+            meters = s.scalar(select(func.count()).select_from(tp.MeterReading)
+                              .join(tp.UsagePoint).where(tp.UsagePoint.connection_id == conn.id))
+            out = (conn.id, conn.status, conn.subscription_uri, conn.last_sync, [tuple(u) for u in ups], meters)
+            database.close_session(None)
+            return out  # fmt: skip
+
+    wait(lambda: stored()[1] == "active" and stored()[4])
+    conn_id, _, before_sub, _, before_ups, before_meters = stored()
+    with third.app_context():
+        s = database.session()
+        s.get(tp.Connection, conn_id).status = "failed"
+        s.commit()
+        database.close_session(None)
+    again = person.connect("local", connection=str(conn_id))
+    assert again.status_code == 200
+    wait(lambda: stored()[1] == "active" and stored()[2] != before_sub)  # synced after
+    _, _, after_sub, _, after_ups, after_meters = stored()
+    assert [up_id for up_id, _ in after_ups] == [up_id for up_id, _ in before_ups]
+    assert all(after_sub.replace("/Batch", "") + "/" in href for _, href in after_ups), (before_sub, after_sub, after_ups)
+    assert after_meters == before_meters
+
+
 def test_disconnect_revokes_and_stops_syncing(world):
     third = world["third"]
     conn = connection(third)
