@@ -116,9 +116,18 @@ def price_usage_point(up_id: int) -> None:
     client = wattshift_client()
     found = s.scalars(select(db.MeterReading).where(db.MeterReading.usage_point_id == up_id))
     meters = [(mr.id, mr.reading_type) for mr in found if mr.reading_type and energy(mr)]
-    for plan in plans_of(up_id):
-        if plan.status == PricingState.FAILED:
-            continue  # chosen again, it is priced again
+    for listed in plans_of(up_id):
+        # one worker at a time writes a plan's estimates (two plans added a moment apart queue
+        # two jobs): the row is locked until they are committed (SQLite has one writer anyway)
+        plan = s.scalar(
+            select(db.RatePlan)
+            .where(db.RatePlan.id == listed.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if plan is None or plan.status == PricingState.FAILED:
+            s.commit()
+            continue  # removed meanwhile; or failed: chosen again, it is priced again
         try:
             priced = sum(price_meter_reading(s, client, plan, mr, rt) for mr, rt in meters)
         except (espi.RateLimited, espi.Unavailable):
