@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session, sessionmaker
 
 #: A pooled connection idle longer than this is pinged before it is used again.
@@ -66,6 +66,11 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
+
+
+def changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (its result is a CursorResult)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def engine() -> Engine:

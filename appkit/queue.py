@@ -21,7 +21,7 @@ def make_huey(app: Flask, name: str) -> Huey:
     return SqliteHuey(name, filename=path)
 
 
-class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+class EmbeddedConsumer(Consumer):
     """A Huey consumer that runs in a thread of another program: no signal handlers."""
 
     def _set_signal_handlers(self) -> None:

@@ -30,11 +30,12 @@ from . import db
 
 def server() -> AuthorizationServer:
     """This app's authorization server (one per app: each has its own configuration)."""
-    return current_app.extensions["dc.oauth"]  # type: ignore[no-any-return]
+    found: AuthorizationServer = current_app.extensions["dc.oauth"]
+    return found
 
 
 def resource_base() -> str:
-    return current_app.config["BASE_URL"].rstrip("/") + "/GreenButtonConnect/espi/1_1/resource"
+    return str(current_app.config["BASE_URL"]).rstrip("/") + "/GreenButtonConnect/espi/1_1/resource"
 
 
 def query_client(client_id: str) -> db.Client | None:

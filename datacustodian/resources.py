@@ -150,10 +150,10 @@ def args_of(query: str) -> None:
     from urllib.parse import parse_qs
 
     asked = {k: v[0] for k, v in parse_qs(query).items()}
-    request.args = request.args.copy()  # type: ignore[misc]
+    request.args = request.args.copy()
     for key in ("published-min", "published-max"):
         if key in asked:
-            request.args[key] = asked[key]  # type: ignore[index]
+            request.args[key] = asked[key]
 
 
 @bp.get("/Batch/Subscription/<int:sid>")

@@ -60,7 +60,7 @@ def solar_watts(t: datetime, capacity: float = 6000) -> float:
     season = 0.65 + 0.35 * math.cos((t.timetuple().tm_yday - 172) / 365 * 2 * math.pi)
     if not 6 <= hour <= 20:
         return 0.0
-    return capacity * season * max(0.0, math.sin((hour - 6) / 14 * math.pi)) ** 1.5
+    return capacity * season * math.pow(max(0.0, math.sin((hour - 6) / 14 * math.pi)), 1.5)
 
 
 def price(t: datetime) -> Decimal:

@@ -22,7 +22,7 @@ RESOURCE = "/GreenButtonConnect/espi/1_1/resource"
 
 
 def base() -> str:
-    return current_app.config["BASE_URL"].rstrip("/") + RESOURCE
+    return str(current_app.config["BASE_URL"]).rstrip("/") + RESOURCE
 
 
 def options(subscription: int | str = "1") -> espi.WriteOptions:
@@ -182,11 +182,6 @@ def block(row: Any, mr: m.MeterReading | None = None) -> m.IntervalBlock:
 
 
 def authorization(row: db.Authorization) -> m.Authorization:
-    uris = {
-        "resource_uri": f"{base()}/Batch/Subscription/{row.id}",
-        "authorization_uri": f"{base()}/Authorization/{row.id}",
-        "customer_resource_uri": f"{base()}/Batch/RetailCustomer/{row.id}",
-    }
     return m.Authorization(
         authorized_period=m.DateTimeInterval(start=row.start, duration=row.duration),
         published_period=m.DateTimeInterval(start=row.start, duration=row.duration),
@@ -196,7 +191,9 @@ def authorization(row: db.Authorization) -> m.Authorization:
         token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
         links=self_link(f"Authorization/{row.id}"),
         title="Authorization",
-        **uris,
+        resource_uri=f"{base()}/Batch/Subscription/{row.id}",
+        authorization_uri=f"{base()}/Authorization/{row.id}",
+        customer_resource_uri=f"{base()}/Batch/RetailCustomer/{row.id}",
     )
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import IO, Any, NoReturn, Union
+from typing import Any, NoReturn, Protocol, Union
 
 from lxml import etree
 
@@ -50,7 +50,16 @@ from .xmlmap import (
     norm_href,
 )
 
-Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
+
+class Readable(Protocol):
+    """A binary stream, as the reader uses one: a file, a gzip or zip member, a socket file."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Readable]
 
 #: Readings held back while their reading type is not known yet (files often put the
 #: ReadingType entry after the IntervalBlocks). Past this, they are released without it.
@@ -100,7 +109,7 @@ class GuardedInput(io.RawIOBase):
     """A binary stream that counts what lxml reads: size limit and progress, and a
     :class:`_Guard` that refuses what would make the parser hold unbounded memory."""
 
-    def __init__(self, raw: IO[bytes], name: str, opts: ParseOptions) -> None:
+    def __init__(self, raw: Readable, name: str, opts: ParseOptions) -> None:
         self.raw = raw
         self.name = name
         self.opts = opts
@@ -269,7 +278,7 @@ def next_special(window: bytes, at: int) -> int:
     return -1 if match is None else match.start()
 
 
-def open_source(source: Source) -> tuple[IO[bytes], str, bool]:
+def open_source(source: Source) -> tuple[Readable, str, bool]:
     """(binary stream, display name, whether we opened it and must close it)."""
     if isinstance(source, bytes | bytearray | memoryview):
         return io.BytesIO(bytes(source)), "<bytes>", True

@@ -514,7 +514,7 @@ def month_starts(n: int) -> list[datetime]:
     """The first of the last ``n`` months and of the current one (UTC)."""
     now = datetime.now(UTC)
     y, mo = now.year, now.month
-    out = []
+    out: list[datetime] = []
     for _ in range(n + 1):
         out.insert(0, datetime(y, mo, 1, tzinfo=UTC))
         y, mo = (y, mo - 1) if mo > 1 else (y - 1, 12)
@@ -699,7 +699,7 @@ def start_job() -> Response:
     if not UTILITIES[p["utility_provider_id"]][5]:
         raise Refusal(404, "No agent for provider")
     username = p["sensitive"].get("username", "")
-    steps = BILL_STEPS if mode == "bill" else INTERVAL_STEPS
+    steps: tuple[str, ...] = BILL_STEPS if mode == "bill" else INTERVAL_STEPS
     if "username" not in p["sensitive"] or "password" not in p["sensitive"]:
         outcome, steps = "incomplete_parameters", steps[:3]
     elif username in FAILURES:

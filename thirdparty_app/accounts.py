@@ -35,7 +35,6 @@ import click
 from flask import (
     Blueprint,
     Flask,
-    Response,
     abort,
     current_app,
     flash,
@@ -46,6 +45,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -94,7 +94,7 @@ def view_of(endpoint: str | None) -> Callable[..., Any] | None:
 
 
 def attempt_keys(email: str, what: str = "signin") -> list[tuple[str, ...]]:
-    keys = [(what, "address", request.remote_addr or "")]
+    keys: list[tuple[str, ...]] = [(what, "address", request.remote_addr or "")]
     return [*keys, (what, "email", email)] if email else keys
 
 
@@ -157,7 +157,7 @@ def load_api_key_user(req: Any) -> db.Account | None:
     return s.get(db.Account, key.account_id)
 
 
-def require_account() -> Response | None:
+def require_account() -> ResponseReturnValue | None:
     """Every non-public route: a signed-in account (or an API key where one is allowed)."""
     view = view_of(request.endpoint)
     if request.endpoint is None or request.endpoint == "static" or view in PUBLIC:
@@ -178,7 +178,7 @@ def require_account() -> Response | None:
 
 def account() -> db.Account:
     """The signed-in account (only called on routes that require one)."""
-    found: db.Account = current_user._get_current_object()  # type: ignore[attr-defined]
+    found: db.Account = current_user._get_current_object()
     return found
 
 

@@ -271,7 +271,7 @@ def export_rows(
             record = export.row(reading)
             record["utility_cost"] = record.pop("cost")
             for plan, found in estimates:
-                cost = found.get((reading.start, seq))
+                cost = found.get((reading.start or 0, seq))
                 record[f"estimate: {plan.name}"] = (
                     export.decimal(cost, -COST_DIGITS) if cost is not None else None
                 )

@@ -111,7 +111,8 @@ def mean(total: int | None, count: int, power: int) -> float | None:
 
 
 def offset(zone: Any, epoch: int) -> int:
-    return int(datetime.fromtimestamp(epoch, zone).utcoffset().total_seconds())
+    found = datetime.fromtimestamp(epoch, zone).utcoffset()
+    return int(found.total_seconds()) if found is not None else 0
 
 
 def pieces(zone: Any, lo: int, hi: int) -> list[tuple[int, int, int]]:
@@ -185,10 +186,10 @@ def sums(
         query = query.outerjoin(db.PlanCost, estimate_of(plan))
     found = [tuple(row) for row in s.execute(query)]
     if aggregate == "hour":
-        return found  # type: ignore[return-value]
+        return found
     days = [(local_day(k), *values) for k, *values in found]
     if aggregate == "day":
-        return [(midnight(zone, day), *values) for day, *values in days]  # type: ignore[misc]
+        return [(midnight(zone, day), *values) for day, *values in days]
     groups: dict[date, list[Any]] = {}
     for day, *values in days:
         first_day = (
@@ -197,7 +198,7 @@ def sums(
         groups[first_day] = [
             add(a, b) for a, b in zip(groups.get(first_day, [None] * 4), values, strict=True)
         ]
-    return [(midnight(zone, day), *values) for day, values in groups.items()]  # type: ignore[misc]
+    return [(midnight(zone, day), *values) for day, values in groups.items()]
 
 
 def estimate_of(plan: int) -> Any:

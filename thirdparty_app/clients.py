@@ -125,11 +125,13 @@ def renewed(
             )
         now = int(time.time())
         if row.refreshing <= now:
-            took = s.execute(
-                update(table)
-                .where(table.id == conn_id, table.refreshing == row.refreshing)
-                .values(refreshing=now + LEASE)
-            ).rowcount
+            took = db.changed(
+                s.execute(
+                    update(table)
+                    .where(table.id == conn_id, table.refreshing == row.refreshing)
+                    .values(refreshing=now + LEASE)
+                )
+            )
             s.commit()
             if took:
                 return redeemed(conn_id, creds, redeem)

@@ -34,9 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from appkit.database import close_session, engine, session
+from appkit.database import changed, close_session, engine, session
 
-__all__ = ["close_session", "engine", "session"]
+__all__ = ["changed", "close_session", "engine", "session"]
 
 
 # --------------------------------------------------------------------------- states
@@ -385,9 +385,7 @@ class RatePlan(Base):
     plan: Mapped[str] = mapped_column(String(200))  # the provider's id of the plan
     name: Mapped[str] = mapped_column(String(200))  # the utility's name and the plan's
     home_id: Mapped[str] = mapped_column(String(200))
-    status: Mapped[PricingState] = mapped_column(
-        State(PricingState), default=PricingState.PRICING
-    )
+    status: Mapped[PricingState] = mapped_column(State(PricingState), default=PricingState.PRICING)
     reason: Mapped[str] = mapped_column(Text, default="")
     priced: Mapped[int] = mapped_column(default=0)
     created: Mapped[int] = mapped_column(default=now)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -66,7 +66,9 @@ def upsert(s: Session, table: Any, values: dict[str, Any], keys: list[str]) -> i
 
 
 SUBSCRIPTION_OF = re.compile(r"/Subscription/([^/?#]+)/")
-STAMPED = (db.UsagePoint, db.ReadingType, db.CustomerInfo)  # rows that carry a document's stamp
+STAMPED: tuple[type[db.UsagePoint] | type[db.ReadingType] | type[db.CustomerInfo], ...] = (
+    db.UsagePoint, db.ReadingType, db.CustomerInfo
+)  # rows that carry a document's stamp
 #: the connections a Bulk document's resources may be filed under
 LIVE = (ConnectionState.ACTIVE, ConnectionState.WAITING)
 
@@ -115,7 +117,7 @@ def digest(rows: list[Row]) -> bytes:
 def same_reading(a: Row, b: Row) -> bool:
     """One reading given twice: the same duration, value and quality (cost and TOU may have
     been priced since)."""
-    return a[3] == b[3] and a[4] == b[4] and a[6] == b[6]
+    return bool(a[3] == b[3] and a[4] == b[4] and a[6] == b[6])
 
 
 class Ingest:
@@ -410,11 +412,9 @@ class Ingest:
             {"usage_point_id": owner[0], **columns},
             ["usage_point_id", "start"],
         )
-        self.s.execute(db.BillLineItem.__table__.delete().where(db.BillLineItem.bill_id == bill_id))
+        self.s.execute(delete(db.BillLineItem).where(db.BillLineItem.bill_id == bill_id))
         if items:
-            self.s.execute(
-                db.BillLineItem.__table__.insert(), [{"bill_id": bill_id, **li} for li in items]
-            )
+            self.s.execute(insert(db.BillLineItem), [{"bill_id": bill_id, **li} for li in items])
 
     def customer(self, res: m.CustomerResource) -> None:
         """A retail customer resource, and what it says of who the customer is (name, account

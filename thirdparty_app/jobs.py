@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import cast
 
 from flask import current_app
 from sqlalchemy import select
@@ -297,7 +298,8 @@ def recover() -> int:
         ("fetch", db.Notification, NotificationState.QUEUED),
         ("upload", db.Upload, db.UploadState.QUEUED),
     ):
-        for row in s.scalars(select(model).where(model.status == waiting)).all():
+        rows = s.scalars(select(model).where(model.status == waiting)).all()
+        for row in cast("list[db.Notification | db.Upload]", rows):
             if getattr(row, "uri", None) in kept:
                 continue  # finished by the ingestion of its kept document
             if row.attempts >= spent:

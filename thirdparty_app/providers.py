@@ -229,7 +229,7 @@ def store(src: Source, conn: db.Connection, creds: Credentials) -> None:
     conn.access_token = vault.seal(creds.access_token)
     conn.refresh_token = vault.seal(creds.refresh_token)
     conn.expires_at = creds.expires_at
-    conn.extra = vault.seal(json.dumps(creds.extra)) if creds.extra else ""
+    conn.extra = (vault.seal(json.dumps(creds.extra)) or "") if creds.extra else ""
 
 
 def disconnect(conn: db.Connection) -> str:
@@ -419,15 +419,17 @@ def callback(name: str) -> Any:
         )
     cutoff = int(time.time()) - expiry
     if conn.status == ConnectionState.CONNECTING:  # taken out of the cleanup's reach, or gone
-        taken = s.execute(
-            update(db.Connection)
-            .where(
-                db.Connection.id == conn.id,
-                db.Connection.status == ConnectionState.CONNECTING,
-                db.Connection.created >= cutoff,
+        taken = db.changed(
+            s.execute(
+                update(db.Connection)
+                .where(
+                    db.Connection.id == conn.id,
+                    db.Connection.status == ConnectionState.CONNECTING,
+                    db.Connection.created >= cutoff,
+                )
+                .values(status=ConnectionState.WAITING, reason=f"connecting to {src.title}")
             )
-            .values(status=ConnectionState.WAITING, reason=f"connecting to {src.title}")
-        ).rowcount
+        )
         s.commit()
     else:
         taken = conn.status == ConnectionState.FAILED and pending["started"] >= cutoff

@@ -104,9 +104,7 @@ def make(app: Flask) -> Queue:
     for name in JOBS:
         found.tasks[name] = found.huey.task(name=name)(task_of(app, name))
     for name, (minutes, work) in PERIODIC.items():
-        found.huey.periodic_task(crontab(minute=f"*/{minutes}"), name=name)(
-            periodic_of(app, work)
-        )
+        found.huey.periodic_task(crontab(minute=f"*/{minutes}"), name=name)(periodic_of(app, work))
     app.extensions[EXTENSION] = found
     return found
 
@@ -174,6 +172,7 @@ def run(name: str, key: Any, attempt: int) -> None:
         )
         return
     tries = attempt + 1
+    failure: Exception
     try:
         job.work(key)
         return
@@ -206,13 +205,13 @@ def retry_wait(tries: int, err: BaseException) -> float:
     """Seconds to wait after the ``tries``-th failed attempt."""
     config = current_app.config
     if isinstance(err, espi.RateLimited) and err.retry_after is not None:
-        return min(err.retry_after, config["JOB_MAX_DELAY"])
+        return float(min(err.retry_after, config["JOB_MAX_DELAY"]))
     first = (
         config["PROVIDER_NOT_READY_DELAY"]
         if isinstance(err, espi.NotReady)
         else config["JOB_RETRY_DELAY"]
     )
-    return min(first * 2 ** (tries - 1), config["JOB_MAX_DELAY"])
+    return float(min(first * 2 ** (tries - 1), config["JOB_MAX_DELAY"]))
 
 
 def claim(job: Job, key: Any, attempt: int) -> bool:
@@ -221,11 +220,13 @@ def claim(job: Job, key: Any, attempt: int) -> bool:
     not yet connected, failed or revoked)."""
     s = db.session()
     row = job.row
-    taken = s.execute(
-        update(row)
-        .where(row.id == key, row.attempts == attempt, row.status.in_(job.open))
-        .values(attempts=row.attempts + 1)
-    ).rowcount
+    taken = db.changed(
+        s.execute(
+            update(row)
+            .where(row.id == key, row.attempts == attempt, row.status.in_(job.open))
+            .values(attempts=row.attempts + 1)
+        )
+    )
     s.commit()
     return bool(taken)
 

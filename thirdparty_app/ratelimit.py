@@ -24,7 +24,7 @@ def limiter() -> MovingWindowRateLimiter:
     if found is None:
         storage = storage_from_string(current_app.config.get("RATE_LIMIT_STORAGE") or "memory://")
         found = current_app.extensions["thirdparty_app.limiter"] = MovingWindowRateLimiter(storage)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def count(limit: str, *keys: str, cost: int = 1) -> bool:

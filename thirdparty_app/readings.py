@@ -122,7 +122,7 @@ class PostgresWriter(Writer):
         self.staging = False
 
     def write(self, rows: list[Row]) -> None:
-        raw = self.conn.connection.driver_connection
+        raw: Any = self.conn.connection.driver_connection  # the session's psycopg connection
         with raw.cursor() as cur:
             if not self.staging:
                 cur.execute("CREATE TEMP TABLE reading_stage (LIKE reading) ON COMMIT DROP")

@@ -151,6 +151,9 @@ class Reading:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.f.close()
 
 
@@ -199,7 +202,7 @@ def check_and_ingest(upload_id: int) -> None:
         else json.dumps([{"line": p.line, "path": p.path, "message": p.message} for p in problems])
     )
     with reading(row, "keeping") as f, keeping() as out:
-        shutil.copyfileobj(f, out, 1 << 16)  # type: ignore[misc]
+        shutil.copyfileobj(f, out, 1 << 16)
     conn = upload_connection(row, out.kept.sha256)
     doc = record(db.UPLOAD, f"upload:{out.kept.sha256[:16]}", conn, out.kept)
     row.connection_id, row.stage, row.progress = conn.id, "ingesting", None
