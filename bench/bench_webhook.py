@@ -329,8 +329,14 @@ def profile(url: str, n: int) -> None:
     from thirdparty_app import create_app
 
     env = app_env(url)
-    keys = ("SECRET_KEY", "TOKEN_KEY", "DOCUMENTS", "BASE_URL", "RATE_LIMIT_STORAGE",
-            "NOTIFICATION_LIMIT")
+    keys = (
+        "SECRET_KEY",
+        "TOKEN_KEY",
+        "DOCUMENTS",
+        "BASE_URL",
+        "RATE_LIMIT_STORAGE",
+        "NOTIFICATION_LIMIT",
+    )
     app = create_app({"DATABASE_URL": url, "QUEUE_URL": REDIS,
                       **{k: env[f"THIRDPARTY_{k}"] for k in keys}})  # fmt: skip
     client = app.test_client()

@@ -152,4 +152,10 @@ def therms(account_id: str, t: int) -> float:
 def solar_kwh(t: int, step: int, size_kw: float, offset: int = -8) -> float:
     """A rooftop system's output over [t, t + step): a noon-centred bell, none at night."""
     hour = ((t + step / 2) / HOUR + offset) % 24
-    return size_kw * 0.8 * math.pow(max(0.0, math.cos(math.pi * (hour - 12.5) / 13)), 1.5) * step / HOUR
+    return (
+        size_kw
+        * 0.8
+        * math.pow(max(0.0, math.cos(math.pi * (hour - 12.5) / 13)), 1.5)
+        * step
+        / HOUR
+    )

@@ -37,28 +37,95 @@ DATA = ROOT / "tests" / "data"
 MAX_SAMPLE_BYTES = 60_000
 
 NUMBERS = [
-    b"1e400", b"-1e400", b"inf", b"-Infinity", b"NaN", b"nan", b"1.5", b"-0", b"+7", b"",
-    b"  ", b"abc", b"0x1F", b"1_000", b"12345678901234567890", b"-99999999999999999999",
-    b"9" * 5000, b"1" + b"0" * 400, b"140737488355329", b"4294967296", b"-1", b"400",
-    b"-400", b"32768", b"65536", b"253402300800", b"-62167219200", b"1e-400", b"\xff\xfe",
-    b"&#0;", b"&amp;", b"1.7976931348623157e309", b"1E19",
+    b"1e400",
+    b"-1e400",
+    b"inf",
+    b"-Infinity",
+    b"NaN",
+    b"nan",
+    b"1.5",
+    b"-0",
+    b"+7",
+    b"",
+    b"  ",
+    b"abc",
+    b"0x1F",
+    b"1_000",
+    b"12345678901234567890",
+    b"-99999999999999999999",
+    b"9" * 5000,
+    b"1" + b"0" * 400,
+    b"140737488355329",
+    b"4294967296",
+    b"-1",
+    b"400",
+    b"-400",
+    b"32768",
+    b"65536",
+    b"253402300800",
+    b"-62167219200",
+    b"1e-400",
+    b"\xff\xfe",
+    b"&#0;",
+    b"&amp;",
+    b"1.7976931348623157e309",
+    b"1E19",
 ]
 DATES = [
-    b"0000-01-01T00:00:00Z", b"10000-01-01T00:00:00Z", b"0001-01-01T00:00:00+14:00",
-    b"9999-12-31T23:59:59-14:00", b"2024-13-45T99:99:99Z", b"2024-01-01", b"yesterday", b"",
-    b"2024-01-01T00:00:00+25:00", b"1970-01-01T00:00:00.9999999999Z",
+    b"0000-01-01T00:00:00Z",
+    b"10000-01-01T00:00:00Z",
+    b"0001-01-01T00:00:00+14:00",
+    b"9999-12-31T23:59:59-14:00",
+    b"2024-13-45T99:99:99Z",
+    b"2024-01-01",
+    b"yesterday",
+    b"",
+    b"2024-01-01T00:00:00+25:00",
+    b"1970-01-01T00:00:00.9999999999Z",
 ]
 SNIPPETS = [
-    b"<!-- c -->", b"<?pi x?>", b"<![CDATA[<x>]]>", b"&x;", b"&#x110000;", b"&#0;", b"<",
-    b">", b"</entry>", b"<entry>", b"<!DOCTYPE x>", b'<!ENTITY a "b">', b"<x:y>", b"]]>",
-    b'<link rel="self" href="../../"/>', b"<content>", b"\x00", b"\xc3\x28", b"\xef\xbb\xbf",
-    b"<IntervalReading><value>1</value></IntervalReading>", b"<ReadingType/>",
+    b"<!-- c -->",
+    b"<?pi x?>",
+    b"<![CDATA[<x>]]>",
+    b"&x;",
+    b"&#x110000;",
+    b"&#0;",
+    b"<",
+    b">",
+    b"</entry>",
+    b"<entry>",
+    b"<!DOCTYPE x>",
+    b'<!ENTITY a "b">',
+    b"<x:y>",
+    b"]]>",
+    b'<link rel="self" href="../../"/>',
+    b"<content>",
+    b"\x00",
+    b"\xc3\x28",
+    b"\xef\xbb\xbf",
+    b"<IntervalReading><value>1</value></IntervalReading>",
+    b"<ReadingType/>",
     b"<timePeriod><duration>-5</duration><start>99999999999999999</start></timePeriod>",
 ]
 NAMES = [
-    b"UsagePoint", b"MeterReading", b"ReadingType", b"IntervalBlock", b"IntervalReading",
-    b"UsageSummary", b"LocalTimeParameters", b"value", b"start", b"duration", b"cost",
-    b"powerOfTenMultiplier", b"uom", b"kind", b"entry", b"content", b"feed", b"link",
+    b"UsagePoint",
+    b"MeterReading",
+    b"ReadingType",
+    b"IntervalBlock",
+    b"IntervalReading",
+    b"UsageSummary",
+    b"LocalTimeParameters",
+    b"value",
+    b"start",
+    b"duration",
+    b"cost",
+    b"powerOfTenMultiplier",
+    b"uom",
+    b"kind",
+    b"entry",
+    b"content",
+    b"feed",
+    b"link",
 ]
 NUMBER_TEXT = re.compile(rb">(-?\d+)<")
 DATE_TEXT = re.compile(rb">(\d{4}-\d\d-\d\d[^<]*)<")
@@ -73,7 +140,9 @@ def samples() -> list[bytes]:
     ]
 
 
-def swap_match(data: bytes, pattern: re.Pattern[bytes], pool: list[bytes], rng: random.Random) -> bytes:
+def swap_match(
+    data: bytes, pattern: re.Pattern[bytes], pool: list[bytes], rng: random.Random
+) -> bytes:
     found = list(pattern.finditer(data))
     if not found:
         return data

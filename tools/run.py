@@ -122,7 +122,10 @@ def demo_accounts(app) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped
     with app.app_context():
         for email, name, role, what in people:
             password = secret(f"thirdparty-{role}-password")[:16]
-            if database.session().scalar(select(db.Account).where(db.Account.email == email)) is None:
+            if (
+                database.session().scalar(select(db.Account).where(db.Account.email == email))
+                is None
+            ):
                 create_account(email, password, name, role=role)
             out.append((email, password, what))
         database.close_session(None)
