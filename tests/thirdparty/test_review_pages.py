@@ -1,0 +1,144 @@
+"""A reviewer's walk through the pages as a new customer and as an operator: each test is one
+finding, over real HTTP (``Person``) or in headless Chromium where it is about what renders,
+on SQLite and on PostgreSQL. Each failed on the code it was written against (main at 3729ad3).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from sqlalchemy import select
+
+from tests.scripted import Answer, Scripted
+from tests.thirdparty.apps import add_connection, custodian, storage, third_party
+from tests.thirdparty.browsing import PASSWORD, Person
+from thirdparty_app import db as tp
+from thirdparty_app.accounts import create_account
+
+__all__ = ["storage"]
+OPERATOR = "staff@example.com"
+
+
+@pytest.fixture
+def served(tmp_path, storage):
+    """The app (its custodian profile ``remote`` answers 404 to everything) with an operator."""
+    with (
+        Scripted(custodian(lambda seen: Answer(404))) as remote,
+        third_party(tmp_path, storage, remote.url) as app,
+    ):
+        with app.app.app_context():
+            app.query(lambda s: create_account(OPERATOR, PASSWORD, "Support", role="operator"))
+        yield app
+
+
+def text_of(page: str) -> str:
+    """What a person reads: the tags gone, the entities read, the spaces folded."""
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page))).strip()
+
+
+def rows_of(page: str, table: str) -> list[str]:
+    body = page.split(f'id="{table}"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr[ >].*?</tr>", body.split("<tbody>", 1)[1], re.S)
+
+
+def usage_point(served, conn_id: int, title: str, kind: int | None) -> int:
+    def add(s):
+        up = tp.UsagePoint(
+            connection_id=conn_id,
+            href=f"{served.resource}/Subscription/1/UsagePoint/{conn_id}{kind}",
+            kind=kind,
+            title=title,
+        )
+        s.add(up)
+        s.commit()
+        return up.id
+
+    return served.query(add)
+
+
+def with_values(served, conn_id: int, **values) -> None:
+    def change(s):
+        s.execute(
+            tp.Connection.__table__.update().where(tp.Connection.id == conn_id).values(**values)
+        )
+        s.commit()
+
+    served.query(change)
+
+
+# --------------------------------------------------------------------------- operator's customers
+
+
+def test_the_customers_list_links_each_customers_pages_in_words(served):
+    """MEDIUM. The rows had no link (an operator could not open a customer's usage points or
+    authorization from the list) and showed the codes as stored: ``active``, ``failed``, the
+    profile's name, no service kind."""
+    t = served.url
+    customer = Person.sign_up(t, "dana@example.com", name="Dana Customer")
+    conn = add_connection(served, customer.email)
+    with_values(served, conn, profile="pelm", label="pelm-user-7", customer_name="DANA CUSTOMER")
+    house = usage_point(served, conn, "Dana's house", 0)
+    gas = usage_point(served, conn, "", 1)
+    failed = add_connection(served, customer.email)
+    with_values(served, failed, status="failed", reason="provider HTTP 500: boom")
+    staff = Person.sign_in(t, OPERATOR)
+    page = staff.get(f"{t}/operator/customers", timeout=30).text
+    rows = {
+        int(re.search(r'data-connection="(\d+)"', r).group(1)): r
+        for r in rows_of(page, "customers")
+    }
+
+    active = rows[conn]
+    assert f'href="/usage-points/{house}"' in active and f'href="/usage-points/{gas}"' in active
+    assert f'href="/connections#connection-{conn}"' in active
+    words = text_of(active)
+    assert "Dana's house" in words and "Gas, usage point" in words  # usage_point_name
+    assert "Pelm" in words and "pelm " not in words  # the source's title, not its slug
+    assert "electricity, gas" in words  # the services in words
+    assert "Active" in words and " active" not in words
+    assert "Failed" in text_of(rows[failed]) and " failed" not in text_of(rows[failed])
+    # the state filter offers the states as the customer pages name them
+    assert '<option value="waiting">Waiting for data</option>' in page
+
+    # the links open the customer's pages for the operator
+    opened = staff.get(f"{t}/usage-points/{house}", timeout=30)
+    assert opened.status_code == 200 and "Dana's house" in text_of(opened.text)
+    connections = staff.get(f"{t}/connections", timeout=30).text
+    assert f'id="connection-{conn}"' in connections and f'id="connection-{failed}"' in connections
+
+
+def test_searching_for_percent_or_underscore_finds_only_who_has_one(served):
+    """MEDIUM. The search was ``LIKE '%' || q || '%'`` unescaped: "%" or "_" matched every
+    customer. They are searched as themselves (ESCAPE, on SQLite and PostgreSQL)."""
+    t = served.url
+    for email in ("plain@example.com", "under_score@example.com", "other@example.com"):
+        Person.sign_up(t, email)
+        add_connection(served, email)
+    with_values(
+        served,
+        served.query(
+            lambda s: s.scalar(
+                select(tp.Connection.id)
+                .join(tp.Account)
+                .where(tp.Account.email == "other@example.com")
+            )
+        ),
+        customer_name="100% Green Ltd",
+    )
+    staff = Person.sign_in(t, OPERATOR)
+
+    def found(q: str) -> set[str]:
+        page = staff.get(f"{t}/operator/customers", params={"q": q}, timeout=30).text
+        if "No customer matches" in page:
+            return set()
+        return set(re.findall(r"[\w.%]+@example\.com", text_of(page.split('id="customers"', 1)[1])))
+
+    assert found("_") == {"under_score@example.com"}
+    assert found("%") == {"other@example.com"}
+    assert found("0% g") == {"other@example.com"}
+    assert found("r_s") == {"under_score@example.com"}
+    assert found("/") == set()  # the escape character is searched as itself too
+    assert found("plain") == {"plain@example.com"}
+    assert found("a%e") == set()
