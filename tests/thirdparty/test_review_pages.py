@@ -9,6 +9,7 @@ import html
 import re
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from tests.scripted import Answer, Scripted
@@ -142,3 +143,95 @@ def test_searching_for_percent_or_underscore_finds_only_who_has_one(served):
     assert found("/") == set()  # the escape character is searched as itself too
     assert found("plain") == {"plain@example.com"}
     assert found("a%e") == set()
+
+
+# --------------------------------------------------------------------------- error pages
+
+
+def error_page(answer, status: int, heading: str) -> str:
+    """An error answer to a browser: a page in the app's layout with a heading in words, what
+    to do next and a link home; no werkzeug page, no internals. Its text."""
+    assert answer.status_code == status, (answer.status_code, answer.text[:300])
+    assert answer.headers["Content-Type"].startswith("text/html")
+    page = answer.text
+    assert '<header class="site">' in page and "/static/style.css" in page
+    assert f"<h1>{heading}</h1>" in page
+    assert '<a href="/">Go to the home page</a>' in page
+    for internal in ("Werkzeug", "Traceback", "requested URL", "server encountered"):
+        assert internal not in page
+    return text_of(page.split('<main id="main">', 1)[1])
+
+
+def test_errors_are_pages_of_the_app_for_people_and_problems_for_machines(served):
+    """Error answers to browsers were werkzeug's bare pages (400, 403, 404, 405); the JSON API
+    and the webhooks keep their problem answers."""
+    t = served.url
+    customer = Person.sign_up(t, "erin@example.com")
+    other = Person.sign_up(t, "other@example.com")
+    conn = add_connection(served, other.email)
+    theirs = usage_point(served, conn, "Their house", 0)
+
+    nowhere = error_page(Person(t).get(f"{t}/no-such-page", timeout=30), 404, "Page not found")
+    assert "home page" in nowhere
+    words = error_page(
+        customer.get(f"{t}/usage-points/{theirs}", timeout=30), 404, "Page not found"
+    )
+    assert f"no usage point {theirs}" not in words and "Their house" not in words
+
+    wrong = customer.get(f"{t}/logout", timeout=30)
+    error_page(wrong, 405, "This page cannot be opened that way")
+    assert "POST" in wrong.headers["Allow"]
+
+    unsigned = requests.post(
+        f"{t}/account/keys", data={"name": "x"}, cookies=customer.cookies, timeout=30
+    )
+    words = error_page(unsigned, 400, "This request could not be understood")
+    assert "This form was not accepted" in words and "Reload the page" in words
+    assert "CSRF" not in words
+
+    staff = Person.sign_in(t, OPERATOR)
+    refused = staff.post(
+        f"{t}/connections/{conn}/disconnect", data={"delete_data": "yes"}, timeout=30
+    )
+    assert "Only the customer can do this." in error_page(refused, 403, "You cannot do this")
+
+    # machines: the JSON API, the webhooks, a page's script asking for JSON
+    for answer, status in (
+        (customer.get(f"{t}/api/no-such-thing", timeout=30), 404),
+        (customer.get(f"{t}/api/usage-points/{theirs}/readings", timeout=30), 404),
+        (requests.get(f"{t}/espi/1_1/Notification", timeout=30), 405),
+        (requests.post(f"{t}/espi/1_1/Notification", data=b"<nope", timeout=30), 400),
+        (requests.get(f"{t}/providers/wattzon/notify", timeout=30), 405),
+        (
+            customer.get(
+                f"{t}/uploads/999999/status", headers={"Accept": "application/json"}, timeout=30
+            ),
+            404,
+        ),
+    ):
+        assert answer.status_code == status, (answer.url, answer.status_code)
+        assert answer.headers["Content-Type"] == "application/json", answer.url
+        assert answer.json()["error"], answer.url
+
+
+def test_a_file_too_large_and_an_error_of_ours_are_pages_too(tmp_path, storage, caplog):
+    """413 (an upload over MAX_CONTENT_LENGTH) and 500 (an error of ours): pages that say what
+    to do, the exception's text in the log only."""
+
+    def fails():
+        raise RuntimeError("secret internals: /srv/app/thing.py line 12")
+
+    with third_party(
+        tmp_path, storage, "http://127.0.0.1:9", MAX_CONTENT_LENGTH=8192, PROPAGATE_EXCEPTIONS=False
+    ) as app:
+        app.app.add_url_rule("/fails", "fails", fails)  # a page whose code raises
+        t = app.url
+        customer = Person.sign_up(t)
+        big = customer.post(f"{t}/upload", files={"file": ("big.xml", b"x" * 20000)}, timeout=30)
+        assert "at most 8 KB" in error_page(big, 413, "The file is too large")
+        failed = customer.get(f"{t}/fails", timeout=30)
+        words = error_page(failed, 500, "Something went wrong on our side")
+        assert "secret internals" not in failed.text and "Try again" in words
+        assert "secret internals" in caplog.text  # for us, in the log
+        api = customer.get(f"{t}/api/usage-points", timeout=30)
+        assert api.status_code == 200  # the app still answers
