@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 import pytest
 import requests
@@ -15,10 +16,12 @@ from sqlalchemy import select
 from tests.scripted import Answer, Scripted
 from tests.thirdparty.apps import add_connection, custodian, storage, third_party
 from tests.thirdparty.browsing import PASSWORD, Person
+from tests.thirdparty.test_browser import CHROMIUM, DRIVER
+from tests.thirdparty.test_dashboard import browser
 from thirdparty_app import db as tp
 from thirdparty_app.accounts import create_account
 
-__all__ = ["storage"]
+__all__ = ["browser", "storage"]
 OPERATOR = "staff@example.com"
 
 
@@ -235,3 +238,45 @@ def test_a_file_too_large_and_an_error_of_ours_are_pages_too(tmp_path, storage, 
         assert "secret internals" in caplog.text  # for us, in the log
         api = customer.get(f"{t}/api/usage-points", timeout=30)
         assert api.status_code == 200  # the app still answers
+
+
+# --------------------------------------------------------------------------- the custodian's pages
+
+
+@pytest.fixture
+def custodian_site(tmp_path):
+    """The data custodian (the sandbox), migrated, on a loopback port."""
+    from datacustodian import create_app as create_custodian
+    from datacustodian.migrate import upgrade
+    from tests.thirdparty.test_flow import serve
+
+    app = create_custodian({
+        "TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/dc.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/dcq.sqlite", "RATE_LIMIT": "",
+    })  # fmt: skip
+    with app.app_context():
+        upgrade(app)
+    server, url = serve(app)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.extensions["appkit.engine"].dispose()
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_the_custodians_pages_have_a_favicon(custodian_site, browser):
+    """LOW. The custodian's pages named no icon: the browser asked for /favicon.ico, a 404, an
+    error in the console on every page."""
+    browser.get_log("browser")  # what earlier pages left
+    browser.get(custodian_site + "/")
+    assert "sandbox" in browser.title.lower()
+    time.sleep(1)  # the icon is asked for once the page is shown
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+    icon = browser.execute_script(
+        "const l = document.querySelector('link[rel~=icon]'); return l && l.href"
+    )
+    got = requests.get(icon, timeout=30)
+    assert got.status_code == 200 and got.headers["Content-Type"].startswith("image/svg+xml")
