@@ -492,7 +492,7 @@ def connections_status() -> Response:
             "id": c.id,
             "status": c.status,
             "state": STATES.get(c.status, c.status),
-            "reason": c.reason,
+            "reason": display.reason(c, found["titles"].get(c.profile, c.profile)),
             "readings": found["counts"].get(c.id, 0),
             "last_sync": c.last_sync,
         }
@@ -532,6 +532,7 @@ def formats() -> dict[str, Any]:
         "usage_point_name": display.usage_point_name,
         "service_kind": display.service_kind,
         "customer_facts": display.customer_facts,
+        "connection_reason": display.reason,
     }
 
 

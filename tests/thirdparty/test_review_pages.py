@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import select
 
 from tests.scripted import Answer, Scripted
-from tests.thirdparty.apps import add_connection, custodian, storage, third_party
+from tests.thirdparty.apps import add_connection, custodian, storage, third_party, wait
 from tests.thirdparty.browsing import PASSWORD, Person
 from tests.thirdparty.test_browser import CHROMIUM, DRIVER
 from tests.thirdparty.test_dashboard import browser
@@ -146,6 +146,69 @@ def test_searching_for_percent_or_underscore_finds_only_who_has_one(served):
     assert found("/") == set()  # the escape character is searched as itself too
     assert found("plain") == {"plain@example.com"}
     assert found("a%e") == set()
+
+
+# --------------------------------------------------------------------------- a connection's reason
+
+#: what the custodian answers the subscription: a JSON body
+REFUSAL = b'{"error": "invalid_token", "error_description": "token 7f3a revoked (row 12)"}'
+
+
+def test_a_connections_reason_is_a_sentence_for_the_customer_and_the_detail_for_operators(
+    tmp_path, storage, caplog
+):
+    """The Authorizations page showed the source's raw text as a failed connection's reason (a
+    JSON body, an exception's message), and as a failed download's. The customer reads what
+    happened and what to do; the raw detail stays in the log and on the operator's page."""
+
+    def answer(seen):
+        if "/Batch/Subscription/1?" in seen.path or seen.path.endswith("/Batch/Subscription/1"):
+            return Answer(403, {"Content-Type": "application/json"}, REFUSAL)
+        return Answer(500, {"Content-Type": "text/plain"}, b"KeyError: 'usage_point'")
+
+    with (
+        Scripted(custodian(answer)) as remote,
+        third_party(tmp_path, storage, remote.url, JOB_RETRIES=0) as app,
+    ):
+        t = app.url
+        customer = Person.sign_up(t)
+        conn = add_connection(app, customer.email)
+        with app.app.app_context():
+            from thirdparty_app import jobs
+
+            create_account(OPERATOR, PASSWORD, role="operator")
+            jobs.enqueue("sync", conn)
+        wait(lambda: app.query(lambda s: s.get(tp.Connection, conn).status) == "failed")
+        assert "invalid_token: token 7f3a revoked" in app.query(
+            lambda s: s.get(tp.Connection, conn).reason
+        )  # the source's text, recorded
+        note_uri = f"{app.resource}/Batch/Subscription/1/UsagePoint/9?correlationID=1"
+        assert app.notify(note_uri).status_code == 200
+        wait(lambda: app.query(lambda s: s.scalar(select(tp.Notification.status))) == "failed")
+        detail = app.query(lambda s: s.get(tp.Connection, conn).reason)
+        assert "HTTP 500" in detail  # the download's failure, recorded on the connection
+
+        page = customer.get(f"{t}/connections", timeout=30).text
+        row = text_of(next(r for r in rows_of(page, "connections") if f'"{conn}"' in r))
+        assert "Failed" in row
+        assert (
+            "Your data could not be fetched from remote. Press Retry; if it fails again, "
+            "authorize again." in row
+        )
+        failures = text_of(page.split('id="failures"', 1)[1])
+        assert "The download did not succeed: press Retry to try again." in failures
+        status = customer.get(f"{t}/connections/status", timeout=30).json()
+        for raw in ("invalid_token", "7f3a", "HTTP 403", "HTTP 500", "Internal Server", "{"):
+            assert raw not in text_of(page), raw
+            assert raw not in " ".join(c["reason"] for c in status), raw
+        assert status[0]["reason"].startswith("Your data could not be fetched from remote.")
+
+        staff = Person.sign_in(t, OPERATOR)
+        seen = staff.get(f"{t}/connections", timeout=30).text
+        row = text_of(next(r for r in rows_of(seen, "connections") if f'"{conn}"' in r))
+        assert "Your data could not be fetched" in row and detail in row
+        assert "HTTP 500" in text_of(seen.split('id="failures"', 1)[1])
+        assert "token 7f3a revoked" in caplog.text and "HTTP 500" in caplog.text
 
 
 # --------------------------------------------------------------------------- error pages
