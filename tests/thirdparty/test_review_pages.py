@@ -211,6 +211,45 @@ def test_a_connections_reason_is_a_sentence_for_the_customer_and_the_detail_for_
         assert "token 7f3a revoked" in caplog.text and "HTTP 500" in caplog.text
 
 
+# --------------------------------------------------------------------------- uploads
+
+
+def test_an_empty_file_is_refused_at_the_upload_form_and_nothing_is_stored(served, tmp_path):
+    """An upload of 0 bytes: the form again, saying the file is empty; no upload, no source,
+    no file kept. (Already so on main at 3729ad3, over HTTP and in Chromium: this pins it.)"""
+    t = served.url
+    customer = Person.sign_up(t)
+    sent = customer.post(f"{t}/upload", files={"file": ("empty.xml", b"")}, timeout=30)
+    assert sent.status_code == 400 and sent.url == f"{t}/upload"
+    assert "empty.xml is empty." in text_of(sent.text) and 'id="upload-form"' in sent.text
+    assert served.query(lambda s: s.scalars(select(tp.Upload)).all()) == []
+    assert served.query(lambda s: s.scalars(select(tp.Connection)).all()) == []
+    kept = [p for p in (tmp_path / "documents").rglob("*") if p.is_file()]
+    assert kept == []
+
+
+def test_a_file_without_data_is_refused_and_nothing_is_kept(served, tmp_path):
+    """A Green Button file with no entry (a Download My Data for days without data) was "0
+    readings in 0 usage point(s)" on a page of success, and an empty source stayed on the
+    customer's Authorizations. It is refused, and nothing of it is kept."""
+    t = served.url
+    customer = Person.sign_up(t)
+    feed = (
+        b'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        b"<id>urn:uuid:0</id><title>Green Button Download</title>"
+        b"<updated>2026-03-01T00:00:00Z</updated></feed>"
+    )
+    page = customer.upload("march.xml", feed)
+    words = text_of(page.text)
+    assert "march.xml was not ingested: march.xml holds no energy data: nothing was kept" in words
+    assert 'id="upload-result"' not in page.text
+    assert served.query(lambda s: s.scalars(select(tp.Connection)).all()) == []
+    assert served.query(lambda s: s.scalars(select(tp.Document)).all()) == []
+    kept = [p for p in (tmp_path / "documents").rglob("*") if p.is_file()]
+    assert kept == []
+    assert "No authorization yet" in customer.get(f"{t}/connections", timeout=30).text
+
+
 # --------------------------------------------------------------------------- error pages
 
 
