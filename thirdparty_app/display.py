@@ -83,12 +83,14 @@ def reason(conn: db.Connection, title: str) -> str:
     Never the source's own text (an exception's message, an answer's body): that is
     ``conn.reason``, in the log and for operators only."""
     if conn.status == ConnectionState.FAILED:
-        if conn.connected:
-            return (
-                f"Your data could not be fetched from {title}. Press Retry; if it fails again, "
-                "authorize again."
-            )
-        return f"{title} did not complete the connection: authorize again to share your data."
+        if not conn.connected:
+            return f"{title} did not complete the connection: authorize again to share your data."
+        if queueing.spent(conn.reason):
+            return f"{title} could not be reached, even after several attempts. Press Retry."
+        return (
+            f"{title} did not give your data. Press Retry; if it fails again, authorize again "
+            "(the authorization may have ended, or its password changed)."
+        )
     if conn.status == ConnectionState.CONNECTING:
         return f"Waiting for your answer at {title}."
     if conn.status == ConnectionState.REVOKED:

@@ -164,11 +164,11 @@ def test_a_connections_reason_is_a_sentence_for_the_customer_and_the_detail_for_
     def answer(seen):
         if "/Batch/Subscription/1?" in seen.path or seen.path.endswith("/Batch/Subscription/1"):
             return Answer(403, {"Content-Type": "application/json"}, REFUSAL)
-        return Answer(500, {"Content-Type": "text/plain"}, b"KeyError: 'usage_point'")
+        return Answer(503, {"Content-Type": "text/plain"}, b"KeyError: 'usage_point'")
 
     with (
         Scripted(custodian(answer)) as remote,
-        third_party(tmp_path, storage, remote.url, JOB_RETRIES=0) as app,
+        third_party(tmp_path, storage, remote.url, JOB_RETRIES=1) as app,
     ):
         t = app.url
         customer = Person.sign_up(t)
@@ -178,37 +178,46 @@ def test_a_connections_reason_is_a_sentence_for_the_customer_and_the_detail_for_
 
             create_account(OPERATOR, PASSWORD, role="operator")
             jobs.enqueue("sync", conn)
+        staff = Person.sign_in(t, OPERATOR)
+
+        def seen_by(person) -> tuple[str, str, str]:
+            """The connection's row, the whole page and the status JSON's reasons, as read."""
+            page = person.get(f"{t}/connections", timeout=30).text
+            row = next(r for r in rows_of(page, "connections") if f'"{conn}"' in r)
+            status = person.get(f"{t}/connections/status", timeout=30).json()
+            return text_of(row), text_of(page), " ".join(c["reason"] for c in status)
+
+        # the subscription refused (403, a JSON body): authorize again
         wait(lambda: app.query(lambda s: s.get(tp.Connection, conn).status) == "failed")
-        assert "invalid_token: token 7f3a revoked" in app.query(
-            lambda s: s.get(tp.Connection, conn).reason
-        )  # the source's text, recorded
+        detail = app.query(lambda s: s.get(tp.Connection, conn).reason)
+        assert "invalid_token: token 7f3a revoked" in detail  # the source's text, recorded
+        row, page, status = seen_by(customer)
+        refused = (
+            "remote did not give your data. Press Retry; if it fails again, authorize again (the "
+            "authorization may have ended, or its password changed)."
+        )
+        assert "Failed" in row and refused in row and status == refused
+        for raw in ("invalid_token", "7f3a", "HTTP 403", "{"):
+            assert raw not in page and raw not in status, raw
+        row, _, _ = seen_by(staff)
+        assert refused in row and detail in row  # the operator reads both
+
+        # a download that failed twice (503): the custodian could not be reached, Retry
         note_uri = f"{app.resource}/Batch/Subscription/1/UsagePoint/9?correlationID=1"
         assert app.notify(note_uri).status_code == 200
         wait(lambda: app.query(lambda s: s.scalar(select(tp.Notification.status))) == "failed")
         detail = app.query(lambda s: s.get(tp.Connection, conn).reason)
-        assert "HTTP 500" in detail  # the download's failure, recorded on the connection
-
-        page = customer.get(f"{t}/connections", timeout=30).text
-        row = text_of(next(r for r in rows_of(page, "connections") if f'"{conn}"' in r))
-        assert "Failed" in row
-        assert (
-            "Your data could not be fetched from remote. Press Retry; if it fails again, "
-            "authorize again." in row
-        )
-        failures = text_of(page.split('id="failures"', 1)[1])
-        assert "The download did not succeed: press Retry to try again." in failures
-        status = customer.get(f"{t}/connections/status", timeout=30).json()
-        for raw in ("invalid_token", "7f3a", "HTTP 403", "HTTP 500", "Internal Server", "{"):
-            assert raw not in text_of(page), raw
-            assert raw not in " ".join(c["reason"] for c in status), raw
-        assert status[0]["reason"].startswith("Your data could not be fetched from remote.")
-
-        staff = Person.sign_in(t, OPERATOR)
-        seen = staff.get(f"{t}/connections", timeout=30).text
-        row = text_of(next(r for r in rows_of(seen, "connections") if f'"{conn}"' in r))
-        assert "Your data could not be fetched" in row and detail in row
-        assert "HTTP 500" in text_of(seen.split('id="failures"', 1)[1])
-        assert "token 7f3a revoked" in caplog.text and "HTTP 500" in caplog.text
+        assert "HTTP 503" in detail and "(gave up after 2 attempts)" in detail
+        row, page, status = seen_by(customer)
+        unreachable = "remote could not be reached, even after several attempts. Press Retry."
+        assert unreachable in row and status == unreachable
+        assert "The download did not succeed: press Retry to try again." in page
+        for raw in ("HTTP 503", "KeyError", "gave up"):
+            assert raw not in page and raw not in status, raw
+        row, page, _ = seen_by(staff)
+        assert unreachable in row and detail in row
+        assert "HTTP 503" in page.split("Downloads that failed", 1)[1]
+        assert "token 7f3a revoked" in caplog.text and "HTTP 503" in caplog.text
 
 
 # --------------------------------------------------------------------------- uploads
