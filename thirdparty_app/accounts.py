@@ -49,7 +49,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, or_, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from appkit.http import problem
@@ -531,21 +531,27 @@ def operator_only() -> None:
 @bp.get("/operator/customers")
 def customers() -> str:
     """Every customer's connections, searchable by name, account number, address, email, and
-    filtered by service kind and state."""
+    filtered by service kind and state; each row links to the customer's usage points and to
+    its authorization (the pages an operator opens for any customer)."""
+    from .views import STATES, services, titles, usage_points_of  # views imports this module
+
     operator_only()
     text = request.args.get("q", "").strip()
     kind = request.args.get("kind", "")
     state = request.args.get("state", "")
     query = select(db.Connection, db.Account).join(db.Account)
     if text:
-        like = f"%{text.lower()}%"
+        columns = (
+            db.Connection.customer_name,
+            db.Connection.account_number,
+            db.Connection.service_address,
+            db.Account.email,
+            db.Account.name,
+            db.Connection.label,
+        )
+        # "%" and "_" are searched as themselves, not as LIKE's wildcards (ESCAPE '/')
         query = query.where(
-            func.lower(db.Connection.customer_name).like(like)
-            | func.lower(db.Connection.account_number).like(like)
-            | func.lower(db.Connection.service_address).like(like)
-            | func.lower(db.Account.email).like(like)
-            | func.lower(db.Account.name).like(like)
-            | func.lower(db.Connection.label).like(like)
+            or_(*(func.lower(c).contains(text.lower(), autoescape=True) for c in columns))
         )
     if state in set(db.ConnectionState):
         query = query.where(db.Connection.status == state)
@@ -555,8 +561,20 @@ def customers() -> str:
                 select(db.UsagePoint.connection_id).where(db.UsagePoint.kind == int(kind))
             )
         )
-    rows = db.session().execute(query.order_by(db.Account.email, db.Connection.id).limit(500))
-    return render_template("customers.html", rows=list(rows), q=text, kind=kind, state=state)
+    rows = list(db.session().execute(query.order_by(db.Account.email, db.Connection.id).limit(500)))
+    conns = [c for c, _ in rows]
+    ups = usage_points_of([c.id for c in conns])
+    return render_template(
+        "customers.html",
+        rows=rows,
+        q=text,
+        kind=kind,
+        state=state,
+        states=STATES,
+        titles=titles(conns),
+        usage_points=ups,
+        services={c: services(found) for c, found in ups.items()},
+    )
 
 
 # --------------------------------------------------------------------------- commands

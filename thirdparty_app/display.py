@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 import espi
 
-from . import db
+from . import db, queueing
+from .db import ConnectionState
 
 #: titles that name no usage point: empty, no letter or digit at all, or a feed's generic name
 PLACEHOLDER = re.compile(
@@ -75,6 +76,27 @@ def customer_facts(conn: db.Connection | None) -> list[str]:
         return []
     facts = [conn.customer_name, f"account {conn.account_number}" if conn.account_number else ""]
     return [f for f in (*facts, conn.service_address) if f]
+
+
+def reason(conn: db.Connection, title: str) -> str:
+    """A connection's state for its customer, in plain words: what happened and what to do.
+    Never the source's own text (an exception's message, an answer's body): that is
+    ``conn.reason``, in the log and for operators only."""
+    if conn.status == ConnectionState.FAILED:
+        if not conn.connected:
+            return f"{title} did not complete the connection: authorize again to share your data."
+        if queueing.spent(conn.reason):
+            return f"{title} could not be reached, even after several attempts. Press Retry."
+        return (
+            f"{title} did not give your data. Press Retry; if it fails again, authorize again "
+            "(the authorization may have ended, or its password changed)."
+        )
+    if conn.status == ConnectionState.CONNECTING:
+        return f"Waiting for your answer at {title}."
+    if conn.status == ConnectionState.REVOKED:
+        return "Sharing stopped: what was shared stays here until you delete it."
+    attempt = queueing.next_attempt(conn.reason)
+    return f"No data from {title} yet: {attempt}." if attempt else ""
 
 
 # --------------------------------------------------------------------------- numbers

@@ -19,6 +19,7 @@ there (its ``note``), with the reason and the number of attempts.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ FINAL = (espi.ProviderError, ValueError, LookupError)
 EXTENSION = "thirdparty_app.queue"
 
 Note = Callable[[Any, str, bool, int], None]
+#: what :func:`run` adds to the text of an attempt that failed and will be made again
+AGAIN = re.compile(r"; (attempt \d+ of \d+, trying again in [^;]+ s)$")
+#: and to the text of a failure that was tried again until the attempts were spent
+SPENT = re.compile(r"\(gave up after \d+ attempts?\)$")
 
 
 def logged(key: Any, text: str, final: bool, retry_at: int) -> None:
@@ -199,6 +204,18 @@ def run(name: str, key: Any, attempt: int) -> None:
         why += f" (gave up after {tries} attempt{'s' if tries != 1 else ''})"
     log.error("%s(%s) failed: %s", name, key, why)
     job.note(key, why, True, 0)
+
+
+def next_attempt(text: str) -> str:
+    """The "attempt 2 of 7, trying again in 4 s" of a recorded text ("" when it has none)."""
+    found = AGAIN.search(text)
+    return found.group(1) if found else ""
+
+
+def spent(text: str) -> bool:
+    """Whether a recorded failure was tried again until its attempts were spent (an outage),
+    rather than refused at once (credentials refused, a document that is not Green Button)."""
+    return SPENT.search(text) is not None
 
 
 def retry_wait(tries: int, err: BaseException) -> float:

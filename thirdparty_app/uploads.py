@@ -5,8 +5,9 @@ memory), records an :class:`db.Upload` and answers at once with its page, which 
 the worker got (``upload.js`` polls ``/uploads/<id>/status``; without script the page
 refreshes itself). The worker (:func:`check_and_ingest`) checks the file (``espi lint``, and
 the ESPI schema up to ``UPLOAD_SCHEMA_LIMIT`` bytes), keeps it gzipped like a custodian's
-download, ingests it, and deletes the file as it came. A file that is not Green Button is
-rejected and deleted."""
+download, ingests it, and deletes the file as it came. A file that is not Green Button, or
+holds no usage point, is rejected and nothing of it is kept; an empty one (0 bytes) is refused
+at the form."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from sqlalchemy import select
 import espi
 from espi.lint import lint
 
-from . import accounts, db, queueing
+from . import accounts, db, erase, queueing
 from .accounts import account
 from .db import ConnectionState, UploadState
 from .documents import folder, keeping, partial, record
@@ -208,6 +209,13 @@ def check_and_ingest(upload_id: int) -> None:
     row.connection_id, row.stage, row.progress = conn.id, "ingesting", None
     s.commit()
     row.readings = ingest(s, doc)
+    if s.scalar(select(db.UsagePoint.id).where(db.UsagePoint.connection_id == conn.id)) is None:
+        # a feed with no entry (a Download My Data of a range without data): not a source
+        row.connection_id = None
+        files = erase.connection(conn)
+        finish(row, UploadState.REJECTED, f"{row.filename} holds no energy data: nothing was kept")
+        erase.remove_files(files)
+        return
     finish(row, UploadState.DONE, "")
 
 

@@ -24,9 +24,10 @@ from flask import (
     request,
     url_for,
 )
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import bindparam, func, literal, select, union_all
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import espi
 from appkit.http import problem
@@ -53,6 +54,82 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(providers.bp)
     app.register_blueprint(pricing.bp)
     app.register_error_handler(OperationalError, database_trouble)
+    app.register_error_handler(HTTPException, http_error)
+
+
+# --------------------------------------------------------------------------- errors
+
+#: where machines are answered (the JSON API, the custodians' and providers' webhooks)
+MACHINE_PATHS = ("/api/", "/espi/", "/providers/")
+#: an error page: its heading, and what to do next, by status
+ERROR_PAGES = {
+    400: ("This request could not be understood", "Go back, check what you entered and try again."),
+    401: ("Sign in to go on", "Your session has ended: sign in, then try again."),
+    403: ("You cannot do this", "Go back: nothing was changed."),
+    404: (
+        "Page not found",
+        "The address may be mistyped or out of date, or the page belongs to another account. "
+        "Start again from the home page.",
+    ),
+    405: (
+        "This page cannot be opened that way",
+        "Use the links and buttons of the app's pages rather than typing the address.",
+    ),
+    413: ("The file is too large", "Upload a file of at most {limit}."),
+    429: ("Too many requests", "Wait a minute, then try again."),
+    500: (
+        "Something went wrong on our side",
+        "It was recorded for us to look at. Try again in a moment.",
+    ),
+    503: ("The service is busy", "Try again in a few seconds."),
+}
+#: a form without its CSRF token, or with an old one (signed out and in since), or another site's
+FORM_REFUSED = (
+    "This form was not accepted: it is out of date, or it was not sent from this app's own "
+    "page. Reload the page and send it again."
+)
+
+
+def for_machine() -> bool:
+    """An answer for a machine: the API, the webhooks, a page's script that asks for JSON."""
+    if request.path.startswith(MACHINE_PATHS):
+        return True
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == (
+        "application/json"
+    )
+
+
+def failure(
+    status: int, error: str, description: str, headers: Any = None, reason: str = ""
+) -> Response:
+    """An error answer: the problem JSON to machines; to people a page in the app's layout that
+    says what happened and what to do (``reason``: a sentence for people; never internals)."""
+    if for_machine():
+        return problem(status, error, description, headers=headers)
+    heading, then = ERROR_PAGES.get(status) or ERROR_PAGES[500 if status >= 500 else 400]
+    limit = int(current_app.config["MAX_CONTENT_LENGTH"] or 0)
+    size = f"{limit >> 20:,} MB" if limit >= 1 << 20 else f"{limit >> 10:,} KB"
+    then = then.format(limit=size)
+    page = render_template("error.html", heading=heading, reason=reason, then=then)
+    return Response(page, status, headers=headers)
+
+
+def http_error(err: HTTPException) -> Response:
+    """An HTTP error (``abort(404)``, a route that does not exist, a form without its CSRF
+    token, a file over ``MAX_CONTENT_LENGTH``, an error of ours): a page or a problem
+    (:func:`failure`). The reason given to ``abort`` is shown for a 400 or a 403 (written for
+    the person), not werkzeug's defaults."""
+    status = err.code or 500
+    if status >= 500:
+        db.session().rollback()  # the page reads the account: no failed transaction in its way
+    reason = ""
+    if isinstance(err, CSRFError):
+        reason = FORM_REFUSED
+    elif status in (400, 403) and err.description != type(err).description:
+        reason = str(err.description or "")
+    headers = [(k, v) for k, v in err.get_headers() if k.lower() != "content-type"]
+    error = (err.name or "error").lower().replace(" ", "_")
+    return failure(status, error, str(err.description or ""), headers, reason)
 
 
 def database_trouble(err: OperationalError) -> Response:
@@ -60,14 +137,14 @@ def database_trouble(err: OperationalError) -> Response:
     db.session().rollback()
     if "locked" in str(err.orig):
         log.warning("database busy: %s %s answered 503", request.method, request.path)
-        return problem(
+        return failure(
             503,
             "temporarily_unavailable",
             "the database is busy: try again in a few seconds",
             headers={"Retry-After": "5"},
         )
     log.error("database error on %s %s", request.method, request.path, exc_info=err)
-    return problem(500, "server_error", "a database error (see the server's log)")
+    return failure(500, "server_error", "a database error (see the server's log)")
 
 
 # --------------------------------------------------------------------------- notifications
@@ -396,7 +473,7 @@ def connections_status() -> Response:
             "id": c.id,
             "status": c.status,
             "state": STATES.get(c.status, c.status),
-            "reason": c.reason,
+            "reason": display.reason(c, found["titles"].get(c.profile, c.profile)),
             "readings": found["counts"].get(c.id, 0),
             "last_sync": c.last_sync,
         }
@@ -436,6 +513,7 @@ def formats() -> dict[str, Any]:
         "usage_point_name": display.usage_point_name,
         "service_kind": display.service_kind,
         "customer_facts": display.customer_facts,
+        "connection_reason": display.reason,
     }
 
 

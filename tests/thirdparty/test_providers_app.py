@@ -383,7 +383,8 @@ def test_wattzon_wrong_utility_password_fails_the_connection_with_the_reason(wor
     conn = provider_connection(third, "wattzon")[0]
     assert "the utility refused the username or password" in conn.reason
     page = world["customer"].get(f"{world['t_base']}/connections", timeout=30).text
-    assert "the utility refused the username or password" in page
+    assert "WattzOn Link did not give your data" in page and "authorize again" in page
+    assert "credential_error" not in page  # WattzOn's own words: in the log, for operators
 
 
 def test_wattzon_connect_page_says_what_is_wrong_at_its_input(world):  # noqa: F811
