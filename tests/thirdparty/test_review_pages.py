@@ -161,8 +161,11 @@ def test_a_connections_reason_is_a_sentence_for_the_customer_and_the_detail_for_
     JSON body, an exception's message), and as a failed download's. The customer reads what
     happened and what to do; the raw detail stays in the log and on the operator's page."""
 
+    down = {"subscription": False}  # the subscription refused (403), then not answered (503)
+
     def answer(seen):
-        if "/Batch/Subscription/1?" in seen.path or seen.path.endswith("/Batch/Subscription/1"):
+        mine = "/Batch/Subscription/1?" in seen.path or seen.path.endswith("/Batch/Subscription/1")
+        if mine and not down["subscription"]:
             return Answer(403, {"Content-Type": "application/json"}, REFUSAL)
         return Answer(503, {"Content-Type": "text/plain"}, b"KeyError: 'usage_point'")
 
@@ -202,21 +205,35 @@ def test_a_connections_reason_is_a_sentence_for_the_customer_and_the_detail_for_
         row, _, _ = seen_by(staff)
         assert refused in row and detail in row  # the operator reads both
 
-        # a download that failed twice (503): the custodian could not be reached, Retry
+        # a download that failed twice (503): its own row, in words (the connection is left as
+        # it was: a notification is anyone's word)
         note_uri = f"{app.resource}/Batch/Subscription/1/UsagePoint/9?correlationID=1"
         assert app.notify(note_uri).status_code == 200
         wait(lambda: app.query(lambda s: s.scalar(select(tp.Notification.status))) == "failed")
+        failed = app.query(lambda s: s.scalar(select(tp.Notification.error)))
+        assert "HTTP 503" in failed and "(gave up after 2 attempts)" in failed
+        assert app.query(lambda s: s.get(tp.Connection, conn).reason) == detail
+        row, page, status = seen_by(customer)
+        assert refused in row and status == refused
+        assert "The download did not succeed: press Retry to try again." in page
+        for raw in ("HTTP 503", "KeyError", "gave up"):
+            assert raw not in page and raw not in status, raw
+        row, page, _ = seen_by(staff)
+        assert "HTTP 503" in page.split("Downloads that failed", 1)[1]
+
+        # the customer's Retry: the custodian does not answer (503, twice): Retry later
+        down["subscription"] = True
+        assert customer.post(f"{t}/connections/{conn}/retry", timeout=30).status_code == 200
+        wait(lambda: app.query(lambda s: s.get(tp.Connection, conn).status) == "failed")
         detail = app.query(lambda s: s.get(tp.Connection, conn).reason)
         assert "HTTP 503" in detail and "(gave up after 2 attempts)" in detail
         row, page, status = seen_by(customer)
         unreachable = "remote could not be reached, even after several attempts. Press Retry."
         assert unreachable in row and status == unreachable
-        assert "The download did not succeed: press Retry to try again." in page
         for raw in ("HTTP 503", "KeyError", "gave up"):
-            assert raw not in page and raw not in status, raw
-        row, page, _ = seen_by(staff)
+            assert raw not in row and raw not in status, raw
+        row, _, _ = seen_by(staff)
         assert unreachable in row and detail in row
-        assert "HTTP 503" in page.split("Downloads that failed", 1)[1]
         assert "token 7f3a revoked" in caplog.text and "HTTP 503" in caplog.text
 
 
