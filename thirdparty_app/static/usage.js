@@ -108,7 +108,11 @@
   function lines(body, measure) {
     const starts = [...new Set(body.series.flatMap((s) => s.points.map((p) => Date.parse(p.start) / 1000)))].sort((x, y) => x - y);
     const at = new Map(starts.map((t, i) => [t, i]));
-    const durations = new Array(starts.length).fill(0);
+    const durations = new Array(starts.length).fill(0);  // each bar spans its period, energy or cost
+    body.series.forEach((s) => s.points.forEach((p) => {
+      const i = at.get(Date.parse(p.start) / 1000);
+      durations[i] = Math.max(durations[i], p.duration || 0);
+    }));
     const groups = new Map();  // unit -> [{label, kind, values}]
     const add = (unit, key, label, kind) => {
       if (!groups.has(unit)) groups.set(unit, new Map());
@@ -136,7 +140,6 @@
       const values = add(d.unit, key, label, d.sums ? "bars" : "line");
       s.points.forEach((p) => {
         const i = at.get(Date.parse(p.start) / 1000);
-        durations[i] = Math.max(durations[i], p.duration || 0);
         if (p.value == null) return;
         const v = p.value * d.factor;
         values[i] = d.sums ? (values[i] ?? 0) + (d.flow === "reverse" ? -v : v) : v;
