@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.thirdparty.homes import FALL, LA, home
+from tests.thirdparty.homes import FALL, LA, home, used
 from tests.thirdparty.test_browser import sign_in
 from tests.thirdparty.test_dashboard import AXE, CHROMIUM, DRIVER, browser, change, ready  # noqa: F401
 from tests.thirdparty.test_flow import world  # noqa: F401 - the live custodian + third party
@@ -67,3 +67,39 @@ def test_cost_bars_span_their_periods(world, browser, pages):  # noqa: F811
     ready(browser, 3)
     assert months["durations"] == chart(browser)["durations"] == [14 * DAY - 3600, 7 * DAY, 7 * DAY + 3600]  # the days read
     assert months["max"] == months["starts"][-1] + months["durations"][-1]
+
+
+def kwh(start: datetime, hours: int) -> float:
+    """The Los Angeles home's energy in the ``hours`` from ``start``."""
+    first = int(start.timestamp())
+    return sum(used(t) for t in range(first, first + hours * 3600, 900)) / 1000
+
+
+def compared(browser):  # noqa: F811
+    """The compared period's values, as drawn beside the bars."""
+    drawn = chart(browser)
+    return next(values for label, values in zip(drawn["labels"], drawn["data"], strict=True)
+                if label in ("Previous period", "Same period last year"))  # fmt: skip
+
+
+def test_a_compared_period_is_placed_by_date(world, browser, pages):  # noqa: F811
+    """The Why: the compared period's values were placed by their index, so on a 25-hour day
+    every hour after 1 am showed the hour before's value a day earlier, and November's first
+    week showed the last week of October (the first days of October have no readings)."""
+    browser.get(f"{world['t_base']}/usage-points/{pages['home']}")
+    ready(browser, 7)
+    browser.execute_script("document.getElementById('end').value = '2026-11-01'")
+    browser.find_element("css selector", "label[for=view-day]").click()
+    ready(browser, 25)  # Nov 1, 2026 by the hour, beside Oct 31 (24 hours)
+    hours = [datetime.fromtimestamp(t, LA) for t in chart(browser)["starts"]]
+    before = [None if t.fold else kwh(datetime(2026, 10, 31, t.hour, tzinfo=LA), 1) for t in hours]
+    assert compared(browser) == pytest.approx(before)  # 1 am given twice: the second has no match
+    assert before[2] is None and compared(browser)[3] == pytest.approx(kwh(datetime(2026, 10, 31, 2, tzinfo=LA), 1))
+    browser.execute_script("document.getElementById('end').value = '2026-11-07'")
+    browser.find_element("css selector", "label[for=view-month]").click()
+    ready(browser, 7)  # November 1 to 7, beside October 1 to 7: no readings then
+    assert compared(browser) == [None] * 7
+    change(browser, "compare", "year")
+    ready(browser, 7)  # November 1 to 7, 2025, day by day
+    days = [kwh(datetime(2025, 11, d, tzinfo=LA), 25 if d == 2 else 24) for d in range(1, 8)]
+    assert compared(browser) == pytest.approx(days)
