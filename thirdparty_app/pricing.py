@@ -66,7 +66,7 @@ def attach_plan(up_id: int) -> Any:
     s.commit()
     queueing.enqueue("price", up_id)
     flash(f"{row.name}: pricing your readings; the comparison fills in when it is done.")
-    return redirect(url_for("pricing.compare_page", up_id=up_id))
+    return back_to_comparison(up_id)
 
 
 @bp.post("/usage-points/<int:up_id>/pricing/remove")
@@ -87,7 +87,13 @@ def remove_plan(up_id: int) -> Any:
     s.delete(plan)
     s.commit()
     flash(f"{plan.name} was removed from the comparison.")
-    return redirect(url_for("pricing.compare_page", up_id=up_id))
+    return back_to_comparison(up_id)
+
+
+def back_to_comparison(up_id: int) -> Any:
+    """The rate plan page as the form was sent from: its dates and ZIP code kept."""
+    kept = {k: request.form.get(k) or None for k in ("start", "end", "zip")}
+    return redirect(url_for("pricing.compare_page", up_id=up_id, **kept))
 
 
 def rate_plans(zipcode: str) -> tuple[list[espi_ws.Utility], str]:
