@@ -7,13 +7,14 @@ month and by time-of-use period."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import delete, func, insert, select, tuple_
 
 import espi
@@ -94,6 +95,16 @@ def back_to_comparison(up_id: int) -> Any:
     """The rate plan page as the form was sent from: its dates and ZIP code kept."""
     kept = {k: request.form.get(k) or None for k in ("start", "end", "zip")}
     return redirect(url_for("pricing.compare_page", up_id=up_id, **kept))
+
+
+@bp.get("/usage-points/<int:up_id>/pricing/status")
+def pricing_status(up_id: int) -> Response:
+    """How the pricing of a usage point's plans goes, as JSON, for the rate plan page
+    (``static/plans.js`` polls it while a plan is priced)."""
+    accounts.usage_point(up_id)
+    body = [{"id": p.id, "status": p.status, "reason": p.reason, "priced": p.priced}
+            for p in plans_of(up_id)]  # fmt: skip
+    return Response(json.dumps(body), mimetype="application/json")
 
 
 def rate_plans(zipcode: str) -> tuple[list[espi_ws.Utility], str]:
