@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import delete, func, insert, select, tuple_, update
 
 import espi
 from espi.providers import wattshift as espi_ws
@@ -32,14 +32,17 @@ UTILITY = "utility"  # the comparison's column of the utility's own costs
 
 
 def plans_of(up_id: int) -> list[db.RatePlan]:
-    query = select(db.RatePlan).where(db.RatePlan.usage_point_id == up_id)
+    """A usage point's plans on its comparison (not those removed)."""
+    query = select(db.RatePlan).where(
+        db.RatePlan.usage_point_id == up_id, db.RatePlan.status != PricingState.REMOVED
+    )
     return list(db.session().scalars(query.order_by(db.RatePlan.id)))
 
 
 @bp.post("/usage-points/<int:up_id>/pricing")
 def attach_plan(up_id: int) -> Any:
-    """Add a WattShift rate plan (a home on that plan) to a usage point's plans (chosen again:
-    priced again); pricing is queued."""
+    """Add a WattShift rate plan (a home on that plan) to a usage point's plans (chosen again,
+    removed or not: priced again on the home made the first time); pricing is queued."""
     s = db.session()
     up = accounts.usage_point(up_id)
     accounts.owner_only(s.get(db.Connection, up.connection_id))  # not an operator's choice
@@ -72,7 +75,8 @@ def attach_plan(up_id: int) -> Any:
 
 @bp.post("/usage-points/<int:up_id>/pricing/remove")
 def remove_plan(up_id: int) -> Any:
-    """Drop one of a usage point's plans and its estimates (the form's ``plan``: its id)."""
+    """Drop one of a usage point's plans and its estimates (the form's ``plan``: its id); its
+    row stays, removed, with the WattShift home made for it (WattShift deletes no home)."""
     s = db.session()
     up = accounts.usage_point(up_id)
     accounts.owner_only(s.get(db.Connection, up.connection_id))
@@ -80,12 +84,13 @@ def remove_plan(up_id: int) -> Any:
         select(db.RatePlan).where(
             db.RatePlan.usage_point_id == up_id,
             db.RatePlan.id == request.form.get("plan", type=int),
+            db.RatePlan.status != PricingState.REMOVED,
         )
     )
     if plan is None:
         abort(404, "no such rate plan on this usage point")
     s.execute(delete(db.PlanCost).where(db.PlanCost.rate_plan_id == plan.id))
-    s.delete(plan)
+    plan.status, plan.reason, plan.priced = PricingState.REMOVED, "", 0
     s.commit()
     flash(f"{plan.name} was removed from the comparison.")
     return back_to_comparison(up_id)
@@ -142,12 +147,21 @@ def price_usage_point(up_id: int) -> None:
             raise  # tried again later (jobs)
         except espi.ProviderError as err:
             s.rollback()
-            plan.status, plan.reason = PricingState.FAILED, str(err)
-            s.commit()
+            settle(s, plan.id, status=PricingState.FAILED, reason=str(err))
             continue
-        plan.status, plan.reason, plan.priced = PricingState.PRICED, "", priced
-        plan.updated = int(time.time())
+        settle(s, plan.id, status=PricingState.PRICED, reason="", priced=priced)
+
+
+def settle(s: Any, plan_id: int, **done: Any) -> None:
+    """A plan's pricing done, its estimates written in this transaction: kept, unless the plan
+    was removed meanwhile (then they go, and it stays removed)."""
+    chosen = update(db.RatePlan).where(
+        db.RatePlan.id == plan_id, db.RatePlan.status != PricingState.REMOVED
+    )
+    if s.execute(chosen.values(**done, updated=int(time.time()))).rowcount:
         s.commit()
+    else:
+        s.rollback()
 
 
 def note(up_id: int, text: str, final: bool, retry_at: int) -> None:
