@@ -309,8 +309,9 @@
       const note = [];
       if (then && then.value != null) note.push(change(t.value, then.value, t.unit));
       if (key.startsWith("money/plan-") && utility && utility.value != null) {
-        const diff = t.value - utility.value;
-        note.push(`${money(Math.abs(diff))} ${diff > 0 ? "more" : "less"} than your utility's cost`);
+        const diff = Math.round(t.value * 100) - Math.round(utility.value * 100);  // in cents, as shown
+        const how = diff === 0 ? "the same as" : `${money(Math.abs(diff) / 100)} ${diff > 0 ? "more" : "less"} than`;
+        note.push(`${how} your utility's cost`);
       }
       note.filter(Boolean).forEach((n) => { const s = document.createElement("small"); s.textContent = n; dd.append(s); });
       item.append(dt, dd);
