@@ -76,6 +76,7 @@ class PricingState(StrEnum):
     PRICING = "pricing"
     PRICED = "priced"
     FAILED = "failed"
+    REMOVED = "removed"  # off the comparison, its home kept for the plan chosen again
 
 
 S = TypeVar("S", bound=StrEnum)

@@ -109,10 +109,24 @@ def money(amount: int | None, currency: str = "USD") -> str:
     ("—" when there is none)."""
     if amount is None:
         return "—"
-    value = Decimal(amount).scaleb(-5).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+    value = cents(amount)
     symbol = SYMBOLS.get(currency)
     text = f"{symbol}{abs(value):,.2f}" if symbol else f"{abs(value):,.2f} {currency}"
     return f"−{text}" if value < 0 else text
+
+
+def cents(amount: int) -> Decimal:
+    """An ESPI amount to the cent, as :func:`money` shows it."""
+    return Decimal(amount).scaleb(-5).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+
+
+def versus(amount: int, other: int, currency: str = "USD") -> str:
+    """An amount beside another, as both are shown (to the cent): "$3.10 more than", "$0.40
+    less than" or "the same as"."""
+    diff = cents(amount) - cents(other)
+    if not diff:
+        return "the same as"
+    return f"{money(int(abs(diff).scaleb(5)), currency)} {'more' if diff > 0 else 'less'} than"
 
 
 def quantity(value: Decimal | float | None, unit: str = "kWh") -> str:

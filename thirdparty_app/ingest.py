@@ -627,6 +627,7 @@ def reprice(s: Session, usage_points: set[int]) -> None:
     if not usage_points:
         return
     plans = db.RatePlan.usage_point_id
-    query = select(plans).where(plans.in_(usage_points)).distinct()
+    chosen = db.RatePlan.status != db.PricingState.REMOVED
+    query = select(plans).where(plans.in_(usage_points), chosen).distinct()
     for up_id in s.scalars(query):
         queueing.enqueue("price", up_id)

@@ -7,14 +7,15 @@ month and by time-of-use period."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import delete, func, insert, select, tuple_
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import delete, func, insert, select, tuple_, update
 
 import espi
 from espi.providers import wattshift as espi_ws
@@ -31,14 +32,17 @@ UTILITY = "utility"  # the comparison's column of the utility's own costs
 
 
 def plans_of(up_id: int) -> list[db.RatePlan]:
-    query = select(db.RatePlan).where(db.RatePlan.usage_point_id == up_id)
+    """A usage point's plans on its comparison (not those removed)."""
+    query = select(db.RatePlan).where(
+        db.RatePlan.usage_point_id == up_id, db.RatePlan.status != PricingState.REMOVED
+    )
     return list(db.session().scalars(query.order_by(db.RatePlan.id)))
 
 
 @bp.post("/usage-points/<int:up_id>/pricing")
 def attach_plan(up_id: int) -> Any:
-    """Add a WattShift rate plan (a home on that plan) to a usage point's plans (chosen again:
-    priced again); pricing is queued."""
+    """Add a WattShift rate plan (a home on that plan) to a usage point's plans (chosen again,
+    removed or not: priced again on the home made the first time); pricing is queued."""
     s = db.session()
     up = accounts.usage_point(up_id)
     accounts.owner_only(s.get(db.Connection, up.connection_id))  # not an operator's choice
@@ -66,12 +70,13 @@ def attach_plan(up_id: int) -> Any:
     s.commit()
     queueing.enqueue("price", up_id)
     flash(f"{row.name}: pricing your readings; the comparison fills in when it is done.")
-    return redirect(url_for("pricing.compare_page", up_id=up_id))
+    return back_to_comparison(up_id)
 
 
 @bp.post("/usage-points/<int:up_id>/pricing/remove")
 def remove_plan(up_id: int) -> Any:
-    """Drop one of a usage point's plans and its estimates (the form's ``plan``: its id)."""
+    """Drop one of a usage point's plans and its estimates (the form's ``plan``: its id); its
+    row stays, removed, with the WattShift home made for it (WattShift deletes no home)."""
     s = db.session()
     up = accounts.usage_point(up_id)
     accounts.owner_only(s.get(db.Connection, up.connection_id))
@@ -79,15 +84,32 @@ def remove_plan(up_id: int) -> Any:
         select(db.RatePlan).where(
             db.RatePlan.usage_point_id == up_id,
             db.RatePlan.id == request.form.get("plan", type=int),
+            db.RatePlan.status != PricingState.REMOVED,
         )
     )
     if plan is None:
         abort(404, "no such rate plan on this usage point")
     s.execute(delete(db.PlanCost).where(db.PlanCost.rate_plan_id == plan.id))
-    s.delete(plan)
+    plan.status, plan.reason, plan.priced = PricingState.REMOVED, "", 0
     s.commit()
     flash(f"{plan.name} was removed from the comparison.")
-    return redirect(url_for("pricing.compare_page", up_id=up_id))
+    return back_to_comparison(up_id)
+
+
+def back_to_comparison(up_id: int) -> Any:
+    """The rate plan page as the form was sent from: its dates and ZIP code kept."""
+    kept: dict[str, Any] = {k: request.form.get(k) or None for k in ("start", "end", "zip")}
+    return redirect(url_for("pricing.compare_page", up_id=up_id, **kept))
+
+
+@bp.get("/usage-points/<int:up_id>/pricing/status")
+def pricing_status(up_id: int) -> Response:
+    """How the pricing of a usage point's plans goes, as JSON, for the rate plan page
+    (``static/plans.js`` polls it while a plan is priced)."""
+    accounts.usage_point(up_id)
+    body = [{"id": p.id, "status": p.status, "reason": p.reason, "priced": p.priced}
+            for p in plans_of(up_id)]  # fmt: skip
+    return Response(json.dumps(body), mimetype="application/json")
 
 
 def rate_plans(zipcode: str) -> tuple[list[espi_ws.Utility], str]:
@@ -125,7 +147,7 @@ def price_usage_point(up_id: int) -> None:
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-        if plan is None or plan.status == PricingState.FAILED:
+        if plan is None or plan.status in (PricingState.FAILED, PricingState.REMOVED):
             s.commit()
             continue  # removed meanwhile; or failed: chosen again, it is priced again
         try:
@@ -134,12 +156,21 @@ def price_usage_point(up_id: int) -> None:
             raise  # tried again later (jobs)
         except espi.ProviderError as err:
             s.rollback()
-            plan.status, plan.reason = PricingState.FAILED, str(err)
-            s.commit()
+            settle(s, plan.id, status=PricingState.FAILED, reason=str(err))
             continue
-        plan.status, plan.reason, plan.priced = PricingState.PRICED, "", priced
-        plan.updated = int(time.time())
+        settle(s, plan.id, status=PricingState.PRICED, reason="", priced=priced)
+
+
+def settle(s: Any, plan_id: int, **done: Any) -> None:
+    """A plan's pricing done, its estimates written in this transaction: kept, unless the plan
+    was removed meanwhile (then they go, and it stays removed)."""
+    chosen = update(db.RatePlan).where(
+        db.RatePlan.id == plan_id, db.RatePlan.status != PricingState.REMOVED
+    )
+    if db.changed(s.execute(chosen.values(**done, updated=int(time.time())))):
         s.commit()
+    else:
+        s.rollback()
 
 
 def note(up_id: int, text: str, final: bool, retry_at: int) -> None:

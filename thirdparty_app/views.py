@@ -509,6 +509,7 @@ def formats() -> dict[str, Any]:
     """What every template may use to show names and numbers (:mod:`.display`)."""
     return {
         "money": display.money,
+        "versus": display.versus,
         "quantity": display.quantity,
         "usage_point_name": display.usage_point_name,
         "service_kind": display.service_kind,

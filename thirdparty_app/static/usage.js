@@ -104,11 +104,34 @@
     return null;
   }
 
-  // the buckets of a body: starts, durations, and one array per drawn line
-  function lines(body, measure) {
+  // where each bar stands in its period (which begins on the local date `from`): its month, week
+  // or day from the period's start, and its local time of day; a wall time given twice (the
+  // hour a clock goes back) counted apart. Two periods' bars at the same place are compared.
+  const clock = new Intl.DateTimeFormat("en-US", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  function places(starts, from, bucket) {
+    const monday = plusDays(from, -((from.getUTCDay() + 6) % 7));  // weekly bars start on Mondays
+    const seen = new Map();
+    return starts.map((t) => {
+      const p = Object.fromEntries(clock.formatToParts(new Date(t * 1000)).map((x) => [x.type, x.value]));
+      const date = day(`${p.year}-${p.month}-${p.day}`);
+      const key = bucket === "month" ? 12 * (date.getUTCFullYear() - from.getUTCFullYear()) + date.getUTCMonth() - from.getUTCMonth()
+        : bucket === "week" ? Math.floor((span(monday, date) - 1) / 7)
+        : bucket === "day" ? span(from, date) - 1 : `${span(from, date) - 1} ${p.hour}:${p.minute}`;
+      const n = seen.get(key) || 0;
+      seen.set(key, n + 1);
+      return `${key}/${n}`;
+    });
+  }
+
+  // the buckets of a body (its period begins on `from`): starts, durations, one array per drawn line
+  function lines(body, measure, from) {
     const starts = [...new Set(body.series.flatMap((s) => s.points.map((p) => Date.parse(p.start) / 1000)))].sort((x, y) => x - y);
     const at = new Map(starts.map((t, i) => [t, i]));
-    const durations = new Array(starts.length).fill(0);
+    const durations = new Array(starts.length).fill(0);  // each bar spans its period, energy or cost
+    body.series.forEach((s) => s.points.forEach((p) => {
+      const i = at.get(Date.parse(p.start) / 1000);
+      durations[i] = Math.max(durations[i], p.duration || 0);
+    }));
     const groups = new Map();  // unit -> [{label, kind, values}]
     const add = (unit, key, label, kind) => {
       if (!groups.has(unit)) groups.set(unit, new Map());
@@ -136,7 +159,6 @@
       const values = add(d.unit, key, label, d.sums ? "bars" : "line");
       s.points.forEach((p) => {
         const i = at.get(Date.parse(p.start) / 1000);
-        durations[i] = Math.max(durations[i], p.duration || 0);
         if (p.value == null) return;
         const v = p.value * d.factor;
         values[i] = d.sums ? (values[i] ?? 0) + (d.flow === "reverse" ? -v : v) : v;
@@ -149,7 +171,7 @@
         group.set("net", { label: "Net", kind: "line", values: bought.values.map((v, i) => v == null && sold.values[i] == null ? null : (v ?? 0) + (sold.values[i] ?? 0)) });
       }
     }
-    return { starts, durations, groups };
+    return { starts, durations, groups, from };
   }
 
   // ------------------------------------------------------------------ charts
@@ -222,8 +244,9 @@
       }));
       if (unit === main && before && before.groups.has(unit)) {
         const ref = before.groups.get(unit).get(measure === "cost" ? "utility" : now.groups.get(unit).has("net") ? "net" : group[0][0]);
-        if (ref) {
-          const values = now.starts.map((_, i) => ref.values[i] ?? null);
+        if (ref) {  // by date: the same day of the period, hour of the day (a gap where it has none)
+          const at = new Map(places(before.starts, before.from, bucket).map((key, i) => [key, i]));
+          const values = places(now.starts, now.from, bucket).map((key) => at.has(key) ? ref.values[at.get(key)] ?? null : null);
           drawn.push({ label: form.compare.value === "year" ? "Same period last year" : "Previous period", kind: "line", colour: colours.before, dash: [6, 4], values });
         }
       }
@@ -286,8 +309,9 @@
       const note = [];
       if (then && then.value != null) note.push(change(t.value, then.value, t.unit));
       if (key.startsWith("money/plan-") && utility && utility.value != null) {
-        const diff = t.value - utility.value;
-        note.push(`${money(Math.abs(diff))} ${diff > 0 ? "more" : "less"} than your utility's cost`);
+        const diff = Math.round(t.value * 100) - Math.round(utility.value * 100);  // in cents, as shown
+        const how = diff === 0 ? "the same as" : `${money(Math.abs(diff) / 100)} ${diff > 0 ? "more" : "less"} than`;
+        note.push(`${how} your utility's cost`);
       }
       note.filter(Boolean).forEach((n) => { const s = document.createElement("small"); s.textContent = n; dd.append(s); });
       item.append(dt, dd);
@@ -322,7 +346,7 @@
       if (mine !== asked) return;  // a newer choice is on its way
       currency = (now.series.find((s) => s.currency) || {}).currency || "USD";
       const measure = form.measure.value;
-      const shown = lines(now, measure), then = before ? lines(before, measure) : null;
+      const shown = lines(now, measure, a), then = before ? lines(before, measure, other[0]) : null;
       drawAll(shown, then, measure);
       showTotals(shown, then, measure);
     } catch (err) {
