@@ -33,7 +33,7 @@ test: $(BIN)/.installed $(VENDOR)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check espi appkit datacustodian thirdparty_app fakes tests bench tools
-	$(BIN)/ruff format --check espi
+	$(BIN)/ruff format --check espi appkit datacustodian thirdparty_app fakes tests bench tools
 	$(BIN)/mypy
 
 # Production: both apps under gunicorn with their queue workers (Procfile), on PostgreSQL and

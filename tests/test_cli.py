@@ -34,7 +34,10 @@ def test_validate_exit_codes(run, sample, tmp_path):
 
     bad = run("validate", valid, invalid)
     assert bad.exit_code == 1
-    assert f"{invalid}:10: '251963658000000' must be a whole number from 0 to 4,294,967,295 (at " in bad.output
+    assert (
+        f"{invalid}:10: '251963658000000' must be a whole number from 0 to 4,294,967,295 (at "
+        in bad.output
+    )
     assert "espi:authorizedPeriod/espi:duration" in bad.output
 
     unreadable = run("validate", invalid, broken, tmp_path / "missing.xml")
@@ -152,9 +155,10 @@ def test_missing_values_are_counted_as_missing_not_zero(run, tmp_path):
     )
     path = tmp_path / "missing.xml"
     path.write_text(f'<IntervalBlock xmlns="http://naesb.org/espi">{readings}</IntervalBlock>')
-    assert "readings: 2; total 5.000 (1 without a value: missing, not zero)" in run(
-        "summary", path
-    ).output
+    assert (
+        "readings: 2; total 5.000 (1 without a value: missing, not zero)"
+        in run("summary", path).output
+    )
     rows = list(csv.DictReader(io.StringIO(run("export", path).output)))
     assert [r["value"] for r in rows] == ["", "5"]
     data = json.loads(run("export", path, "--format", "json").output)

@@ -376,7 +376,9 @@ def many_blocks_feed(days):
         for d in range(days)
     ]
     return feed(
-        entry("<espi:ReadingType><espi:uom>72</espi:uom></espi:ReadingType>", f"{BASE}/ReadingType/1"),
+        entry(
+            "<espi:ReadingType><espi:uom>72</espi:uom></espi:ReadingType>", f"{BASE}/ReadingType/1"
+        ),
         entry("<espi:MeterReading/>", mr, related=[f"{BASE}/ReadingType/1"]),
         *blocks,
     )

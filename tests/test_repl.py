@@ -18,16 +18,24 @@ def quiet_parse(path):
 
 
 def test_reprs_are_short_and_say_what_they_hold():
-    feed = quiet_parse(sample_path("Coastal_Multi_Family_12hr_Jan_1_2011_to_Jan_1_2012_RetailCustomer_3.xml"))
+    feed = quiet_parse(
+        sample_path("Coastal_Multi_Family_12hr_Jan_1_2011_to_Jan_1_2012_RetailCustomer_3.xml")
+    )
     up, mr, block = feed.usage_points[0], feed.meter_readings[0], feed.interval_blocks[0]
-    assert repr(feed).startswith("Feed('urn:uuid:DE33D836-583A-4F1F-A25D-EEEDCFBCA19E', usage_points=1")
+    assert repr(feed).startswith(
+        "Feed('urn:uuid:DE33D836-583A-4F1F-A25D-EEEDCFBCA19E', usage_points=1"
+    )
     assert "readings=8,760, span=2011-01-01 08:00..2012-01-01 08:00Z" in repr(feed)
     assert repr(up) == (
         "UsagePoint('RetailCustomer/3/UsagePoint/1', kind=electricity, meter_readings=1, "
         "usage_summaries=1, readings=8,760, span=2011-01-01 08:00..2012-01-01 08:00Z)"
     )
-    assert repr(mr).startswith("MeterReading('RetailCustomer/3/UsagePoint/1/MeterReading/01', unit='Wh', blocks=730")
-    assert repr(block).startswith("IntervalBlock('RetailCustomer/3/UsagePoint/1/MeterReading/01/IntervalBlock/")
+    assert repr(mr).startswith(
+        "MeterReading('RetailCustomer/3/UsagePoint/1/MeterReading/01', unit='Wh', blocks=730"
+    )
+    assert repr(block).startswith(
+        "IntervalBlock('RetailCustomer/3/UsagePoint/1/MeterReading/01/IntervalBlock/"
+    )
     assert repr(feed.reading_types[0]) == (
         "ReadingType('ReadingType/07', 'Wh', interval_length=3600, flow_direction=forward, "
         "kind=energy, currency=USD)"

@@ -31,7 +31,10 @@ BAD = b"""<?xml version="1.0" encoding="UTF-8"?>
 def test_schema_problems_say_what_was_expected_in_plain_words():
     problems = espi.validate(BAD)
     said = {(p.line, p.path): p.message for p in problems}
-    assert said[(5, "/feed/updated")] == "'yesterday' is not a date and time, like 2024-01-31T00:00:00Z"
+    assert (
+        said[(5, "/feed/updated")]
+        == "'yesterday' is not a date and time, like 2024-01-31T00:00:00Z"
+    )
     kind = "/feed/entry[1]/content/espi:UsagePoint/espi:ServiceCategory/espi:kind"
     assert said[(10, kind)].startswith("'zero' is not a ServiceKind code (0, 1, 2")
     bogus = said[(10, "/feed/entry[1]/content/espi:UsagePoint")]
@@ -42,4 +45,6 @@ def test_schema_problems_say_what_was_expected_in_plain_words():
     order = said[(16, "/feed/entry[2]/content/espi:ReadingType")]
     assert "<espi:currency> is not allowed here" in order and "currency, dataQualifier" in order
     for p in problems:
-        assert "<class" not in p.message and "Xsd" not in p.message and "elementpath" not in p.message
+        assert (
+            "<class" not in p.message and "Xsd" not in p.message and "elementpath" not in p.message
+        )

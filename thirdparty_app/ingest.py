@@ -67,7 +67,9 @@ def upsert(s: Session, table: Any, values: dict[str, Any], keys: list[str]) -> i
 
 SUBSCRIPTION_OF = re.compile(r"/Subscription/([^/?#]+)/")
 STAMPED: tuple[type[db.UsagePoint] | type[db.ReadingType] | type[db.CustomerInfo], ...] = (
-    db.UsagePoint, db.ReadingType, db.CustomerInfo
+    db.UsagePoint,
+    db.ReadingType,
+    db.CustomerInfo,
 )  # rows that carry a document's stamp
 #: the connections a Bulk document's resources may be filed under
 LIVE = (ConnectionState.ACTIVE, ConnectionState.WAITING)

@@ -266,6 +266,4 @@ def upload_connection(row: db.Upload, sha256: str) -> db.Connection:
     return conn
 
 
-queueing.register(
-    "upload", check_and_ingest, row=db.Upload, open=(UploadState.QUEUED,), note=note
-)
+queueing.register("upload", check_and_ingest, row=db.Upload, open=(UploadState.QUEUED,), note=note)

@@ -401,6 +401,7 @@ def titles(conns: list[db.Connection]) -> dict[str, str]:
     """The sources of connections, in words, by profile."""
     return {profile: source_title(profile) for profile in {c.profile for c in conns}}
 
+
 STATES = {
     ConnectionState.CONNECTING: "Connecting",
     ConnectionState.ACTIVE: "Active",

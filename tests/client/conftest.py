@@ -21,7 +21,9 @@ from tests.thirdparty.proxy import Flaky
 __all__ = ["custodian", "receiver"]  # the live custodian and its notification receiver
 
 
-def local_profile(base: str, resource: str, creds: dict[str, Any], **values: Any) -> espi_client.CustodianProfile:
+def local_profile(
+    base: str, resource: str, creds: dict[str, Any], **values: Any
+) -> espi_client.CustodianProfile:
     """The ``local`` profile pointed at a custodian served at ``base``."""
     settings = {
         "authorize_url": f"{base}/datacustodian/test/oauth/v2/authorize",
@@ -61,7 +63,9 @@ def flaky(custodian: Custodian) -> Iterator[tuple[Flaky, str]]:
     server.server_close()
 
 
-def via(flaky: tuple[Flaky, str], custodian: Custodian, waits: list[float], **kw: Any) -> espi_client.Custodian:
+def via(
+    flaky: tuple[Flaky, str], custodian: Custodian, waits: list[float], **kw: Any
+) -> espi_client.Custodian:
     """A client that reaches the custodian through the proxy (its URIs then start with the
     proxy's address; the custodian's answers name its own, so only paths are compared)."""
     proxy, url = flaky

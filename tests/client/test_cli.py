@@ -43,7 +43,12 @@ def test_a_usage_point_with_a_customer_token(
     code, _, err = run("fetch", "custodian", "local", f"Subscription/{sid}/UsagePoint",
                        "--base-url", custodian.base, "-o", str(out), env=env)  # fmt: skip
     assert code == 0, err
-    up = espi.parse(out, espi.ParseOptions(warn=False)).usage_points[0].link("self").rsplit("/", 1)[1]
+    up = (
+        espi.parse(out, espi.ParseOptions(warn=False))
+        .usage_points[0]
+        .link("self")
+        .rsplit("/", 1)[1]
+    )
     since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 5 * 86400))
     code, _, err = run("fetch", "custodian", "local", f"{custodian.resource}/Batch/Subscription/{sid}/UsagePoint/{up}",
                        "--base-url", custodian.base, "--since", since, "-o", str(out), env=env)  # fmt: skip
@@ -77,17 +82,24 @@ def test_a_uri_outside_the_resource_base_is_refused_exit_3(custodian: Custodian)
         code, _, err = run("fetch", "custodian", "local", uri, "--base-url", custodian.base,
                            env=client_env(custodian))  # fmt: skip
         assert code == 3, err
-        assert "error: custodian: refused" in err and f"outside the resource base {custodian.resource}" in err
+        assert (
+            "error: custodian: refused" in err
+            and f"outside the resource base {custodian.resource}" in err
+        )
 
 
 def test_the_custodian_refusing_is_exit_3(custodian: Custodian) -> None:
     env = {"ESPI_CLIENT_ID": custodian.creds["client_id"], "ESPI_CLIENT_SECRET": "wrong"}
-    code, _, err = run("fetch", "custodian", "local", "ReadServiceStatus", "--base-url", custodian.base, env=env)
+    code, _, err = run(
+        "fetch", "custodian", "local", "ReadServiceStatus", "--base-url", custodian.base, env=env
+    )
     assert code == 3 and "error: custodian HTTP 401 invalid_client" in err
 
 
 def test_missing_credentials_are_named() -> None:
-    code, _, err = run("fetch", "custodian", "local", "Batch/Subscription/1", env={"ESPI_ACCESS_TOKEN": ""})
+    code, _, err = run(
+        "fetch", "custodian", "local", "Batch/Subscription/1", env={"ESPI_ACCESS_TOKEN": ""}
+    )
     assert code == 2 and "is read with the customer token: set ESPI_ACCESS_TOKEN" in err
     code, _, err = run("fetch", "custodian", "local", "Batch/Bulk/1", env={"ESPI_CLIENT_ID": ""})
     assert code == 2 and "set ESPI_CLIENT_ID and ESPI_CLIENT_SECRET" in err

@@ -94,7 +94,9 @@ def test_fetch_202_is_not_ready_then_the_notified_uri_answers_200(
 ) -> None:
     credentials = connect(client)
     mark = len(receiver.bodies)
-    with pytest.raises(NotReady, match=r"accepted the request .*\(202\): the data will come by notification"):
+    with pytest.raises(
+        NotReady, match=r"accepted the request .*\(202\): the data will come by notification"
+    ):
         client.fetch(credentials)
     sid = credentials.account.rsplit("/", 1)[1]
     (uri,) = client.notified_accounts(notified(receiver, f"Batch/Subscription/{sid}?", mark))
@@ -114,14 +116,18 @@ def test_a_usage_point_answers_200_from_published_min(client: espi_client.Custod
     client.download(uri, everything, credentials=credentials)
     readings = list(espi.iter_readings(everything.getvalue()))
     since = max(r.start for r in readings) - 3 * 86400
-    got = client.download(uri, recent, credentials=credentials, params=client.profile.published(since))
+    got = client.download(
+        uri, recent, credentials=credentials, params=client.profile.published(since)
+    )
     assert isinstance(got, espi_client.Downloaded)
     newer = list(espi.iter_readings(recent.getvalue()))
     assert 0 < len(newer) < len(readings)
     assert min(r.start for r in newer) >= since - 86400  # whole local-day blocks
 
 
-def test_client_and_registration_resources(client: espi_client.Custodian, custodian: Custodian) -> None:
+def test_client_and_registration_resources(
+    client: espi_client.Custodian, custodian: Custodian
+) -> None:
     status = io.BytesIO()
     client.download("ReadServiceStatus", status)
     assert espi.parse(status.getvalue()).service_status is not None
@@ -133,7 +139,9 @@ def test_client_and_registration_resources(client: espi_client.Custodian, custod
         local_profile(custodian.base, custodian.resource, custodian.creds, registration_token="")
     )
     with pytest.raises(AuthError, match="HTTP 403 insufficient_scope"):  # then the client token
-        without.download(f"ApplicationInformation/{custodian.creds['application_information_id']}", io.BytesIO())
+        without.download(
+            f"ApplicationInformation/{custodian.creds['application_information_id']}", io.BytesIO()
+        )
 
 
 def test_customer_resources_need_a_customer_token(client: espi_client.Custodian) -> None:
@@ -144,14 +152,14 @@ def test_customer_resources_need_a_customer_token(client: espi_client.Custodian)
 # --------------------------------------------------------------------------- tokens
 
 
-def test_client_token_is_cached(
-    flaky, custodian: Custodian, waits: list[float]
-) -> None:
+def test_client_token_is_cached(flaky, custodian: Custodian, waits: list[float]) -> None:
     client = via(flaky, custodian, waits)
     for _ in range(3):
         client.download("ReadServiceStatus", io.BytesIO())
     proxy, _ = flaky
-    assert [s for s in proxy.seen if "/oauth/v2/token" in s] == ["POST /datacustodian/oauth/v2/token?"]
+    assert [s for s in proxy.seen if "/oauth/v2/token" in s] == [
+        "POST /datacustodian/oauth/v2/token?"
+    ]
     assert len([s for s in proxy.seen if "ReadServiceStatus" in s]) == 3
 
 
@@ -189,26 +197,40 @@ def test_a_refused_access_token_is_renewed_once(client: espi_client.Custodian) -
 
 def test_disconnect_revokes_the_authorization(client: espi_client.Custodian) -> None:
     credentials = connect(client)
-    assert client.disconnect(credentials) == "revoked the authorization at Local sandbox (datacustodian)"
+    assert (
+        client.disconnect(credentials)
+        == "revoked the authorization at Local sandbox (datacustodian)"
+    )
     with pytest.raises(AuthError):
         usage_point_ids(client, credentials)
     assert client.disconnect(credentials).startswith("revoked")  # idempotent
-    assert client.disconnect(Credentials(account=credentials.account)).startswith("nothing to revoke")
+    assert client.disconnect(Credentials(account=credentials.account)).startswith(
+        "nothing to revoke"
+    )
 
 
 def test_an_authorization_the_custodian_no_longer_knows_counts_as_revoked(tmp_path: Path) -> None:
     def answer(seen: Seen) -> Answer:
         if seen.method == "POST":
-            return Answer(200, {"Content-Type": "application/json"}, b'{"client_access_token": "c"}')
+            return Answer(
+                200, {"Content-Type": "application/json"}, b'{"client_access_token": "c"}'
+            )
         return Answer(404, {"Content-Type": "application/json"}, b'{"error": "not_found"}')
 
     with Scripted(answer) as server:
         client = espi_client.Custodian(
-            espi_client.profile("gone", token_url=f"{server.url}/token", resource_base=f"{server.url}/r")
+            espi_client.profile(
+                "gone", token_url=f"{server.url}/token", resource_base=f"{server.url}/r"
+            )
         )
-        said = client.disconnect(Credentials(extra={"authorizationURI": f"{server.url}/r/Authorization/9"}))
+        said = client.disconnect(
+            Credentials(extra={"authorizationURI": f"{server.url}/r/Authorization/9"})
+        )
         assert said == "the authorization was already gone at gone"
-        assert [(s.method, s.path) for s in server.seen] == [("POST", "/token"), ("DELETE", "/r/Authorization/9")]
+        assert [(s.method, s.path) for s in server.seen] == [
+            ("POST", "/token"),
+            ("DELETE", "/r/Authorization/9"),
+        ]
         assert server.seen[1].headers["Authorization"] == "Bearer c"
 
 
@@ -220,7 +242,9 @@ def test_token_answers_naming_foreign_uris_are_refused(tmp_path: Path) -> None:
 
     with Scripted(answer) as server:
         client = espi_client.Custodian(
-            espi_client.profile("c", token_url=f"{server.url}/token", resource_base=f"{server.url}/r")
+            espi_client.profile(
+                "c", token_url=f"{server.url}/token", resource_base=f"{server.url}/r"
+            )
         )
         with pytest.raises(espi_client.UnsafeURI, match="outside the resource base"):
             client.finish_connect({"state": "s"}, {"state": "s", "code": "c"})
@@ -229,7 +253,9 @@ def test_token_answers_naming_foreign_uris_are_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- notifications
 
 
-def test_notified_accounts_refuses_what_is_not_ours(client: espi_client.Custodian, custodian: Custodian) -> None:
+def test_notified_accounts_refuses_what_is_not_ours(
+    client: espi_client.Custodian, custodian: Custodian
+) -> None:
     base = custodian.resource
     ok = espi.dumps(espi.BatchList(resources=[f"{base}/Batch/Bulk/1?correlationID=a"] * 2))
     assert client.notified_accounts(ok) == [f"{base}/Batch/Bulk/1?correlationID=a"]
@@ -242,7 +268,9 @@ def test_notified_accounts_refuses_what_is_not_ours(client: espi_client.Custodia
         with pytest.raises(ValueError, match=why):
             client.notified_accounts(espi.dumps(espi.BatchList(resources=uris)))
     with pytest.raises(ValueError, match="not a BatchList"):
-        client.notified_accounts(espi.dumps(espi.model.ServiceStatus(current_status=espi.ESPIServiceStatus.NORMAL)))
+        client.notified_accounts(
+            espi.dumps(espi.model.ServiceStatus(current_status=espi.ESPIServiceStatus.NORMAL))
+        )
     with pytest.raises(espi.ParseError):
         client.notified_accounts(b"<BatchList")
 

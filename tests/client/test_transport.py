@@ -52,7 +52,10 @@ def test_the_custodian_client_follows_no_redirect(foreign: Scripted, tmp_path: P
     feed = f"{foreign.url}/GreenButtonConnect/espi/1_1/resource/Batch/Bulk/1"
     with Scripted(with_token(lambda seen: Answer(302, {"Location": feed}))) as server:
         client = custodian_at(server.url)
-        with pytest.raises(ProviderError, match=f"redirected to {feed}: not followed, this client follows no redirect"):
+        with pytest.raises(
+            ProviderError,
+            match=f"redirected to {feed}: not followed, this client follows no redirect",
+        ):
             client.download("Batch/Bulk/1", tmp_path / "bulk.xml")
         same = f"{server.url}/espi/1_1/resource/Batch/Bulk/2"
         server.answer = with_token(lambda seen: Answer(307, {"Location": same}))
@@ -76,7 +79,10 @@ def test_every_provider_follows_same_origin_redirects_only(foreign: Scripted) ->
     with Scripted(answer) as server:
         plain = Plain(base_url=server.url, sleep=lambda s: None)
         assert plain.request("GET", "/moved").text == "here"
-        with pytest.raises(ProviderError, match=r"/away was redirected to http://127\.0\.0\.1:\d+/feed: not followed, it leads to another origin"):
+        with pytest.raises(
+            ProviderError,
+            match=r"/away was redirected to http://127\.0\.0\.1:\d+/feed: not followed, it leads to another origin",
+        ):
             plain.request("GET", "/away")
         with pytest.raises(ProviderError, match=r"not followed, more than 5 redirect\(s\)"):
             plain.request("GET", "/loop")
@@ -88,7 +94,10 @@ def test_every_provider_follows_same_origin_redirects_only(foreign: Scripted) ->
 
 
 def test_a_redirect_to_another_port_or_scheme_is_another_origin(foreign: Scripted) -> None:
-    for location in (foreign.url.replace("127.0.0.1", "localhost"), foreign.url.replace("http:", "https:")):
+    for location in (
+        foreign.url.replace("127.0.0.1", "localhost"),
+        foreign.url.replace("http:", "https:"),
+    ):
         redirecting = Scripted(always(302, headers={"Location": f"{location}/x"}))
         with redirecting as server, pytest.raises(ProviderError, match="another origin"):
             Plain(base_url=server.url).request("GET", "/")
@@ -124,7 +133,12 @@ def test_a_202_with_retry_after_says_when() -> None:
 
 def test_an_endless_error_body_is_read_only_in_part() -> None:
     def endless(seen: Seen) -> Answer:
-        return Answer(500, {"Content-Type": "text/plain"}, (b"x" * 65536 for _ in range(10**6)), length=65536 * 10**6)
+        return Answer(
+            500,
+            {"Content-Type": "text/plain"},
+            (b"x" * 65536 for _ in range(10**6)),
+            length=65536 * 10**6,
+        )
 
     with Scripted(with_token(endless)) as server:
         with pytest.raises(ProviderError, match="HTTP 500") as caught:
@@ -140,7 +154,12 @@ def test_a_large_document_streams_to_disk_in_flat_memory(tmp_path: Path) -> None
     chunk = b"<IntervalReading/>".ljust(1 << 16, b" ")
 
     def big(seen: Seen) -> Answer:
-        return Answer(200, {"Content-Type": "application/atom+xml"}, (chunk for _ in range(size // len(chunk))), length=size)
+        return Answer(
+            200,
+            {"Content-Type": "application/atom+xml"},
+            (chunk for _ in range(size // len(chunk))),
+            length=size,
+        )
 
     writes: list[int] = []
 
@@ -168,7 +187,9 @@ def test_a_body_that_breaks_off_leaves_no_file(tmp_path: Path) -> None:
     def short(seen: Seen) -> Answer:
         return Answer(200, {}, [b"<feed>" + b" " * 100_000], length=1_000_000)
 
-    broken = pytest.raises(Unavailable, match=r"the answer broke off after [\d,]+ bytes: .*IncompleteRead")
+    broken = pytest.raises(
+        Unavailable, match=r"the answer broke off after [\d,]+ bytes: .*IncompleteRead"
+    )
     with Scripted(with_token(short)) as server, broken:
         custodian_at(server.url).download("Batch/Bulk/1", tmp_path / "bulk.xml")
     assert not list(tmp_path.iterdir())  # neither bulk.xml nor bulk.xml.partial
@@ -194,7 +215,10 @@ def test_fetch_reads_the_subscription_with_published_min() -> None:
         feed = client.fetch(credentials, since=86400)
         assert feed.usage_points
         (seen,) = server.seen
-        assert seen.path == "/espi/1_1/resource/Batch/Subscription/5?published-min=1970-01-02T00%3A00%3A00Z"
+        assert (
+            seen.path
+            == "/espi/1_1/resource/Batch/Subscription/5?published-min=1970-01-02T00%3A00%3A00Z"
+        )
         assert seen.headers["Authorization"] == "Bearer customer-token"
 
 

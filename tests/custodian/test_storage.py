@@ -105,7 +105,9 @@ def test_migration_hashes_the_credentials_already_issued(database_url, tmp_path)
         assert client.check_client_secret(plain["secret"]) and not client.check_client_secret("x")
         for value in (plain["access"], plain["registration"]):
             assert s.scalar(select(db.Token).where(db.Token.access_hash == db.digest(value)))
-        assert s.scalar(select(db.Token).where(db.Token.refresh_hash == db.digest(plain["refresh"])))
+        assert s.scalar(
+            select(db.Token).where(db.Token.refresh_hash == db.digest(plain["refresh"]))
+        )
         grant = AuthorizationCodeGrant.__new__(AuthorizationCodeGrant)
         assert grant.query_authorization_code(plain["code"], client) is not None
         stored = repr(s.execute(text("SELECT * FROM token")).all())

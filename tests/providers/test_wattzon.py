@@ -481,7 +481,9 @@ class TestWattzOn(ProviderContract):
                               label=None)  # fmt: skip
         value = base64.b64encode(key.encrypt(b"customer", sha256)).decode()  # type: ignore[union-attr]
         with pytest.raises(ProviderError) as caught:
-            wz.request("POST", f"profiles/{pid}/sensitive", json={"field": "username", "value": value})
+            wz.request(
+                "POST", f"profiles/{pid}/sensitive", json={"field": "username", "value": value}
+            )
         assert caught.value.code == "decryption_failed"
 
     # ------------------------------------------------------------------ notifications
@@ -554,7 +556,9 @@ def test_green_button_csv_source_rows(line: str, start: str, duration: int) -> N
 
 
 def test_source_rows_in_a_local_zone_and_unknown_files() -> None:
-    text = "TYPE,DATE,START TIME,END TIME,USAGE,UNITS\nElectric usage,2026-07-01,00:00,01:00,1.5,kWh\n"
+    text = (
+        "TYPE,DATE,START TIME,END TIME,USAGE,UNITS\nElectric usage,2026-07-01,00:00,01:00,1.5,kWh\n"
+    )
     (row,) = W.source_rows(text, "M1", "America/Los_Angeles")
     assert row["start"] == W.when("2026-07-01T07:00:00Z")
     with pytest.raises(ProviderError, match="ask for format=json or csv"):

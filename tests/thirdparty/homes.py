@@ -42,14 +42,18 @@ def home(title: str = "Home electric", solar: bool = False, year_before: bool = 
     up = builder.usage_point(espi.ServiceKind.ELECTRICITY, local_time=ZONE, title=title)
     spans = SPANS if year_before else SPANS[2:]
     times = [t for a, b in spans for t in quarter_hours(a, b)]
-    rt = builder.reading_type(espi.UnitSymbolKind.WH, interval_length=STEP, currency=espi.Currency.USD)
+    rt = builder.reading_type(
+        espi.UnitSymbolKind.WH, interval_length=STEP, currency=espi.Currency.USD
+    )
     # the utility's cost: 0.31 $/kWh (1/100000 $: Wh x 31)
     builder.meter_reading(up, rt, [(t, STEP, used(t), used(t) * 31) for t in times])
     if solar:
         sent = builder.reading_type(
             espi.UnitSymbolKind.WH, interval_length=STEP, flow=espi.FlowDirectionKind.REVERSE
         )
-        noon = [(t, STEP, 300 if 10 <= datetime.fromtimestamp(t, LA).hour < 15 else 0) for t in times]
+        noon = [
+            (t, STEP, 300 if 10 <= datetime.fromtimestamp(t, LA).hour < 15 else 0) for t in times
+        ]
         builder.meter_reading(up, sent, noon)
     start = datetime(2026, 10, 1, tzinfo=LA)
     builder.usage_summary(

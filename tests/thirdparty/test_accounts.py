@@ -93,9 +93,7 @@ def snapshot(third, email):
                 .where(tp.MeterReading.usage_point_id.in_(ups))
             ),
             "bills": s.scalar(
-                select(func.count())
-                .select_from(tp.Bill)
-                .where(tp.Bill.usage_point_id.in_(ups))
+                select(func.count()).select_from(tp.Bill).where(tp.Bill.usage_point_id.in_(ups))
             ),
             "rate plans": s.scalar(
                 select(func.count())
@@ -220,7 +218,9 @@ def test_every_route_as_another_customer_and_as_a_visitor(world, two):  # noqa: 
                     assert r.status_code == 302 and "/login" in r.headers["Location"], where
                 else:
                     assert r.status_code in (400, 401), where
-            if who == "A" and any(x in rule.arguments for x in ("up_id", "conn_id", "key_id", "note_id", "upload_id")):
+            if who == "A" and any(
+                x in rule.arguments for x in ("up_id", "conn_id", "key_id", "note_id", "upload_id")
+            ):
                 assert r.status_code == 404, where  # B's id is, for A, an id that does not exist
             if r.status_code == 200:
                 body = r.text

@@ -91,7 +91,9 @@ def test_usage_point_page_draws_the_chart(world, browser):  # noqa: F811
     )
     Select(browser.find_element(By.ID, "measure")).select_by_value("cost")
     WebDriverWait(browser, 20).until(
-        lambda b: b.execute_script("return window.usageChart.series[1].label") == "Your utility's cost"
+        lambda b: (
+            b.execute_script("return window.usageChart.series[1].label") == "Your utility's cost"
+        )
     )
     assert (
         browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length") > 100
@@ -152,8 +154,12 @@ def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa:
     browser.get(world["t_base"] + "/")
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "login" in r.text)
     row.find_element(By.LINK_TEXT, "Disconnect").click()
-    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "main form button[type=submit]"))).click()
-    assert "disconnected" in wait.until(ec.presence_of_element_located((By.CLASS_NAME, "notice"))).text
+    wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "main form button[type=submit]"))
+    ).click()
+    assert (
+        "disconnected" in wait.until(ec.presence_of_element_located((By.CLASS_NAME, "notice"))).text
+    )
     reloaded = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
     reloaded.until(
         lambda b: any(
@@ -226,7 +232,9 @@ def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noq
         from selenium.webdriver.support.ui import Select
 
         Select(browser.find_element(By.ID, "aggregate")).select_by_value("hour")
-        wait.until(lambda b: int(b.find_element(By.ID, "usage-chart").get_attribute("data-points")) > 24)
+        wait.until(
+            lambda b: int(b.find_element(By.ID, "usage-chart").get_attribute("data-points")) > 24
+        )
         assert (
             browser.execute_script("return window.usageChart.data[1].filter(v => v > 0).length")
             > 24
@@ -237,7 +245,9 @@ def test_pelm_connect_to_a_chart_on_a_phone_sized_window(world, browser):  # noq
         )
         assert labels == ["Used from the grid", "Previous period"]
         # a second unit never hides the first: it has a chart of its own
-        assert browser.find_element(By.CSS_SELECTOR, "#unit-charts h3").text == "Emissions (kg CO₂e)"
+        assert (
+            browser.find_element(By.CSS_SELECTOR, "#unit-charts h3").text == "Emissions (kg CO₂e)"
+        )
         # keyboard zoom and pan
         from selenium.webdriver.common.keys import Keys
 
@@ -303,10 +313,17 @@ def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser
         # Griddy's prices are a price, on a chart of their own (they were "used from the grid
         # (money)", drawn on the energy's axis)
         browser.get(world["t_base"] + "/")
-        next(a for a in browser.find_elements(By.CSS_SELECTOR, "#usage-points a") if a.text.startswith("Griddy")).click()
+        next(
+            a
+            for a in browser.find_elements(By.CSS_SELECTOR, "#usage-points a")
+            if a.text.startswith("Griddy")
+        ).click()
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#unit-charts h3")))
         assert browser.find_element(By.CSS_SELECTOR, "#unit-charts h3").text == "Price ($/kWh)"
-        assert browser.execute_script("return window.usageChart.series[1].label") == "Used from the grid"
+        assert (
+            browser.execute_script("return window.usageChart.series[1].label")
+            == "Used from the grid"
+        )
     finally:
         browser.set_window_size(1200, 1000)
 
@@ -354,7 +371,9 @@ def test_a_new_customer_signs_up_connects_uses_a_key_and_deletes_the_data(world,
     browser.find_element(By.CSS_SELECTOR, "form[aria-label='Make an API key'] button").click()
     key = wait.until(ec.presence_of_element_located((By.ID, "new-key"))).text
     browser.save_screenshot(str(ARTIFACTS / "account-key.png"))
-    api = requests.get(f"{t}/api/usage-points", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    api = requests.get(
+        f"{t}/api/usage-points", headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
     assert {str(u["id"]) for u in api.json()} == mine
 
     sign_up("eli@example.com", "Eli")  # a second customer: none of Dana's data

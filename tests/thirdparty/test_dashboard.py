@@ -20,11 +20,25 @@ from tests.thirdparty.homes import FALL, LA, SPRING, home
 from tests.thirdparty.test_browser import ARTIFACTS, CHROMIUM, DRIVER, WIDER, sign_in
 from tests.thirdparty.test_flow import connect, wait, world  # noqa: F401 - the live custodian + third party
 
-AXE = Path(__file__).resolve().parents[2] / "thirdparty_app" / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
-TOU_C, TOU_D = "66d811ce52c6fe40859130e8", "662955dff338bcedec0dbfe7"  # the WattShift stand-in's plans
+AXE = (
+    Path(__file__).resolve().parents[2]
+    / "thirdparty_app"
+    / "frontend"
+    / "node_modules"
+    / "axe-core"
+    / "axe.min.js"
+)
+TOU_C, TOU_D = (
+    "66d811ce52c6fe40859130e8",
+    "662955dff338bcedec0dbfe7",
+)  # the WattShift stand-in's plans
 pytestmark = [
-    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver"),
-    pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: run make (npm ci in thirdparty_app/frontend)"),
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver"
+    ),
+    pytest.mark.skipif(
+        not AXE.exists(), reason="needs axe-core: run make (npm ci in thirdparty_app/frontend)"
+    ),
 ]
 
 
@@ -51,9 +65,14 @@ def homes(world, browser):  # noqa: F811
     costs, a bill), the solar home and the sandbox's first customer; the browser signed in."""
     customer = world["customer"]
     found = {}
-    for key, doc in (("home", home()), ("solar", home("Solar home", solar=True, year_before=False))):
+    for key, doc in (
+        ("home", home()),
+        ("solar", home("Solar home", solar=True, year_before=False)),
+    ):
         page = customer.upload(f"{key}.xml", doc).text
-        found[key] = int(re.search(r'href="/usage-points/(\d+)"', page.split('id="upload-result"')[1]).group(1))
+        found[key] = int(
+            re.search(r'href="/usage-points/(\d+)"', page.split('id="upload-result"')[1]).group(1)
+        )
         found[f"{key}-upload"] = page
     connect(world)
     sign_in(browser, world)
@@ -65,9 +84,15 @@ def ready(browser, points=None):
     from selenium.webdriver.support.ui import WebDriverWait
 
     def drawn(b):
-        n = b.execute_script("return window.usageChart && document.getElementById('usage-chart').dataset.points")
-        return n is not None and (points is None or int(n) == points) and not b.execute_script(
-            "return document.getElementById('usage-chart').hasAttribute('aria-busy')"
+        n = b.execute_script(
+            "return window.usageChart && document.getElementById('usage-chart').dataset.points"
+        )
+        return (
+            n is not None
+            and (points is None or int(n) == points)
+            and not b.execute_script(
+                "return document.getElementById('usage-chart').hasAttribute('aria-busy')"
+            )
         )
 
     WebDriverWait(browser, 30).until(drawn)
@@ -101,7 +126,10 @@ def clean(browser, name=None):
             if width == 390:  # charts follow the window's width (a resize redraws them)
                 with contextlib.suppress(TimeoutException):
                     WebDriverWait(browser, 5).until(lambda b: not b.execute_script(WIDER))
-                assert not browser.execute_script(WIDER), (browser.current_url, browser.execute_script(WIDER))
+                assert not browser.execute_script(WIDER), (
+                    browser.current_url,
+                    browser.execute_script(WIDER),
+                )
             browser.execute_script(AXE.read_text() + "\n;window.axe = axe;")
             found = browser.execute_async_script(
                 "const done = arguments[arguments.length - 1];"
@@ -129,14 +157,24 @@ def test_bills_show_their_charges_as_text(world, browser, homes):  # noqa: F811
     ready(browser)
     bills = browser.find_element(By.ID, "bills").text
     assert "Oct 1, 2026 – Oct 31, 2026" in bills and "$1,234.56" in bills
-    for charge in ("Generation charges\n$800.12", "Delivery charges\n$400.00", "Taxes and fees\n$34.44"):
+    for charge in (
+        "Generation charges\n$800.12",
+        "Delivery charges\n$400.00",
+        "Taxes and fees\n$34.44",
+    ):
         assert charge in bills or charge.replace("\n", " ") in bills, bills
     assert "built-in method" not in browser.page_source
     clean(browser, "usage-point")
 
 
 @pytest.mark.parametrize(("day", "hours"), [(SPRING, 23), (FALL, 25)])
-def test_a_dst_day_has_its_local_hours_and_downloads_are_bounded_by_local_days(world, browser, homes, day, hours):  # noqa: F811
+def test_a_dst_day_has_its_local_hours_and_downloads_are_bounded_by_local_days(
+    world,  # noqa: F811
+    browser,
+    homes,
+    day,
+    hours,
+):
     """The Why: the date picker was UTC (06/15-06/16 drew 6/14 6 pm to 6/16 5 pm), so were the
     downloads. A day is the usage point's local day, and its hours are the clock's."""
     import requests
@@ -148,12 +186,17 @@ def test_a_dst_day_has_its_local_hours_and_downloads_are_bounded_by_local_days(w
     browser.find_element("css selector", "label[for=view-day]").click()
     ready(browser, hours)
     starts = browser.execute_script("return window.usageData.starts")
-    first, after = int(day.timestamp()), int((day + timedelta(days=1)).replace(tzinfo=LA).timestamp())
+    first, after = (
+        int(day.timestamp()),
+        int((day + timedelta(days=1)).replace(tzinfo=LA).timestamp()),
+    )
     assert starts == list(range(first, after, 3600))  # zoneinfo's edges of the local hours
     assert browser.find_element("id", "period-label").text == f"{day:%b} {day.day}, {day:%Y}"
     legend = browser.find_element("css selector", ".u-legend").text
     assert "11:00 PM" in legend  # the last hour of the local day, named in local time
-    link = browser.find_element("css selector", ".downloads a[data-format=csv]").get_attribute("href")
+    link = browser.find_element("css selector", ".downloads a[data-format=csv]").get_attribute(
+        "href"
+    )
     assert f"start={on}" in link and f"end={on}" in link
     rows = world["customer"].get(link, timeout=30).text.splitlines()
     header, first_row, last_row = rows[0].split(","), rows[1].split(","), rows[-1].split(",")
@@ -189,7 +232,9 @@ def test_views_navigate_compare_and_redraw_at_once(world, browser, homes):  # no
     change(browser, "measure", "cost")
     ready(browser)
     assert series(browser)[0] == "Your utility's cost"
-    assert re.search(r"Your utility's cost\n\$[\d,]+\.\d\d", browser.find_element(By.ID, "summary").text)
+    assert re.search(
+        r"Your utility's cost\n\$[\d,]+\.\d\d", browser.find_element(By.ID, "summary").text
+    )
     browser.find_element(By.CSS_SELECTOR, "label[for=view-month]").click()
     ready(browser, 7)  # November 2026: the first week has readings
     assert (browser.find_element(By.ID, "start").get_attribute("value"),
@@ -197,8 +242,12 @@ def test_views_navigate_compare_and_redraw_at_once(world, browser, homes):  # no
     browser.find_element(By.CSS_SELECTOR, "label[for=view-year]").click()
     ready(browser)
     assert browser.find_element(By.ID, "aggregate").get_attribute("value") == "month"
-    assert browser.execute_script("return window.usageChart.series[1].paths != null")  # bars, not a line
-    assert browser.execute_script("return window.usageData.starts.length") == 3  # March, October, November
+    assert browser.execute_script(
+        "return window.usageChart.series[1].paths != null"
+    )  # bars, not a line
+    assert (
+        browser.execute_script("return window.usageData.starts.length") == 3
+    )  # March, October, November
     change(browser, "measure", "value")
     ready(browser)
     assert "kWh" in browser.find_element(By.ID, "summary").text
@@ -212,7 +261,9 @@ def test_the_legend_shows_the_hovered_value_and_time(world, browser, homes):  # 
     browser.get(f"{world['t_base']}/usage-points/{homes['home']}")
     ready(browser, 7)
     legend = browser.find_element(By.CSS_SELECTOR, "#usage-chart .u-legend")
-    assert "Saturday, Nov 7, 2026" in legend.text and "--" not in legend.text  # the last bar, unhovered
+    assert (
+        "Saturday, Nov 7, 2026" in legend.text and "--" not in legend.text
+    )  # the last bar, unhovered
     over = browser.find_element(By.CSS_SELECTOR, "#usage-chart .u-over")
     width = over.size["width"]
     ActionChains(browser).move_to_element_with_offset(over, -width // 2 + width // 14, 0).perform()
@@ -237,7 +288,9 @@ def test_a_solar_home_shows_imports_exports_and_net(world, browser, homes):  # n
         return float(totals[key].removesuffix(" kWh").replace(",", ""))
 
     assert kwh("kWh/forward") - kwh("kWh/reverse") == pytest.approx(kwh("kWh/net"), abs=1)
-    assert kwh("kWh/reverse") == pytest.approx(7 * 5 * 4 * 0.3, abs=0.1)  # 300 Wh a quarter hour, 10 to 3
+    assert kwh("kWh/reverse") == pytest.approx(
+        7 * 5 * 4 * 0.3, abs=0.1
+    )  # 300 Wh a quarter hour, 10 to 3
 
 
 def test_two_rate_plans_beside_the_utilitys_cost(world, browser, homes):  # noqa: F811
@@ -254,18 +307,30 @@ def test_two_rate_plans_beside_the_utilitys_cost(world, browser, homes):  # noqa
         browser.find_element(By.CSS_SELECTOR, "form[aria-label='Find rate plans'] button").click()
         Select(browser.find_element(By.ID, "plan")).select_by_value(plan)
         browser.find_element(By.CSS_SELECTOR, "form[aria-label='Add a rate plan'] button").click()
-        notice = WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CLASS_NAME, "notice"))
-        assert "pricing your readings" in notice[0].text, browser.find_element(By.TAG_NAME, "main").text
+        notice = WebDriverWait(browser, 30).until(
+            lambda b: b.find_elements(By.CLASS_NAME, "notice")
+        )
+        assert "pricing your readings" in notice[0].text, browser.find_element(
+            By.TAG_NAME, "main"
+        ).text
 
     def priced(b):  # the page fills in by itself (static/plans.js puts the plans in place anew)
-        return b.execute_script("return document.getElementById('plans').textContent").count("readings priced") == 2
+        return (
+            b.execute_script("return document.getElementById('plans').textContent").count(
+                "readings priced"
+            )
+            == 2
+        )
 
     WebDriverWait(browser, 90).until(priced)
     table = browser.find_element(By.ID, "comparison")
     heads = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
     assert heads[2:] == ["Your utility's cost", "Pacific Gas & Electric TOU-C\nestimate",
                          "Pacific Gas & Electric TOU-D\nestimate"]  # fmt: skip
-    months = [tr.find_element(By.TAG_NAME, "td").text for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    months = [
+        tr.find_element(By.TAG_NAME, "td").text
+        for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    ]
     assert months == ["March 2026", "October 2026", "November 2026"]  # the last twelve months
     total = [td.text.split("\n")[0] for td in table.find_elements(By.CSS_SELECTOR, "tfoot td")]
     assert all(re.fullmatch(r"\$[\d,]+\.\d\d", m) for m in total[1:]), total
@@ -291,8 +356,12 @@ def test_names_and_waiting_for_data_that_follows_the_data(world, browser, homes)
     conn = newest.get_attribute("data-connection")
     assert "Waiting for data" in newest.text
     row = f"#connections tr[data-connection='{conn}']"
-    WebDriverWait(browser, 60).until(lambda b: "attempt" in b.find_element(By.CSS_SELECTOR, row).text)
-    WebDriverWait(browser, 90).until(lambda b: "Active" in b.find_element(By.CSS_SELECTOR, row).text)
+    WebDriverWait(browser, 60).until(
+        lambda b: "attempt" in b.find_element(By.CSS_SELECTOR, row).text
+    )
+    WebDriverWait(browser, 90).until(
+        lambda b: "Active" in b.find_element(By.CSS_SELECTOR, row).text
+    )
     text = browser.find_element(By.CSS_SELECTOR, row).text
     assert "Alice Sandbox · account ACCT-1000" in text and "electricity" in text
     cards = browser.find_element(By.ID, "usage-points").text
@@ -314,8 +383,10 @@ def test_an_upload_explains_what_it_found(world, browser, homes):  # noqa: F811
     from selenium.webdriver.support.ui import WebDriverWait
 
     assert "5,376 readings in 1 usage point(s)" in homes["solar-upload"]  # thousands separated
-    sce = (DATA / "BulkSCEIntervalBlock.xml").read_text().replace(
-        "<title>Green Button Subscription Feed</title>", "<title>????????</title>"
+    sce = (
+        (DATA / "BulkSCEIntervalBlock.xml")
+        .read_text()
+        .replace("<title>Green Button Subscription Feed</title>", "<title>????????</title>")
     )
     source = ARTIFACTS / "sce-placeholder.xml"
     ARTIFACTS.mkdir(exist_ok=True)
@@ -323,7 +394,9 @@ def test_an_upload_explains_what_it_found(world, browser, homes):  # noqa: F811
     browser.get(world["t_base"] + "/upload")
     clean(browser, "upload-form")
     # while the file is sent, the form says so (a large file took 10 s with no sign of life)
-    browser.execute_script("document.getElementById('upload-form').addEventListener('submit', e => e.preventDefault())")
+    browser.execute_script(
+        "document.getElementById('upload-form').addEventListener('submit', e => e.preventDefault())"
+    )
     browser.find_element(By.ID, "file").send_keys(str(source))
     button = browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]")
     button.click()
@@ -332,11 +405,18 @@ def test_an_upload_explains_what_it_found(world, browser, homes):  # noqa: F811
     browser.get(world["t_base"] + "/upload")
     browser.find_element(By.ID, "file").send_keys(str(source))
     browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").click()
-    result = WebDriverWait(browser, 60).until(ec.presence_of_element_located((By.ID, "upload-result")))
+    result = WebDriverWait(browser, 60).until(
+        ec.presence_of_element_located((By.ID, "upload-result"))
+    )
     assert result.find_element(By.TAG_NAME, "a").text == "Electricity, usage point NB6WRU"
     problems = browser.find_element(By.ID, "schema-problems").text
-    assert "<espi:ServiceDeliveryPoint> is not allowed here as child 2 of <espi:UsagePoint>" in problems
+    assert (
+        "<espi:ServiceDeliveryPoint> is not allowed here as child 2 of <espi:UsagePoint>"
+        in problems
+    )
     assert "line 27 · /feed/entry[2]/content/espi:UsagePoint" in problems
     assert "ServiceCategory, status" in problems  # what was expected
-    assert not re.search(r"<class|Xsd\w+\(|elementpath", browser.find_element(By.TAG_NAME, "main").text)
+    assert not re.search(
+        r"<class|Xsd\w+\(|elementpath", browser.find_element(By.TAG_NAME, "main").text
+    )
     clean(browser, "upload")

@@ -329,17 +329,28 @@ def test_one_post_naming_the_bulk_costs_one_202_and_one_download(world):
     wait(lambda: quiet(third))
     bulk = f"{world['resource']}/Batch/Bulk/{world['creds']['bulk_id']}"
     post = f"{world['t_base']}/espi/1_1/Notification"
-    refused = requests.post(post, data=espi.dumps(espi.BatchList(resources=[bulk + "?x=1"])), timeout=10)
-    assert refused.status_code == 400 and "query parameter(s) x" in refused.json()["error_description"]
+    refused = requests.post(
+        post, data=espi.dumps(espi.BatchList(resources=[bulk + "?x=1"])), timeout=10
+    )
+    assert (
+        refused.status_code == 400 and "query parameter(s) x" in refused.json()["error_description"]
+    )
     with third.app_context():
         last = database.session().scalar(select(func.max(tp.Document.id))) or 0
         database.close_session(None)
     mark = len(flaky.seen)
-    assert requests.post(post, data=espi.dumps(espi.BatchList(resources=[bulk])), timeout=10).status_code == 200
+    assert (
+        requests.post(
+            post, data=espi.dumps(espi.BatchList(resources=[bulk])), timeout=10
+        ).status_code
+        == 200
+    )
 
     def downloaded():
         with third.app_context():
-            docs = database.session().scalars(select(tp.Document).where(tp.Document.id > last)).all()
+            docs = (
+                database.session().scalars(select(tp.Document).where(tp.Document.id > last)).all()
+            )
             database.close_session(None)
         return any("/Batch/Bulk/" in d.uri and d.status == "ingested" for d in docs)
 
@@ -508,12 +519,28 @@ def test_a_connection_authorized_again_keeps_its_usage_points(world):
     def stored():
         with third.app_context():
             s = database.session()
-            conn = s.scalar(select(tp.Connection).join(tp.Account).where(tp.Account.email == person.email))
-            ups = s.execute(select(tp.UsagePoint.id, tp.UsagePoint.href)
-                            .where(tp.UsagePoint.connection_id == conn.id).order_by(tp.UsagePoint.id)).all()
-            meters = s.scalar(select(func.count()).select_from(tp.MeterReading)
-                              .join(tp.UsagePoint).where(tp.UsagePoint.connection_id == conn.id))
-            out = (conn.id, conn.status, conn.subscription_uri, conn.last_sync, [tuple(u) for u in ups], meters)
+            conn = s.scalar(
+                select(tp.Connection).join(tp.Account).where(tp.Account.email == person.email)
+            )
+            ups = s.execute(
+                select(tp.UsagePoint.id, tp.UsagePoint.href)
+                .where(tp.UsagePoint.connection_id == conn.id)
+                .order_by(tp.UsagePoint.id)
+            ).all()
+            meters = s.scalar(
+                select(func.count())
+                .select_from(tp.MeterReading)
+                .join(tp.UsagePoint)
+                .where(tp.UsagePoint.connection_id == conn.id)
+            )
+            out = (
+                conn.id,
+                conn.status,
+                conn.subscription_uri,
+                conn.last_sync,
+                [tuple(u) for u in ups],
+                meters,
+            )
             database.close_session(None)
             return out  # fmt: skip
 
@@ -529,7 +556,11 @@ def test_a_connection_authorized_again_keeps_its_usage_points(world):
     wait(lambda: stored()[1] == "active" and stored()[2] != before_sub)  # synced after
     _, _, after_sub, _, after_ups, after_meters = stored()
     assert [up_id for up_id, _ in after_ups] == [up_id for up_id, _ in before_ups]
-    assert all(after_sub.replace("/Batch", "") + "/" in href for _, href in after_ups), (before_sub, after_sub, after_ups)
+    assert all(after_sub.replace("/Batch", "") + "/" in href for _, href in after_ups), (
+        before_sub,
+        after_sub,
+        after_ups,
+    )
     assert after_meters == before_meters
 
 

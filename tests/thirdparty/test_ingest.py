@@ -37,7 +37,7 @@ def entry(href, content, related=()):
     links = "".join(f'<link rel="related" href="{h}"/>' for h in related)
     return (
         f'<entry><id>urn:uuid:{abs(hash(href)):032x}</id><link rel="self" href="{href}"/>{links}'
-        f'<content>{content}</content></entry>'
+        f"<content>{content}</content></entry>"
     )
 
 
@@ -127,7 +127,9 @@ def deliver(app, conn_id, body):
         s = database.session()
         with keeping() as out:
             out.write(body)
-        doc = record("upload", f"upload:{out.kept.sha256[:16]}", s.get(tp.Connection, conn_id), out.kept)
+        doc = record(
+            "upload", f"upload:{out.kept.sha256[:16]}", s.get(tp.Connection, conn_id), out.kept
+        )
         ingest(s, doc)
         found = (doc.id, doc.readings, doc.written, doc.duplicates, doc.notes)
         database.close_session(None)
@@ -205,7 +207,9 @@ def test_two_readings_at_one_start_are_both_kept_and_reported(app, customer):
     daily = api(app, key, f"/api/usage-points/{up}/readings", aggregate="day").json()
     assert daily["series"][0]["points"][0]["value"] == 5 * 24 + 7
     assert replay(app, doc_id, full=True)[1] == 0 and stored(app, conn) == rows
-    page = Person.sign_in(app.config["BASE"], email).get(f"{app.config['BASE']}/usage-points/{up}", timeout=30)
+    page = Person.sign_in(app.config["BASE"], email).get(
+        f"{app.config['BASE']}/usage-points/{up}", timeout=30
+    )
     assert "1 reading(s) share their start with another reading" in page.text
     # the custodian corrects its file: the second reading was the next day's first hour
     fixed = [day(values), day([7], DAY + 86400)]
@@ -241,12 +245,16 @@ def test_bills_are_rows_the_page_the_api_and_the_export_read(app, customer):
     bills = [SUMMARY.format(start=DAY - 2592000, amount=1485000),
              SUMMARY.format(start=DAY, amount=999)]  # fmt: skip
     deliver(app, conn, document([day([1] * 24)], bills))
-    deliver(app, conn, document([day([1] * 24)], [bills[0], SUMMARY.format(start=DAY, amount=1485000)]))
+    deliver(
+        app, conn, document([day([1] * 24)], [bills[0], SUMMARY.format(start=DAY, amount=1485000)])
+    )
     with app.app_context():
         rows = database.session().scalars(select(tp.Bill).join(tp.UsagePoint)
                                           .where(tp.UsagePoint.connection_id == conn)
                                           .order_by(tp.Bill.start)).all()  # fmt: skip
-        assert [(b.amount, b.consumption, b.consumption_power_of_ten) for b in rows] == [(1485000, 412, 3)] * 2
+        assert [(b.amount, b.consumption, b.consumption_power_of_ten) for b in rows] == [
+            (1485000, 412, 3)
+        ] * 2
         assert [(li.position, li.note, li.amount, li.kind) for li in rows[1].line_items] == [
             (0, "Energy charge", 1235000, 1), (1, "Delivery", 250000, 2)]  # fmt: skip
         database.close_session(None)
@@ -257,17 +265,30 @@ def test_bills_are_rows_the_page_the_api_and_the_export_read(app, customer):
         {"note": "Energy charge", "amount": 12.35, "kind": "Energy Generation Fee"},
         {"note": "Delivery", "amount": 2.5, "kind": "Energy Delivery Fee"},
     ]
-    assert api(app, key, f"/api/usage-points/{up}/summaries", start=str(DAY)).json()[0]["start"] == "2023-11-15T00:00:00Z"
-    page = Person.sign_in(app.config["BASE"], email).get(f"{app.config['BASE']}/usage-points/{up}", timeout=30).text
+    assert (
+        api(app, key, f"/api/usage-points/{up}/summaries", start=str(DAY)).json()[0]["start"]
+        == "2023-11-15T00:00:00Z"
+    )
+    page = (
+        Person.sign_in(app.config["BASE"], email)
+        .get(f"{app.config['BASE']}/usage-points/{up}", timeout=30)
+        .text
+    )
     # the period in local days (its end excluded), the amounts in dollars, each charge as text
     assert "Nov 15, 2023 – Dec 14, 2023" in page and "$14.85" in page and "412 kWh" in page
-    assert re.search(r"<li><span>Energy charge</span><span class=\"num\">\$12\.35</span></li>"
-                     r"<li><span>Delivery</span><span class=\"num\">\$2\.50</span></li>", page)
+    assert re.search(
+        r"<li><span>Energy charge</span><span class=\"num\">\$12\.35</span></li>"
+        r"<li><span>Delivery</span><span class=\"num\">\$2\.50</span></li>",
+        page,
+    )
     xml = api(app, key, f"/usage-points/{up}/export", format="xml").content
     assert espi.validate(xml) == []
     summary = espi.parse(xml).usage_summaries[-1]
     assert summary.bill_last_period == 1485000
-    assert [li.note for li in summary.cost_additional_detail_last_period] == ["Energy charge", "Delivery"]
+    assert [li.note for li in summary.cost_additional_detail_last_period] == [
+        "Energy charge",
+        "Delivery",
+    ]
     assert summary.overall_consumption_last_period.value == 412
 
 
@@ -321,19 +342,35 @@ def test_upgrading_a_database_of_the_previous_schema(tmp_path):
             cfg.set_main_option("sqlalchemy.url", url)
             command.upgrade(cfg, "0004")
             engine = sa.create_engine(url)
-            summary = espi.parse(document([], [SUMMARY.format(start=DAY, amount=1485000)])).usage_summaries[0]
+            summary = espi.parse(
+                document([], [SUMMARY.format(start=DAY, amount=1485000)])
+            ).usage_summaries[0]
             with engine.begin() as c:
                 fill(c, "account", id=1, email="a@example.com")
                 fill(c, "connection", id=1, account_id=1, profile="upload")
-                c.execute(sa.text("INSERT INTO usage_point (id, href, connection_id, title, zone) VALUES (1, 'u', 1, '', '')"))
-                c.execute(sa.text("INSERT INTO meter_reading (id, href, usage_point_id) VALUES (1, 'm', 1)"))
-                c.execute(sa.text("INSERT INTO reading (meter_reading_id, start, duration, value) VALUES (1, 10, 5, 7)"))
+                c.execute(
+                    sa.text(
+                        "INSERT INTO usage_point (id, href, connection_id, title, zone) VALUES (1, 'u', 1, '', '')"
+                    )
+                )
+                c.execute(
+                    sa.text(
+                        "INSERT INTO meter_reading (id, href, usage_point_id) VALUES (1, 'm', 1)"
+                    )
+                )
+                c.execute(
+                    sa.text(
+                        "INSERT INTO reading (meter_reading_id, start, duration, value) VALUES (1, 10, 5, 7)"
+                    )
+                )
                 c.execute(sa.text("INSERT INTO usage_summary (usage_point_id, start, duration, bill, xml)"
                                   " VALUES (1, :s, 2592000, 1485000, :x)"),
                           {"s": DAY, "x": espi.dumps(summary).decode()})  # fmt: skip
             command.upgrade(cfg, "head")
             with engine.connect() as c:
-                assert c.execute(sa.text("SELECT meter_reading_id, start, seq, value FROM reading")).all() == [(1, 10, 0, 7)]
+                assert c.execute(
+                    sa.text("SELECT meter_reading_id, start, seq, value FROM reading")
+                ).all() == [(1, 10, 0, 7)]
                 assert c.execute(sa.text("SELECT usage_point_id, start, amount, consumption FROM bill")).all() == [
                     (1, DAY, 1485000, 412)]  # fmt: skip
                 assert c.execute(sa.text("SELECT note FROM bill_line_item ORDER BY position")).scalars().all() == [
@@ -364,13 +401,39 @@ def test_migration_0008_moves_plan_estimates_off_the_utilitys_costs(tmp_path):
                     fill(c, "usage_point", id=up, href=f"u{up}", connection_id=1, document_id=7)
                     fill(c, "meter_reading", id=up, href=f"m{up}", usage_point_id=up)
                     # 1: priced (cost and TOU from the plan); 2: no plan, the utility's cost
-                    fill(c, "reading", meter_reading_id=up, start=100, duration=900, value=5, cost=5665, tou=2 if up == 1 else None)
-                    fill(c, "reading", meter_reading_id=up, start=1000, duration=900, value=5, cost=None)
-                    fill(c, "reading_block", meter_reading_id=up, start=0, stop=2000, readings=2, digest=b"0" * 16)
+                    fill(
+                        c,
+                        "reading",
+                        meter_reading_id=up,
+                        start=100,
+                        duration=900,
+                        value=5,
+                        cost=5665,
+                        tou=2 if up == 1 else None,
+                    )
+                    fill(
+                        c,
+                        "reading",
+                        meter_reading_id=up,
+                        start=1000,
+                        duration=900,
+                        value=5,
+                        cost=None,
+                    )
+                    fill(
+                        c,
+                        "reading_block",
+                        meter_reading_id=up,
+                        start=0,
+                        stop=2000,
+                        readings=2,
+                        digest=b"0" * 16,
+                    )
                 fill(c, "pricing", usage_point_id=1, provider="wattshift", home_id="h", rate_plan="PG&E TOU-C",
                      status="priced", reason="", priced=1, updated=5)  # fmt: skip
             command.upgrade(cfg, "head")
             with engine.connect() as c:
+
                 def rows(sql):
                     return [tuple(r) for r in c.execute(sa.text(sql))]
 
@@ -381,5 +444,8 @@ def test_migration_0008_moves_plan_estimates_off_the_utilitys_costs(tmp_path):
                 assert rows("SELECT meter_reading_id, start, cost, tou FROM reading ORDER BY 1, 2") == [
                     (1, 100, None, None), (1, 1000, None, None), (2, 100, 5665, None), (2, 1000, None, None)]  # fmt: skip
                 assert rows("SELECT meter_reading_id FROM reading_block") == [(2,)]
-                assert rows("SELECT id, document_id FROM usage_point ORDER BY id") == [(1, None), (2, 7)]
+                assert rows("SELECT id, document_id FROM usage_point ORDER BY id") == [
+                    (1, None),
+                    (2, 7),
+                ]
             engine.dispose()

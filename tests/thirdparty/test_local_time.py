@@ -31,12 +31,17 @@ def served(request, tmp_path_factory):
             storage = {"DATABASE_URL": f"sqlite:///{tmp_path}/tp.sqlite",
                        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite"}  # fmt: skip
         else:
-            storage = {"DATABASE_URL": stack.enter_context(fresh_postgres()), "QUEUE_URL": fresh_redis()}
+            storage = {
+                "DATABASE_URL": stack.enter_context(fresh_postgres()),
+                "QUEUE_URL": fresh_redis(),
+            }
         remote = stack.enter_context(Scripted(custodian(lambda seen: Answer(404))))
         app = stack.enter_context(third_party(tmp_path, storage, remote.url))
         person = Person.sign_up(app.url)
         page = person.upload("la.xml", home()).text
-        up = int(re.search(r'href="/usage-points/(\d+)"', page.split('id="upload-result"')[1]).group(1))
+        up = int(
+            re.search(r'href="/usage-points/(\d+)"', page.split('id="upload-result"')[1]).group(1)
+        )
         yield app, person, up
 
 
@@ -44,7 +49,9 @@ def hours_of(day: datetime) -> list[str]:
     """The local hours of a day, as zoneinfo has them (UTC, ISO 8601)."""
     first = int(day.timestamp())
     last = int((day + timedelta(days=1)).replace(tzinfo=LA).timestamp())
-    return [f"{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%M:%SZ}" for t in range(first, last, 3600)]
+    return [
+        f"{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%M:%SZ}" for t in range(first, last, 3600)
+    ]
 
 
 @pytest.mark.parametrize(("day", "hours"), [(SPRING, 23), (FALL, 25)])
@@ -61,7 +68,10 @@ def test_a_dst_day_has_its_local_hours(served, day, hours):
         assert p["value"] == sum(used(q) for q in range(t, t + 3600, STEP))
         assert p["duration"] == 3600
     assert body["start"] == hours_of(day)[0]
-    assert body["end"] == f"{datetime.fromtimestamp(int(day.timestamp()) + hours * 3600, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    assert (
+        body["end"]
+        == f"{datetime.fromtimestamp(int(day.timestamp()) + hours * 3600, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    )
 
 
 def test_days_weeks_and_months_start_at_local_midnight(served):
@@ -76,7 +86,9 @@ def test_days_weeks_and_months_start_at_local_midnight(served):
         return f"{day.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
     days = starts("day", "2026-03-07", "2026-03-09")
-    assert days == [(utc(datetime(2026, 3, d, tzinfo=LA)), h * 3600) for d, h in ((7, 24), (8, 23), (9, 24))]
+    assert days == [
+        (utc(datetime(2026, 3, d, tzinfo=LA)), h * 3600) for d, h in ((7, 24), (8, 23), (9, 24))
+    ]
     weeks = starts("week", "2026-10-26", "2026-11-08")  # Mondays 10-26 and 11-02
     assert weeks == [(utc(datetime(2026, 10, 26, tzinfo=LA)), 7 * 86400 + 3600),
                      (utc(datetime(2026, 11, 2, tzinfo=LA)), 6 * 86400)]  # fmt: skip
@@ -98,7 +110,9 @@ def test_a_download_bound_is_a_local_day(served, fmt):
     elif fmt == "json":
         starts = [r["start"] for r in got.json()]
     else:
-        starts = [f"{r.start_datetime:%Y-%m-%dT%H:%M:%SZ}" for r in espi.parse(got.content).readings()]
+        starts = [
+            f"{r.start_datetime:%Y-%m-%dT%H:%M:%SZ}" for r in espi.parse(got.content).readings()
+        ]
     assert len(starts) == 23 * 4
     assert starts[0] == "2026-03-08T08:00:00Z"  # local midnight, PST
     assert starts[-1] == "2026-03-09T06:45:00Z"  # 23:45, PDT
@@ -108,10 +122,16 @@ def test_a_local_time_without_an_offset_is_the_usage_points(served):
     app, person, up = served
     body = person.get(f"{app.url}/api/usage-points/{up}/readings", timeout=30,
                       params={"start": "2026-11-01T01:00", "end": "2026-11-01T01:30"}).json()  # fmt: skip
-    assert [p["start"] for p in body["series"][0]["points"]] == ["2026-11-01T08:00:00Z", "2026-11-01T08:15:00Z"]
+    assert [p["start"] for p in body["series"][0]["points"]] == [
+        "2026-11-01T08:00:00Z",
+        "2026-11-01T08:15:00Z",
+    ]
     absolute = person.get(f"{app.url}/api/usage-points/{up}/readings", timeout=30,
                           params={"start": "2026-11-01T09:00:00Z", "end": "2026-11-01T09:30:00+00:00"}).json()  # fmt: skip
-    assert [p["start"] for p in absolute["series"][0]["points"]] == ["2026-11-01T09:00:00Z", "2026-11-01T09:15:00Z"]
+    assert [p["start"] for p in absolute["series"][0]["points"]] == [
+        "2026-11-01T09:00:00Z",
+        "2026-11-01T09:15:00Z",
+    ]
 
 
 def test_numbers_are_the_decimals_the_readings_are(served):

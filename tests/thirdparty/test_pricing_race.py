@@ -32,8 +32,16 @@ def test_two_workers_price_one_usage_point_at_once(tmp_path, storage):
         ):  # fmt: skip
             person = Person.sign_up(served.url)
             page = person.upload("home.xml", home(year_before=False)).text
-            up = int(re.search(r'href="/usage-points/(\d+)"', page.split('id="upload-result"')[1]).group(1))
-            added = person.post(f"{served.url}/usage-points/{up}/pricing", data={"zip": "95313", "plan": TOU_C}, timeout=30)
+            up = int(
+                re.search(r'href="/usage-points/(\d+)"', page.split('id="upload-result"')[1]).group(
+                    1
+                )
+            )
+            added = person.post(
+                f"{served.url}/usage-points/{up}/pricing",
+                data={"zip": "95313", "plan": TOU_C},
+                timeout=30,
+            )
             assert added.status_code == 200, added.text[:300]
 
             def plan():

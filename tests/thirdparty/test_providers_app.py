@@ -35,7 +35,10 @@ def pelm_page(world, session: requests.Session, **form: str) -> tuple[str, str]:
 
 
 def pelm_connect(
-    world, session: requests.Session, password: str = "sandbox", **form: str  # noqa: F811, S107
+    world,  # noqa: F811
+    session: requests.Session,
+    password: str = "sandbox",  # noqa: S107
+    **form: str,
 ) -> requests.Response:
     """Press "Connect via Pelm", fill in Pelm's Connect page, follow the answer back."""
     token, back = pelm_page(world, session, **form)
@@ -89,11 +92,15 @@ def test_pelm_connection_shows_like_green_button_data(world):  # noqa: F811
     mine = [u for u in ups if u["href"].startswith(world["pelm"].url)]
     assert {u["service_kind"] for u in mine} >= {"electricity", "gas"}, mine
     electric = next(u for u in mine if u["href"].endswith("-ELECTRIC"))
-    readings = world["customer"].get(
-        f"{world['t_base']}/api/usage-points/{electric['id']}/readings",
-        params={"aggregate": "day"},
-        timeout=30,
-    ).json()
+    readings = (
+        world["customer"]
+        .get(
+            f"{world['t_base']}/api/usage-points/{electric['id']}/readings",
+            params={"aggregate": "day"},
+            timeout=30,
+        )
+        .json()
+    )
     assert readings["series"] and readings["series"][0]["points"]
     page = world["customer"].get(f"{world['t_base']}/usage-points/{electric['id']}", timeout=30)
     assert page.status_code == 200 and "usage-chart" in page.text
@@ -227,7 +234,9 @@ def test_wattshift_rate_plans_are_estimates_beside_the_utilitys_cost(world):  # 
     before = readings(up_id)
     assert before and all(cost is not None for _, _, cost, _ in before)
     t = world["t_base"]
-    page = world["customer"].get(f"{t}/usage-points/{up_id}/compare", params={"zip": "95313"}, timeout=30)
+    page = world["customer"].get(
+        f"{t}/usage-points/{up_id}/compare", params={"zip": "95313"}, timeout=30
+    )
     assert "TOU-C" in page.text and "Add and price my readings" in page.text
     plans = {"66d811ce52c6fe40859130e8": "TOU-C", "662955dff338bcedec0dbfe7": "TOU-D"}
     for plan in plans:
@@ -237,7 +246,11 @@ def test_wattshift_rate_plans_are_estimates_beside_the_utilitys_cost(world):  # 
 
     def priced():
         with third.app_context():
-            found = database.session().scalars(select(tp.RatePlan).where(tp.RatePlan.usage_point_id == up_id)).all()
+            found = (
+                database.session()
+                .scalars(select(tp.RatePlan).where(tp.RatePlan.usage_point_id == up_id))
+                .all()
+            )
             database.close_session(None)
             return len(found) == 2 and all(p.status == "priced" for p in found) and found
 
@@ -269,16 +282,28 @@ def test_wattshift_rate_plans_are_estimates_beside_the_utilitys_cost(world):  # 
     total = body["total"]["costs"]
     assert total["utility"] == pytest.approx(sum(c for _, _, c, _ in before) / 100000, abs=0.01)
     assert all(total[f"plan-{i}"] > 0 for i in names)
-    assert sum(m["costs"][f"plan-{tou_c}"] for m in body["months"]) == pytest.approx(total[f"plan-{tou_c}"])
-    assert sum(p["cost"] for p in body["tou"][f"plan-{tou_c}"]) == pytest.approx(total[f"plan-{tou_c}"])
+    assert sum(m["costs"][f"plan-{tou_c}"] for m in body["months"]) == pytest.approx(
+        total[f"plan-{tou_c}"]
+    )
+    assert sum(p["cost"] for p in body["tou"][f"plan-{tou_c}"]) == pytest.approx(
+        total[f"plan-{tou_c}"]
+    )
     compare = world["customer"].get(f"{t}/usage-points/{up_id}/compare", timeout=30).text
-    assert "Your utility&#39;s cost" in compare and all(html.escape(n) in compare for n in names.values())
+    assert "Your utility&#39;s cost" in compare and all(
+        html.escape(n) in compare for n in names.values()
+    )
     assert re.search(r"\$\d{1,3}(,\d{3})*\.\d\d", compare)  # $1,234.56
     # the exports say which is which
-    exported = world["customer"].get(f"{t}/usage-points/{up_id}/export", params={"format": "csv"}, timeout=60).text
+    exported = (
+        world["customer"]
+        .get(f"{t}/usage-points/{up_id}/export", params={"format": "csv"}, timeout=60)
+        .text
+    )
     header = exported.splitlines()[0].split(",")
     assert "utility_cost" in header and "cost" not in header
-    assert {h for h in header if h.startswith("estimate: ")} == {f"estimate: {n}" for n in names.values()}
+    assert {h for h in header if h.startswith("estimate: ")} == {
+        f"estimate: {n}" for n in names.values()
+    }
 
 
 # --------------------------------------------------------------------------- WattzOn, Griddy
@@ -309,7 +334,9 @@ def provider_connection(third, slug):
 def wattzon_connect(world, session, username="customer"):  # noqa: F811
     t = world["t_base"]
     first = session.get(f"{t}/connect/wattzon", timeout=30)
-    assert first.status_code == 200 and 'id="zip"' in first.text and 'id="utility"' not in first.text
+    assert (
+        first.status_code == 200 and 'id="zip"' in first.text and 'id="utility"' not in first.text
+    )
     page = session.post(f"{t}/connect/wattzon", data={"zip": "00007"}, timeout=30)
     assert page.status_code == 200 and "Mock Utility Provider (electric+gas)" in page.text
     return session.post(f"{t}/connect/wattzon", timeout=60,
@@ -391,7 +418,10 @@ def test_wattzon_connect_page_says_what_is_wrong_at_its_input(world):  # noqa: F
     t = world["t_base"]
     none = world["customer"].post(f"{t}/connect/wattzon", data={"zip": "99999"}, timeout=30)
     assert none.status_code == 400
-    assert '<p class="error" id="zip-error" role="alert">No utility found for that ZIP code.' in none.text
+    assert (
+        '<p class="error" id="zip-error" role="alert">No utility found for that ZIP code.'
+        in none.text
+    )
     assert 'value="99999"' in none.text  # given back to be corrected
     missing = world["customer"].post(
         f"{t}/connect/wattzon",

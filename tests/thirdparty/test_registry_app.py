@@ -62,7 +62,9 @@ def test_a_provider_registered_here_is_offered_connected_synced_and_disconnected
         assert form.status_code == 200 and '<label for="meter">Meter number</label>' in form.text
         bad = person.post(t + "/connect/dummy", data={"meter": "forty-two"}, timeout=30)
         assert bad.status_code == 400
-        assert '<p class="error" id="meter-error" role="alert">A meter number is digits.' in bad.text
+        assert (
+            '<p class="error" id="meter-error" role="alert">A meter number is digits.' in bad.text
+        )
         done = person.post(t + "/connect/dummy", data={"meter": "42"}, timeout=30)
         assert done.status_code == 200 and done.url == t + "/"
 

@@ -227,10 +227,15 @@ def test_a_forged_notification_fails_its_own_download_only(tmp_path, storage):
         assert f'action="/connections/{conn_id}/retry"' not in page  # nothing wrong with it
 
         # a connection failed by its own sync: Retry syncs it again
-        served.query(lambda s: (s.get(tp.Connection, conn_id).__setattr__("status", "failed"), s.commit()))
+        served.query(
+            lambda s: (s.get(tp.Connection, conn_id).__setattr__("status", "failed"), s.commit())
+        )
         page = customer.get(f"{served.url}/connections", timeout=30).text
         assert f'action="/connections/{conn_id}/retry"' in page
-        assert customer.post(f"{served.url}/connections/{conn_id}/retry", timeout=30).status_code == 200
+        assert (
+            customer.post(f"{served.url}/connections/{conn_id}/retry", timeout=30).status_code
+            == 200
+        )
         wait(lambda: served.query(lambda s: s.get(tp.Connection, conn_id).status) == "active")
         asked = [seen.path for seen in remote.requests("GET", f"{RESOURCE}/Batch/Subscription/1")]
         assert asked.count(forged) == 1 and len(asked) == 2, asked

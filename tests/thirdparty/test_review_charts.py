@@ -32,8 +32,12 @@ from tests.thirdparty.test_dashboard import (  # noqa: F401
 from tests.thirdparty.test_flow import wait, world  # noqa: F401 - the live custodian + third party
 
 pytestmark = [
-    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver"),
-    pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: run make (npm ci in thirdparty_app/frontend)"),
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver"
+    ),
+    pytest.mark.skipif(
+        not AXE.exists(), reason="needs axe-core: run make (npm ci in thirdparty_app/frontend)"
+    ),
 ]
 DAY = 86400
 
@@ -42,7 +46,9 @@ def matched(title: str = "Matched home") -> bytes:
     """A home whose utility charged what TOU-C would (0.52 $/kWh from 4 to 9 pm, 0.38 else),
     but for one reading on Nov 3, 2026: 0.3 cent more. Its last two weeks of 2026."""
     up = builder.usage_point(espi.ServiceKind.ELECTRICITY, local_time=ZONE, title=title)
-    rt = builder.reading_type(espi.UnitSymbolKind.WH, interval_length=STEP, currency=espi.Currency.USD)
+    rt = builder.reading_type(
+        espi.UnitSymbolKind.WH, interval_length=STEP, currency=espi.Currency.USD
+    )
     odd = int(datetime(2026, 11, 3, 12, tzinfo=LA).timestamp())
 
     def cost(t: int) -> int:  # 1/100000 $: Wh x $/kWh x 100
@@ -56,7 +62,9 @@ def matched(title: str = "Matched home") -> bytes:
 def upload(world, name, doc):  # noqa: F811
     """Upload a document as the world's customer: its usage point's id."""
     page = world["customer"].upload(f"{name}.xml", doc).text
-    return int(re.search(r'href="/usage-points/(\d+)"', page.split('id="upload-result"')[1]).group(1))
+    return int(
+        re.search(r'href="/usage-points/(\d+)"', page.split('id="upload-result"')[1]).group(1)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +99,20 @@ def test_cost_bars_span_their_periods(world, browser, pages):  # noqa: F811
     cost = chart(browser)
     assert cost["labels"][1] == "Your utility's cost"
     assert cost["durations"] == energy["durations"]
-    assert cost["data"][0] == [t + d / 2 for t, d in zip(cost["starts"], cost["durations"], strict=True)]
+    assert cost["data"][0] == [
+        t + d / 2 for t, d in zip(cost["starts"], cost["durations"], strict=True)
+    ]
     assert (cost["min"], cost["max"]) == (nov1, int(datetime(2026, 11, 8, tzinfo=LA).timestamp()))
     browser.find_element("css selector", "label[for=view-year]").click()  # monthly bars
     ready(browser, 3)
     months = chart(browser)
     change(browser, "measure", "value")
     ready(browser, 3)
-    assert months["durations"] == chart(browser)["durations"] == [14 * DAY - 3600, 7 * DAY, 7 * DAY + 3600]  # the days read
+    assert (
+        months["durations"]
+        == chart(browser)["durations"]
+        == [14 * DAY - 3600, 7 * DAY, 7 * DAY + 3600]
+    )  # the days read
     assert months["max"] == months["starts"][-1] + months["durations"][-1]
 
 
@@ -127,7 +141,9 @@ def test_a_compared_period_is_placed_by_date(world, browser, pages):  # noqa: F8
     hours = [datetime.fromtimestamp(t, LA) for t in chart(browser)["starts"]]
     before = [None if t.fold else kwh(datetime(2026, 10, 31, t.hour, tzinfo=LA), 1) for t in hours]
     assert compared(browser) == pytest.approx(before)  # 1 am given twice: the second has no match
-    assert before[2] is None and compared(browser)[3] == pytest.approx(kwh(datetime(2026, 10, 31, 2, tzinfo=LA), 1))
+    assert before[2] is None and compared(browser)[3] == pytest.approx(
+        kwh(datetime(2026, 10, 31, 2, tzinfo=LA), 1)
+    )
     browser.execute_script("document.getElementById('end').value = '2026-11-07'")
     browser.find_element("css selector", "label[for=view-month]").click()
     ready(browser, 7)  # November 1 to 7, beside October 1 to 7: no readings then
@@ -163,7 +179,9 @@ def test_an_added_plan_keeps_the_zip_code_and_fills_in_by_itself(world, browser,
     add_plan(browser, TOU_D)
     WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CLASS_NAME, "notice"))
     assert browser.find_element(By.ID, "zip").get_attribute("value") == "95313"
-    assert browser.find_elements(By.CSS_SELECTOR, f"#plan option[value='{TOU_C}']")  # the plans there, to add
+    assert browser.find_elements(
+        By.CSS_SELECTOR, f"#plan option[value='{TOU_C}']"
+    )  # the plans there, to add
     assert (browser.find_element(By.ID, "start").get_attribute("value"),
             browser.find_element(By.ID, "end").get_attribute("value")) == ("2026-10-01", "2026-11-30")  # fmt: skip
     assert "pricing…" in browser.find_element(By.ID, "plans").text
@@ -188,22 +206,35 @@ def test_a_plan_removed_and_added_again_keeps_its_wattshift_home(world, pages): 
 
     def plan_id():
         page = customer.get(f"{t}/usage-points/{up}/compare", timeout=30).text
-        found = re.search(r'name="plan" value="(\d+)">(?:<input [^>]*>)*<button[^>]*aria-label="Remove [^"]*TOU-C"', page)
+        found = re.search(
+            r'name="plan" value="(\d+)">(?:<input [^>]*>)*<button[^>]*aria-label="Remove [^"]*TOU-C"',
+            page,
+        )
         return found and found.group(1)
 
-    customer.post(f"{t}/usage-points/{up}/pricing", data={"zip": "95313", "plan": TOU_C}, timeout=60)
+    customer.post(
+        f"{t}/usage-points/{up}/pricing", data={"zip": "95313", "plan": TOU_C}, timeout=60
+    )
     assert len(homes) == made + 1 and plan_id()
     home_id = next(h["id"] for h in list(homes.values())[made:])
-    removed = customer.post(f"{t}/usage-points/{up}/pricing/remove", data={"plan": plan_id()}, timeout=60)
+    removed = customer.post(
+        f"{t}/usage-points/{up}/pricing/remove", data={"plan": plan_id()}, timeout=60
+    )
     assert "was removed from the comparison" in removed.text and plan_id() is None
-    again = customer.post(f"{t}/usage-points/{up}/pricing", data={"zip": "95313", "plan": TOU_C}, timeout=60)
+    again = customer.post(
+        f"{t}/usage-points/{up}/pricing", data={"zip": "95313", "plan": TOU_C}, timeout=60
+    )
     assert "pricing your readings" in again.text and plan_id()
     assert len(homes) == made + 1  # the same home, priced again
     with world["third"].app_context():
         from appkit import database
         from thirdparty_app import db as tp
 
-        plans = database.session().scalars(select(tp.RatePlan).where(tp.RatePlan.usage_point_id == up)).all()
+        plans = (
+            database.session()
+            .scalars(select(tp.RatePlan).where(tp.RatePlan.usage_point_id == up))
+            .all()
+        )
         assert home_id in {p.home_id for p in plans}
         database.close_session(None)
 
@@ -215,17 +246,33 @@ def test_equal_costs_read_the_same_as_the_utilitys(world, browser, pages):  # no
     from selenium.webdriver.support.ui import WebDriverWait
 
     t, up = world["t_base"], pages["matched"]
-    world["customer"].post(f"{t}/usage-points/{up}/pricing", data={"zip": "95313", "plan": TOU_C}, timeout=60)
-    wait(lambda: "readings priced" in world["customer"].get(f"{t}/usage-points/{up}/compare", timeout=30).text, 90)
+    world["customer"].post(
+        f"{t}/usage-points/{up}/pricing", data={"zip": "95313", "plan": TOU_C}, timeout=60
+    )
+    wait(
+        lambda: (
+            "readings priced"
+            in world["customer"].get(f"{t}/usage-points/{up}/compare", timeout=30).text
+        ),
+        90,
+    )
     browser.get(f"{t}/usage-points/{up}/compare")
     total = browser.find_element(By.CSS_SELECTOR, "#comparison tfoot td[data-column^='plan-']").text
-    utility = browser.find_element(By.CSS_SELECTOR, "#comparison tfoot td[data-column=utility]").text
+    utility = browser.find_element(
+        By.CSS_SELECTOR, "#comparison tfoot td[data-column=utility]"
+    ).text
     assert total == f"{utility}\nthe same as your utility", (total, utility)
     browser.get(f"{t}/usage-points/{up}")
     ready(browser, 7)
     change(browser, "measure", "cost")
     ready(browser, 7)
-    plan = WebDriverWait(browser, 10).until(
-        lambda b: b.find_elements(By.CSS_SELECTOR, "#summary .stat[data-total^='money/plan-'] dd")
-    )[0].text
+    plan = (
+        WebDriverWait(browser, 10)
+        .until(
+            lambda b: b.find_elements(
+                By.CSS_SELECTOR, "#summary .stat[data-total^='money/plan-'] dd"
+            )
+        )[0]
+        .text
+    )
     assert "the same as your utility's cost" in plan.split("\n") and "$0.00" not in plan, plan

@@ -284,7 +284,9 @@ def test_operators_cannot_attach_a_rate_plan_to_a_customers_usage_point(world, c
         timeout=60,
         allow_redirects=False,
     )
-    priced = query(third, lambda s: s.scalar(select(tp.RatePlan).where(tp.RatePlan.usage_point_id == up)))
+    priced = query(
+        third, lambda s: s.scalar(select(tp.RatePlan).where(tp.RatePlan.usage_point_id == up))
+    )
     assert done.status_code in (403, 404) and priced is None, done.status_code
     dropped = connected["staff"].post(f"{t}/usage-points/{up}/pricing/remove", data={"plan": "1"},
                                       timeout=60, allow_redirects=False)  # fmt: skip

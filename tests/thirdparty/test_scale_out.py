@@ -49,7 +49,9 @@ def test_workers_ingest_overlapping_documents_once_each(tmp_path):
     with fresh_postgres() as url:
         config = {"DATABASE_URL": url, "QUEUE_URL": fresh_redis(), "SECRET_KEY": "test",
                   "TOKEN_KEY": "0" * 43 + "=", "DOCUMENTS": str(tmp_path / "kept")}  # fmt: skip
-        app = create_app({"TESTING": True, **config, "CUSTODIANS": {"remote": stub.profile(server.base)}})
+        app = create_app(
+            {"TESTING": True, **config, "CUSTODIANS": {"remote": stub.profile(server.base)}}
+        )
         env = stub.environment(config, server.base)
         with app.app_context():
             database.upgrade(app, MIGRATIONS)
@@ -81,7 +83,9 @@ def test_workers_ingest_overlapping_documents_once_each(tmp_path):
 def settled(app) -> bool:
     with app.app_context():
         s = database.session()
-        notes = s.execute(select(tp.Notification.status, func.count()).group_by(tp.Notification.status)).all()
+        notes = s.execute(
+            select(tp.Notification.status, func.count()).group_by(tp.Notification.status)
+        ).all()
         database.close_session(None)
     return dict(notes) == {"done": len(DOCUMENTS) + len(SAME_AS)}
 
@@ -91,11 +95,17 @@ def check(app) -> None:
     with app.app_context():
         s = database.session()
         docs = s.execute(select(tp.Document.status, tp.Document.readings, tp.Document.uri)).all()
-        assert sorted(d.status for d in docs) == ["ingested"] * (len(DOCUMENTS) + len(SAME_AS)), docs
+        assert sorted(d.status for d in docs) == ["ingested"] * (len(DOCUMENTS) + len(SAME_AS)), (
+            docs
+        )
         assert s.scalar(select(func.count()).select_from(tp.Reading)) == expected
         assert s.scalar(select(func.count()).select_from(tp.Reading).where(tp.Reading.seq > 0)) == 0
         # every usage point filed under the connection of the subscription its href names
-        placed = s.execute(select(tp.UsagePoint.href, tp.Connection.subscription_uri).join(tp.Connection)).all()
+        placed = s.execute(
+            select(tp.UsagePoint.href, tp.Connection.subscription_uri).join(tp.Connection)
+        ).all()
         assert len(placed) == len(CUSTOMERS) * METERS
-        assert all(SUBSCRIPTION.search(href)[1] == SUBSCRIPTION.search(sub)[1] for href, sub in placed)
+        assert all(
+            SUBSCRIPTION.search(href)[1] == SUBSCRIPTION.search(sub)[1] for href, sub in placed
+        )
         database.close_session(None)

@@ -52,12 +52,16 @@ def test_the_procfile_web_process_serves_the_app(tmp_path):
                 login = requests.get(f"{base}/login?code=s3cret-code&state=s3cret-state", timeout=5)
                 break
             except requests.ConnectionError:
-                assert time.monotonic() < deadline and server.poll() is None, "gunicorn did not start"
+                assert time.monotonic() < deadline and server.poll() is None, (
+                    "gunicorn did not start"
+                )
                 time.sleep(0.2)
         assert login.status_code == 200 and login.headers["X-Frame-Options"] == "DENY"
         note = espi.dumps(espi.BatchList(resources=[
             "http://127.0.0.1:5001/GreenButtonConnect/espi/1_1/resource/Batch/Subscription/1"]))  # fmt: skip
-        assert requests.post(f"{base}/espi/1_1/Notification", data=note, timeout=10).status_code == 200
+        assert (
+            requests.post(f"{base}/espi/1_1/Notification", data=note, timeout=10).status_code == 200
+        )
     finally:
         os.killpg(server.pid, 15)
         output = server.communicate(timeout=30)[0].decode()

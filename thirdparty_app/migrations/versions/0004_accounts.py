@@ -114,9 +114,12 @@ def adopt_legacy_rows(bind: sa.engine.Connection) -> None:
         sa.text("SELECT id FROM account WHERE email = 'legacy@localhost'")
     ).scalar()
     bind.execute(sa.text("UPDATE connection SET account_id = :a"), {"a": legacy})
-    if orphans or bind.execute(
-        sa.text("SELECT count(*) FROM customer_info WHERE connection_id IS NULL")
-    ).scalar():
+    if (
+        orphans
+        or bind.execute(
+            sa.text("SELECT count(*) FROM customer_info WHERE connection_id IS NULL")
+        ).scalar()
+    ):
         bind.execute(
             sa.text(
                 "INSERT INTO connection (account_id, profile, label, expires_at, scope, status,"
