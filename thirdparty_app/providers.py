@@ -445,12 +445,11 @@ def callback(name: str) -> Any:
                        f"{message}: nothing was shared.")  # fmt: skip
     except espi.ProviderError as err:  # not even an answer of the kind, or an outage
         log.warning("connect to %s failed: %s", name, err)
-        fail(conn, str(err))
-        detail = f"HTTP {err.status}: {err.body[:200] or err.message}" if err.status else str(err)
+        fail(conn, str(err))  # the source's answer: in the log and for operators, not here
         return refused(
             src.title,
             "token_exchange_failed",
-            f"{src.title} did not complete the connection ({detail}). Please try again later.",
+            f"{src.title} did not complete the connection. Please try again later.",
         )
     return finish(src, conn, creds, "")
 

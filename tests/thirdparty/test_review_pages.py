@@ -408,3 +408,30 @@ def test_the_custodians_pages_have_a_favicon(custodian_site, browser):
     )
     got = requests.get(icon, timeout=30)
     assert got.status_code == 200 and got.headers["Content-Type"].startswith("image/svg+xml")
+
+
+def test_a_token_exchange_that_fails_says_so_without_the_custodians_answer(tmp_path, storage):
+    """The custodian's token endpoint fails (500, its own text in the body): the customer reads
+    that the connection was not completed and to try later, not the custodian's answer (it is
+    in the log); the connection is failed, ready to be authorized again."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    def answer(seen):
+        path = urlsplit(seen.path)
+        if path.path == "/authorize":
+            asked = {k: v[0] for k, v in parse_qs(path.query).items()}
+            back = f"{asked['redirect_uri']}?{urlencode({'code': 'c', 'state': asked['state']})}"
+            return Answer(302, {"Location": back})
+        if path.path == "/token":
+            return Answer(500, {"Content-Type": "text/plain"}, b"Traceback: KeyError 'tenant-42'")
+        return Answer(404)
+
+    with Scripted(answer) as remote, third_party(tmp_path, storage, remote.url) as app:
+        customer = Person.sign_up(app.url)
+        page = customer.connect("remote")
+        assert page.status_code == 400 and "/callback/remote" in page.url
+        read = text_of(page.text)
+        assert "did not complete the connection" in read and "try again later" in read
+        for raw in ("Traceback", "tenant-42", "HTTP 500"):
+            assert raw not in page.text, raw
+        assert app.query(lambda s: s.scalar(select(tp.Connection.status))) == "failed"
