@@ -444,8 +444,9 @@ def callback(name: str) -> Any:
         return refused(src.title, err.code or "", REASONS.get(err.code or "") or
                        f"{message}: nothing was shared.")  # fmt: skip
     except espi.ProviderError as err:  # not even an answer of the kind, or an outage
-        log.warning("connect to %s failed: %s", name, err)
-        fail(conn, str(err))  # the source's answer: in the log and for operators, not here
+        detail = f"{err}: {err.body[:200]}" if err.body else str(err)
+        log.warning("connect to %s failed: %s", name, detail)
+        fail(conn, detail)  # the source's answer: in the log and for operators, not here
         return refused(
             src.title,
             "token_exchange_failed",
