@@ -66,6 +66,8 @@ def upsert(s: Session, table: Any, values: dict[str, Any], keys: list[str]) -> i
 
 
 SUBSCRIPTION_OF = re.compile(r"/Subscription/([^/?#]+)/")
+#: the id in a connection's subscription URI (``.../Batch/Subscription/5``)
+SUBSCRIPTION_ID = re.compile(r"/Subscription/([^/?#]+)")
 STAMPED: tuple[type[db.UsagePoint] | type[db.ReadingType] | type[db.CustomerInfo], ...] = (
     db.UsagePoint,
     db.ReadingType,
@@ -170,7 +172,7 @@ class Ingest:
             )
             self._subscriptions = {}
             for conn in conns:
-                found = re.search(r"/Subscription/([^/?#]+)", conn.subscription_uri or "")
+                found = SUBSCRIPTION_ID.search(conn.subscription_uri or "")
                 if found:
                     self._subscriptions[found.group(1)] = conn.id
         return self._subscriptions

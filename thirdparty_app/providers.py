@@ -43,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -73,12 +72,11 @@ from . import accounts, clients, db, profiles, queueing, vault
 from .accounts import account, webhook
 from .db import ConnectionState
 from .documents import keeping, record
-from .ingest import ingest
+from .ingest import SUBSCRIPTION_ID, ingest
 from .ratelimit import count, retry_in
 
 log = logging.getLogger(__name__)
 bp = Blueprint("providers", __name__)
-SUBSCRIPTION_ID = re.compile(r"/Subscription/([^/?#]+)")
 
 OVERLAP = 86400  # later syncs ask again for the last day (late or corrected readings)
 #: a connection synced this recently is not synced again for a notification
