@@ -9,7 +9,7 @@ from typing import Any, cast
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine, event, exc
+from sqlalchemy import create_engine, event, exc, make_url
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,7 +18,14 @@ PING_AFTER = 10.0
 
 
 def init_app(app: Flask) -> None:
-    engine = create_engine(app.config["DATABASE_URL"])
+    url = make_url(app.config["DATABASE_URL"])
+    # PostgreSQL: no server-side prepared statements (psycopg prepares a statement run five
+    # times). A prepared statement's generic plan, made while a table was small, is kept as
+    # the table grows: the webhook's look-up by URI seq-scanned a new install's notification
+    # table, 2.8 ms at 20,000 rows instead of 0.2 (until an ANALYZE). PgBouncer's transaction
+    # pooling needs them off too.
+    unprepared = {"prepare_threshold": None} if url.get_driver_name() == "psycopg" else {}
+    engine = create_engine(url, connect_args=unprepared)
     ping_when_idle(engine)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", sqlite_pragmas)

@@ -29,3 +29,24 @@ def test_only_connections_idle_for_a_while_are_pinged_and_dead_ones_replaced(mon
             assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
         assert pings  # it was pinged (and so was the new one: idle "longer" than 0 s)
         engine.dispose()
+
+
+def test_no_statement_is_prepared_on_the_server():
+    """A prepared statement's generic plan is made once and kept: made while the notification
+    table of a new install was empty, the webhook's look-up by URI went on scanning the whole
+    table as it grew (2.8 ms a look-up at 20,000 rows instead of 0.2). The apps' engines
+    prepare nothing (psycopg would after five runs of one statement)."""
+    from flask import Flask
+
+    with fresh_postgres() as url:
+        app = Flask(__name__)
+        app.config["DATABASE_URL"] = url
+        database.init_app(app)
+        engine = app.extensions["appkit.engine"]
+        with engine.connect() as conn:
+            for _ in range(10):
+                conn.exec_driver_sql("SELECT count(*) FROM pg_class WHERE relname = %(n)s",
+                                     {"n": "x"})  # fmt: skip
+            prepared = conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements")
+            assert prepared.scalar() == 0
+        engine.dispose()
