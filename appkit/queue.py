@@ -8,8 +8,9 @@ from typing import Any
 
 from flask import Flask
 from huey import RedisHuey, SqliteHuey
-from huey.api import Huey
+from huey.api import Huey, Task
 from huey.consumer import Consumer
+from huey.storage import RedisStorage
 
 
 def make_huey(app: Flask, name: str) -> Huey:
@@ -19,6 +20,18 @@ def make_huey(app: Flask, name: str) -> Huey:
     path = url.removeprefix("sqlite:///") or os.path.join(app.instance_path, f"{name}-queue.sqlite")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return SqliteHuey(name, filename=path)
+
+
+def enqueue_all(huey: Huey, tasks: list[Task]) -> None:
+    """Queue several tasks: on Redis in one ``LPUSH`` (one round trip, in their order; what
+    Huey's ``enqueue`` does for each, without its signals, which the apps do not use),
+    elsewhere one by one."""
+    storage = huey.storage
+    if type(storage) is RedisStorage and not huey.immediate and tasks:
+        storage.conn.lpush(storage.queue_key, *(huey.serialize_task(task) for task in tasks))
+        return
+    for task in tasks:
+        huey.enqueue(task)
 
 
 class EmbeddedConsumer(Consumer):

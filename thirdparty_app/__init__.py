@@ -27,7 +27,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from appkit import database
 from appkit.http import SessionOverHttps, redact_access_logs, security_headers
 
-from . import db, jobs, providers, queueing, views
+from . import db, jobs, providers, queueing, views, webhook
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 
@@ -89,6 +89,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     redact_access_logs()
+    webhook.init_app(app)  # in front of Flask, behind ProxyFix (the source is the client's)
     if app.config["PROXY_FIX"]:
         hops = int(app.config["PROXY_FIX"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

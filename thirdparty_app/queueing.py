@@ -148,12 +148,16 @@ def start(app: Flask, embedded: bool) -> None:
         queue.run_worker(found.huey, int(app.config["WORKER_THREADS"]), periodic=True)
 
 
-def enqueue(name: str, key: Any, attempt: int | None = None, delay: float = 0) -> None:
-    """Queue a job's next attempt (the one its row has not made yet), after ``delay`` s."""
+def task_named(name: str) -> Any:
     try:
-        task = of().tasks[name]
+        return of().tasks[name]
     except KeyError:
         raise LookupError(f"no job {name!r}; known: {', '.join(sorted(JOBS))}") from None
+
+
+def enqueue(name: str, key: Any, attempt: int | None = None, delay: float = 0) -> None:
+    """Queue a job's next attempt (the one its row has not made yet), after ``delay`` s."""
+    task = task_named(name)
     row = JOBS[name].row
     if attempt is None:
         attempt = 0
@@ -163,6 +167,12 @@ def enqueue(name: str, key: Any, attempt: int | None = None, delay: float = 0) -
         task.schedule(args=(key, attempt), delay=delay)
     else:
         task(key, attempt)
+
+
+def enqueue_each(name: str, keys: list[Any], attempt: int = 0) -> None:
+    """Queue the same attempt of a job for several keys at once (on Redis, one push)."""
+    task = task_named(name)
+    queue.enqueue_all(of().huey, [task.s(key, attempt) for key in keys])
 
 
 # --------------------------------------------------------------------------- attempts

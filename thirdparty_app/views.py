@@ -1,6 +1,7 @@
-"""The third party's web endpoints: the Notification webhook, disconnecting (and deleting data),
-retrying what failed, and the pages (connecting is :mod:`.providers`'). Every page shows the
-signed-in account's own data only (operators: everyone's), through :mod:`.accounts`."""
+"""The third party's web endpoints: disconnecting (and deleting data), retrying what failed,
+and the pages (connecting is :mod:`.providers`', the Notification webhook :mod:`.webhook`'s).
+Every page shows the signed-in account's own data only (operators: everyone's), through
+:mod:`.accounts`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
@@ -25,23 +25,19 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import bindparam, func, literal, select, union_all
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 import espi
 from appkit.http import problem
-from espi.client import NOTIFICATION_LIMIT, CustodianProfile, TokenKind, UnsafeURI, token_kind
 
-from . import accounts, db, display, erase, jobs, pricing, profiles, providers, rows, uploads
-from .accounts import account, webhook
+from . import accounts, db, display, erase, jobs, pricing, providers, rows, uploads
+from .accounts import account
 from .db import ConnectionState, NotificationState
-from .ratelimit import count, retry_in
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tp", __name__)
-#: the longest URI a notification may name (the notification table's column)
-URI_LIMIT = 2000
 
 
 def init_app(app: Flask) -> None:
@@ -145,131 +141,6 @@ def database_trouble(err: OperationalError) -> Response:
         )
     log.error("database error on %s %s", request.method, request.path, exc_info=err)
     return failure(500, "server_error", "a database error (see the server's log)")
-
-
-# --------------------------------------------------------------------------- notifications
-
-
-@bp.post("/espi/1_1/Notification")
-@webhook
-def notification() -> Response:
-    """A custodian says data is ready: read at most 1 MiB (413 beyond, the rest unread); every
-    URI must lie under a configured custodian's resource base, with no dot segment and no
-    query parameter its profile does not list (else 400, nothing recorded); each is recorded
-    once, normalised, and its download queued; new URIs are rate-limited per source (429).
-
-    The lean path (a custodian waits for the answer): SQLAlchemy Core on one pooled connection
-    in autocommit, two statements (what is known and connected already; the insert of the new
-    ones, ``ON CONFLICT DO NOTHING``), the limit counted in its storage, one queue push per
-    new URI; no ORM session."""
-    request.max_content_length = NOTIFICATION_LIMIT + 1  # one byte more tells a longer body
-    try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:  # its Content-Length says so: nothing read
-        body = None
-    if body is None or len(body) > NOTIFICATION_LIMIT:
-        log.warning(
-            "notification refused from %s: over %d bytes", request.remote_addr, NOTIFICATION_LIMIT
-        )
-        return refuse(413, f"a notification is at most {NOTIFICATION_LIMIT:,} bytes")
-    try:
-        batch = espi.parse(
-            body, espi.ParseOptions(warn=False, max_bytes=NOTIFICATION_LIMIT)
-        ).batch_list
-    except espi.ParseError as err:
-        log.warning("notification refused: %s", err)
-        return refuse(400, f"not a BatchList: {err}")
-    if batch is None:
-        return refuse(400, "not a BatchList")
-    try:
-        found = dict(notified(uri) for uri in batch.resources)
-    except UnsafeURI as err:
-        log.warning("notification refused from %s: %s", request.remote_addr, err.message)
-        return refuse(400, err.message)
-    keep, subscriptions = servable(found)
-    with db.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        asked = {"uris": [*keep, *subscriptions], "subscriptions": list({*subscriptions.values()})}
-        seen = conn.execute(SEEN, asked).all()
-        known = {uri for kind, uri in seen if kind == "known"}
-        connected = {uri for kind, uri in seen if kind == "connected"}
-        ours = {u: p for u, p in found.items() if u in keep or subscriptions.get(u) in connected}
-        if len(ours) < len(found):
-            left = [uri for uri in found if uri not in ours]
-            log.warning("notification from %s: not ours, left: %s", request.remote_addr, left[:5])
-        new = [uri for uri in ours if uri not in known]
-        if not new:
-            return Response(status=200)  # announced before (or none of ours): nothing new
-        limit, source = current_app.config["NOTIFICATION_LIMIT"], request.remote_addr or ""
-        if not count(limit, "notify", source, cost=len(new)):
-            log.warning("notification refused: %d new resources from %s", len(new), source)
-            return problem(
-                429,
-                "too_many_requests",
-                f"{len(new)} new resources from {source}: more than {limit} are not taken",
-                headers={"Retry-After": str(retry_in(limit, "notify", source))},
-            )
-        rows = [{"uri": uri, "profile": ours[uri].name} for uri in new]
-        ids = db.insert_new(conn, db.Notification, rows, "uri")
-    for note_id in ids:
-        jobs.enqueue("fetch", note_id, 0)
-    return Response(status=200)
-
-
-def notified(uri: str) -> tuple[str, CustodianProfile]:
-    """A notified URI as it is recorded (normalised) and its custodian's profile; UnsafeURI
-    when it is too long, has dot segments, lies under no configured custodian, or carries a
-    query parameter the profile does not list."""
-    if len(uri) > URI_LIMIT:
-        raise UnsafeURI(
-            f"refused a URI longer than {URI_LIMIT:,} characters: {uri[:100]}…", uri=uri
-        )
-    try:
-        segments = unquote(urlsplit(uri).path).split("/")
-    except ValueError:
-        segments = []  # malformed: the owner check refuses it
-    if "." in segments or ".." in segments:
-        raise UnsafeURI(f"refused {uri}: a dot segment ('.' or '..') in the path", uri=uri)
-    owner = profiles.owning(uri)
-    if owner is None:
-        raise UnsafeURI(f"refused {uri}: a URI of no configured custodian", uri=uri)
-    return owner.notified(uri), owner
-
-
-def servable(found: dict[str, CustodianProfile]) -> tuple[set[str], dict[str, str]]:
-    """Which notified URIs a download of ours can serve: (a Bulk of our BulkID, any Bulk when
-    the profile names none; the subscription URIs by the notified URIs that need one of our
-    connections to have it). A custodian announces Batch resources only: the others (another
-    third party's Bulk, the Authorization feed, ServiceStatus and other resources read with
-    our own tokens, a customer resource outside a Batch subscription) are left: the answer is
-    still 200, nothing is fetched for them."""
-    keep: set[str] = set()
-    subscriptions: dict[str, str] = {}  # notified URI -> its subscription's URI
-    for uri, profile in found.items():
-        path = profile.relative(uri)
-        segments = path.split("/")
-        kind = token_kind(path)
-        if kind is TokenKind.CLIENT:
-            bulk = len(segments) > 2 and segments[0] == "Batch" and segments[1].startswith("Bulk")
-            if bulk and (not profile.bulk_id or segments[2] == profile.bulk_id):
-                keep.add(uri)
-        elif kind is TokenKind.CUSTOMER and segments[:2] == ["Batch", "Subscription"]:
-            subscriptions[uri] = profile.resource("/".join(segments[:3]))
-    return keep, subscriptions
-
-
-#: One round trip: which notified URIs are recorded already, and which of their
-#: subscriptions a connection has.
-_NOTE, _CONN = db.Notification.__table__, db.Connection.__table__
-SEEN = union_all(
-    select(literal("known"), _NOTE.c.uri).where(_NOTE.c.uri.in_(bindparam("uris", expanding=True))),
-    select(literal("connected"), _CONN.c.subscription_uri).where(
-        _CONN.c.subscription_uri.in_(bindparam("subscriptions", expanding=True))
-    ),
-)
-
-
-def refuse(status: int, description: str) -> Response:
-    return problem(status, "invalid_request", description)
 
 
 # --------------------------------------------------------------------------- retrying

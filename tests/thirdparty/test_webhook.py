@@ -301,3 +301,65 @@ def test_a_notification_is_two_statements_and_no_orm_session(tmp_path, storage, 
         assert [s.split()[0].upper() for s in statements] == ["SELECT"]
         assert opened == []
         assert notifications(served) == [uri]
+
+
+def test_concurrent_posts_are_recorded_together_each_once(tmp_path, storage, quiet_custodian):
+    """Group commit under real concurrency: 40 threads post 400 notifications, one in four
+    naming a URI another post names too; posts in flight together are written as batches
+    (fewer batches than posts), and every URI is recorded once and its download queued once."""
+    from thirdparty_app import webhook
+
+    with third_party(tmp_path, storage, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
+        uris = [f"{served.resource}/Batch/Bulk/1?correlationID={i}" for i in range(300)]
+        posts = [[uri] for uri in uris] + [[uris[i * 3]] for i in range(100)]
+        door = served.app.wsgi_app
+        assert isinstance(door, webhook.Door)
+        sizes: list[int] = []
+        write = webhook.write
+
+        def counted(batch):
+            sizes.append(len(batch))
+            write(batch)
+
+        webhook.write = counted
+        try:
+            with requests.Session() as http, ThreadPoolExecutor(40) as pool:
+                codes = list(pool.map(
+                    lambda each: http.post(f"{served.url}/espi/1_1/Notification",
+                                           data=body_of(each), timeout=60).status_code,
+                    posts,
+                ))  # fmt: skip
+        finally:
+            webhook.write = write
+        assert codes == [200] * len(posts)
+        assert sorted(notifications(served)) == sorted(uris)
+        assert queueing.of(served.app).huey.pending_count() == len(uris)
+        assert sum(sizes) == len(posts) and len(sizes) < len(posts), sizes
+
+
+def test_posts_over_the_limit_together_are_counted_one_by_one(tmp_path, quiet_custodian):
+    """One batch of three posts from one source, 2 + 2 + 1 new URIs under a limit of 3: together
+    over it, so each is counted as if it came alone, in order: the second is refused (429,
+    nothing of it recorded), the first and the third are recorded; a URI two posts name is
+    counted once."""
+    from thirdparty_app import webhook
+
+    sqlite = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+    }
+    with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False,
+                     NOTIFICATION_LIMIT="3 per minute") as served:  # fmt: skip
+        uri = f"{served.resource}/Batch/Bulk/1?correlationID="
+        with served.app.app_context():
+            posts = []
+            for names in ([uri + "1", uri + "2"], [uri + "3", uri + "4"], [uri + "5", uri + "1"]):
+                found = dict(webhook.notified(name) for name in names)
+                posts.append(webhook.Announcement("10.0.0.1", found, *webhook.servable(found)))
+            webhook.write(posts)
+        first, second, third = (post.answer for post in posts)
+        assert first is not None and first.status_code == 200
+        assert second is not None and second.status_code == 429
+        assert "2 new resources from 10.0.0.1" in second.get_data(as_text=True)
+        assert third is not None and third.status_code == 200
+        assert sorted(notifications(served)) == [uri + "1", uri + "2", uri + "5"]
