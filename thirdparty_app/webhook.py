@@ -121,7 +121,7 @@ def trouble(err: BaseException) -> Response:
 
 def notified(uri: str) -> tuple[str, CustodianProfile]:
     """A notified URI as it is recorded (normalised) and its custodian's profile; UnsafeURI
-    when it is too long, has dot segments, lies under no configured custodian, or carries a
+    when it is too long (as posted or as recorded), has dot segments, lies under no configured custodian, or carries a
     query parameter the profile does not list."""
     if len(uri) > URI_LIMIT:
         raise UnsafeURI(
@@ -136,7 +136,13 @@ def notified(uri: str) -> tuple[str, CustodianProfile]:
     owner = profiles.owning(uri)
     if owner is None:
         raise UnsafeURI(f"refused {uri}: a URI of no configured custodian", uri=uri)
-    return owner.notified(uri), owner
+    recorded = owner.notified(uri)
+    if len(recorded) > URI_LIMIT:  # escapes written out ("!" is "%21") can lengthen it
+        raise UnsafeURI(
+            f"refused a URI longer than {URI_LIMIT:,} characters as recorded: {uri[:100]}…",
+            uri=uri,
+        )
+    return recorded, owner
 
 
 def servable(found: dict[str, CustodianProfile]) -> tuple[set[str], dict[str, str]]:

@@ -363,3 +363,17 @@ def test_posts_over_the_limit_together_are_counted_one_by_one(tmp_path, quiet_cu
         assert "2 new resources from 10.0.0.1" in second.get_data(as_text=True)
         assert third is not None and third.status_code == 200
         assert sorted(notifications(served)) == [uri + "1", uri + "2", uri + "5"]
+
+
+def test_a_uri_longer_once_normalised_is_refused_alone(tmp_path, storage, quiet_custodian):
+    """A URI under the length limit as posted can grow past it as recorded (``!`` is written
+    ``%21``): refused (400) before it reaches the database, where PostgreSQL's column would
+    refuse it and fail the other posts written in the same batch with it."""
+    with third_party(tmp_path, storage, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
+        uri = f"{served.resource}/Batch/Bulk/1?correlationID="
+        grown = uri + "!" * (1990 - len(uri))
+        r = served.notify(grown)
+        assert r.status_code == 400, r.status_code
+        assert "longer than 2,000 characters" in r.json()["error_description"]
+        assert served.notify(uri + "2").status_code == 200
+        assert notifications(served) == [uri + "2"]
