@@ -50,13 +50,13 @@ ifeq ($(BENCH_SIZE),full)
 BENCH_READER    = --meters 20,100 --scales 1,2,4 --repeat 2
 BENCH_INGEST    = --meters 20 --scales 1,2,4
 BENCH_CUSTODIAN = --repeat 5
-BENCH_WEBHOOK   = --posts 5000 --servers 4x4,2x8 --profile
+BENCH_WEBHOOK   = --posts 5000 --servers 4x16,4x4 --profile
 BENCH_WORKERS   = --customers 16 --days 365
 else
 BENCH_READER    = --meters 1 --repeat 1
 BENCH_INGEST    = --meters 2 --scales 1,2,4
 BENCH_CUSTODIAN = --repeat 3 --databases sqlite
-BENCH_WEBHOOK   = --posts 1000 --profile
+BENCH_WEBHOOK   = --posts 1000 --servers 4x16 --profile
 BENCH_WORKERS   = --customers 4 --days 90
 endif
 

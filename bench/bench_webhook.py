@@ -393,7 +393,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--servers", default="4x4", help="gunicorn WORKERSxTHREADS, a list")
+    parser.add_argument("--servers", default="4x16", help="gunicorn WORKERSxTHREADS, a list")
     parser.add_argument("--stages", default=",".join(STAGES),
                         help="what serves the posts, a list: " + ", ".join(STAGES))  # fmt: skip
     parser.add_argument("--profile", action="store_true")
