@@ -24,10 +24,11 @@ def make_huey(app: Flask, name: str) -> Huey:
 
 def enqueue_all(huey: Huey, tasks: list[Task]) -> None:
     """Queue several tasks: on Redis in one ``LPUSH`` (one round trip, in their order; what
-    Huey's ``enqueue`` does for each, without its signals, which the apps do not use),
-    elsewhere one by one."""
+    Huey's ``enqueue`` does for each, without its signals, which the apps do not use), else
+    (another storage, tasks with an expiry or a priority) one by one."""
     storage = huey.storage
-    if type(storage) is RedisStorage and not huey.immediate and tasks:
+    plain = not any(task.expires or task.priority for task in tasks)  # as `enqueue` keeps them
+    if type(storage) is RedisStorage and not huey.immediate and tasks and plain:
         storage.conn.lpush(storage.queue_key, *(huey.serialize_task(task) for task in tasks))
         return
     for task in tasks:

@@ -96,10 +96,18 @@ def configured(slug: str) -> bool:
     return slug in REGISTRY and not REGISTRY[slug].missing(settings(slug))
 
 
+#: the longest profile (or provider) name: the connection and notification rows' column
+NAME_LIMIT = 40
+
+
 def check_settings(config: Mapping[str, Any]) -> None:
     """At start: every ``PROVIDERS`` entry names a registered provider (UnknownProvider lists
     them) and only settings it takes (a ValueError names the others, as ``from_settings``
-    would); one that lacks a required setting is logged: it is not offered."""
+    would); one that lacks a required setting is logged: it is not offered. Custodian profile
+    names fit the rows that name them (at most :data:`NAME_LIMIT` characters)."""
+    for name in (config.get("CUSTODIANS") or {}) | (config.get("PROVIDERS") or {}):
+        if len(name) > NAME_LIMIT:
+            raise ValueError(f"{name!r}: a profile's name is at most {NAME_LIMIT} characters")
     for slug, values in (config.get("PROVIDERS") or {}).items():
         cls = get(slug)
         if issubclass(cls, Custodian):

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, literal, select, union_all
+from sqlalchemy import bindparam, delete, literal, select, union_all
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 import espi
@@ -63,7 +63,13 @@ class Door:
             return self.inner(environ, start_response)
         request = Request(environ)
         with self.app.app_context():
-            answer = self.answer(request)
+            try:
+                answer = self.answer(request)
+            except HTTPException as err:  # the body ended before its Content-Length, say
+                answer = refuse(err.code or 400, str(err.description))
+            except Exception:
+                log.exception("notification not recorded")
+                answer = problem(500, "server_error", "the notification was not recorded")
         security_headers(answer, request.is_secure)  # type: ignore[arg-type]
         return answer(environ, start_response)
 
@@ -106,7 +112,7 @@ def refuse(status: int, description: str) -> Response:
 def trouble(err: BaseException) -> Response:
     """The batch could not be written: SQLite busy (another process writes too long) is a 503
     to try again; anything else a 500 (logged once, by the thread that wrote the batch)."""
-    if isinstance(err, OperationalError) and "locked" in str(err.orig):
+    if busy(err):
         return problem(
             503,
             "temporarily_unavailable",
@@ -119,10 +125,12 @@ def trouble(err: BaseException) -> Response:
 # --------------------------------------------------------------------------- the checks
 
 
-def notified(uri: str) -> tuple[str, CustodianProfile]:
+def notified(uri: str | None) -> tuple[str, CustodianProfile]:
     """A notified URI as it is recorded (normalised) and its custodian's profile; UnsafeURI
-    when it is too long (as posted or as recorded), has dot segments, lies under no configured custodian, or carries a
-    query parameter the profile does not list."""
+    when it is empty or too long (as posted or as recorded), has dot segments, lies under no
+    configured custodian, or carries a query parameter the profile does not list."""
+    if not uri:
+        raise UnsafeURI("refused an empty resources element", uri="")
     if len(uri) > URI_LIMIT:
         raise UnsafeURI(
             f"refused a URI longer than {URI_LIMIT:,} characters: {uri[:100]}…", uri=uri
@@ -183,13 +191,25 @@ class Announcement:
     #: released when the post's thread is to go on: its batch written, or its turn to write
     wake: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def settled(self) -> bool:
+        return self.answer is not None or self.error is not None
+
+
+#: The most URIs a batch takes: a post naming more is written alone, in its own thread (as
+#: every post was before batches), so no post waits on another's thousands of URIs; a batch's
+#: look-up stays far below the databases' limits on bound parameters (PostgreSQL 65,535,
+#: SQLite 32,766). A 1 MiB BatchList names up to ~10,000.
+BATCH_URIS = 1000
+
 
 class Batches:
     """Group commit, per process. A post's announcement waits with the others that arrived
-    while a batch was being written; the thread that finds no batch being written writes all
-    those waiting (its own among them), wakes their threads, and hands the next batch to the
-    first thread still waiting. One thread writes at a time; each waiting thread is woken once
-    (no thundering herd of waiters checking whether they are done)."""
+    while a batch was being written; the thread that finds no batch being written writes those
+    waiting (its own among them, up to :data:`BATCH_URIS` URIs a batch), wakes their threads,
+    and hands the next batch to the first thread still waiting. One thread writes at a time;
+    each waiting thread is woken once (no thundering herd of waiters checking whether they are
+    done)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -197,36 +217,73 @@ class Batches:
         self.writing = False
 
     def record(self, announced: Announcement) -> None:
+        if len(announced.found) > BATCH_URIS:
+            settle([announced])
+            return
         announced.wake.acquire()
         with self.lock:
             self.waiting.append(announced)
             leads, self.writing = not self.writing, True
         if not leads:
             announced.wake.acquire()  # until its batch is written, or it is its turn
-            if announced.answer is not None or announced.error is not None:
+            if announced.settled:
                 return
         self.write_waiting(announced)
 
     def write_waiting(self, own: Announcement) -> None:
-        with self.lock:
-            batch, self.waiting = self.waiting, []
         try:
-            write(batch)
-        except Exception as err:
-            log.exception("%d notification(s) not recorded", len(batch))
-            for each in batch:
-                each.error = err
+            while not own.settled:
+                with self.lock:
+                    batch, self.waiting = first(self.waiting)
+                try:
+                    settle(batch)
+                finally:
+                    for each in batch:
+                        if not each.settled:  # BaseException: this thread ends
+                            each.error = RuntimeError("not recorded")
+                        if each is not own:
+                            each.wake.release()
         finally:
-            for each in batch:
-                if each.answer is None and each.error is None:
-                    each.error = RuntimeError("not recorded")  # BaseException: the worker ends
-                if each is not own:
-                    each.wake.release()
             with self.lock:
                 following = self.waiting[0] if self.waiting else None
                 self.writing = following is not None
             if following is not None:
                 following.wake.release()  # its turn: it writes what waits by then
+
+
+def first(waiting: list[Announcement]) -> tuple[list[Announcement], list[Announcement]]:
+    """The posts that come first, up to :data:`BATCH_URIS` URIs (one at least), and the rest."""
+    taken, uris = 0, 0
+    for each in waiting:
+        uris += len(each.found)
+        if uris > BATCH_URIS and taken:
+            break
+        taken += 1
+    return waiting[:taken], waiting[taken:]
+
+
+def settle(batch: list[Announcement]) -> None:
+    """Write a batch; when that fails, each of its posts again alone, so that one post's
+    trouble (or an outage of what only some posts need: the queue, the limit's storage) is
+    its own; a post that fails alone is answered from its error. SQLite busy fails them all:
+    alone, each would wait as long again."""
+    try:
+        write(batch)
+    except Exception as err:
+        if len(batch) > 1 and not busy(err):
+            log.warning("%d notifications not recorded together (%s): each alone", len(batch), err)
+            for each in batch:
+                each.answer = None
+                settle([each])
+            return
+        log.exception("%d notification(s) not recorded", len(batch))
+        for each in batch:
+            each.error = err
+
+
+def busy(err: BaseException) -> bool:
+    """SQLite busy: another process writes too long (a 503 to try again)."""
+    return isinstance(err, OperationalError) and "locked" in str(err.orig)
 
 
 #: One round trip: which notified URIs are recorded already, and which of their
@@ -244,7 +301,8 @@ def write(batch: list[Announcement]) -> None:
     """Record what a batch of posts announced: on one pooled connection in autocommit with
     SQLAlchemy Core (no ORM session), the look-up and the insert ``ON CONFLICT DO NOTHING``
     (a URI another process inserted first is theirs to queue), then the downloads queued at
-    once. Each announcement gets its answer: 200, or 429 for a source over its limit."""
+    once (the rows removed again if that fails). Each announcement gets its answer: 200, or
+    429 for a source over its limit."""
     subscriptions = {k: v for each in batch for k, v in each.subscriptions.items()}
     asked = {
         "uris": [*{uri for each in batch for uri in each.keep}, *subscriptions],
@@ -266,10 +324,16 @@ def write(batch: list[Announcement]) -> None:
                 log.warning("notification from %s: not ours, left: %s", each.source, left[:5])
             news.append({uri: profile for uri, profile in ours.items() if uri not in known})
         taken = admitted(batch, news)
-        rows = [{"uri": uri, "profile": profile.name} for uri, profile in taken.items()]
+        # in one order in every process: two batches' inserts never wait on each other crosswise
+        rows = [{"uri": uri, "profile": taken[uri].name} for uri in sorted(taken)]
         ids = db.insert_new(conn, db.Notification, rows, "uri") if rows else []
-    if ids:
-        queueing.enqueue_each("fetch", ids, 0)
+        if ids:
+            try:
+                queueing.enqueue_each("fetch", ids, 0)
+            except Exception:  # the queue is down: recorded without a download, they would
+                # be answered "known" when the custodian posts them again, and never fetched
+                conn.execute(delete(db.Notification).where(db.Notification.id.in_(ids)))
+                raise
     for each in batch:
         each.answer = each.answer or Response(status=200)
 

@@ -26,3 +26,17 @@ def test_refuses_to_start_without_its_secrets(tmp_path, monkeypatch):
         from thirdparty_app import profiles
 
         profiles.get("mine")
+
+
+def test_refuses_a_profile_name_longer_than_its_rows_hold(tmp_path):
+    """A name over 40 characters fits no connection or notification row: on PostgreSQL every
+    insert naming it would fail, and a webhook batch with it."""
+    paths = {
+        "TESTING": True,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+    }
+    long = "a-custodian-whose-name-is-rather-long-indeed"
+    with pytest.raises(ValueError, match="at most 40 characters"):
+        create_app({**paths, "CUSTODIANS": {long: {"resource_base": "https://c.test/r"}}})
+    assert create_app({**paths, "CUSTODIANS": {long[:40]: {"resource_base": "https://c.test/r"}}})

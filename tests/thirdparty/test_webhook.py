@@ -19,6 +19,7 @@ import requests
 from sqlalchemy import func, select
 
 import espi
+from tests.conftest import fresh_postgres, fresh_redis
 from tests.scripted import Answer, Scripted
 from tests.thirdparty.apps import RESOURCE, add_connection, custodian, storage, third_party, wait
 from thirdparty_app import db as tp
@@ -377,3 +378,135 @@ def test_a_uri_longer_once_normalised_is_refused_alone(tmp_path, storage, quiet_
         assert "longer than 2,000 characters" in r.json()["error_description"]
         assert served.notify(uri + "2").status_code == 200
         assert notifications(served) == [uri + "2"]
+
+
+def test_a_post_naming_thousands_of_uris_is_written_alone(tmp_path, storage, quiet_custodian):
+    """Four posts of 9,000 subscriptions no connection has (free to post: nothing recorded,
+    nothing counted) among twenty a custodian sends: together in one batch, their look-up
+    would pass PostgreSQL's 65,535 bound parameters and fail every post of the batch. A post
+    of more than BATCH_URIS is written alone; no batch holds more; every post answers 200."""
+    from thirdparty_app import webhook
+
+    with third_party(tmp_path, storage, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
+        base = served.resource
+        huge = [
+            body_of([f"{base}/Batch/Subscription/{k * 10000 + n}" for n in range(9000)])
+            for k in range(4)
+        ]
+        mine = [f"{base}/Batch/Bulk/1?correlationID={i}" for i in range(20)]
+        sizes: list[int] = []
+        write = webhook.write
+
+        def counted(batch):
+            sizes.append(sum(len(each.found) for each in batch))
+            write(batch)
+
+        webhook.write = counted
+        try:
+            with ThreadPoolExecutor(24) as pool:
+                codes = list(pool.map(
+                    lambda body: requests.post(f"{served.url}/espi/1_1/Notification",
+                                               data=body, timeout=120).status_code,
+                    [*huge, *(body_of([uri]) for uri in mine)],
+                ))  # fmt: skip
+        finally:
+            webhook.write = write
+        assert codes == [200] * 24
+        assert sorted(notifications(served)) == sorted(mine)
+        assert sizes.count(9000) == 4  # alone
+        assert max(size for size in sizes if size != 9000) <= webhook.BATCH_URIS
+
+
+def test_one_posts_trouble_stays_its_own(tmp_path, quiet_custodian):
+    """The queue is down (nothing listens where it should be). Written together, a post of a
+    URI known already and a post of a new one would fail as one; each is then written alone:
+    the known one answers 200 (it needs no queue), the new one fails, and its row is removed
+    again, so the custodian's next post of it records it and queues its download."""
+    from thirdparty_app import webhook
+
+    config = {"DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+              "QUEUE_URL": f"redis://127.0.0.1:{free_port()}/0"}  # fmt: skip
+    with third_party(tmp_path, config, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
+        known, new = (f"{served.resource}/Batch/Bulk/1?correlationID={i}" for i in (1, 2))
+        served.query(lambda s: s.add(tp.Notification(uri=known, profile="remote")) or s.commit())
+        with served.app.app_context():
+            posts = []
+            for uri in (known, new):
+                found = dict([webhook.notified(uri)])
+                posts.append(webhook.Announcement("10.0.0.1", found, *webhook.servable(found)))
+            webhook.settle(posts)
+        assert posts[0].answer is not None and posts[0].answer.status_code == 200
+        assert posts[1].answer is None and posts[1].error is not None
+        assert notifications(served) == [known]
+        r = served.notify(new)
+        assert r.status_code == 500 and r.headers["Content-Type"] == "application/json"
+        assert notifications(served) == [known]
+
+
+def test_inserts_of_one_uris_in_opposite_orders_do_not_deadlock(tmp_path, quiet_custodian):
+    """Two processes writing the same new URIs listed in opposite orders: PostgreSQL's
+    speculative inserts waited on each other crosswise and one batch failed as a deadlock
+    (6 rounds in 20, found by review). Rows are inserted in one order everywhere."""
+    from thirdparty_app import webhook
+
+    with fresh_postgres() as url:
+        config = {"DATABASE_URL": url, "QUEUE_URL": fresh_redis()}
+        with third_party(tmp_path, config, quiet_custodian.url, EMBEDDED_WORKER=False,
+                         NOTIFICATION_LIMIT="1000000 per minute") as served:  # fmt: skip
+            failures: list[BaseException] = []
+            for round_ in range(20):
+                uris = [f"{served.resource}/Batch/Bulk/1?correlationID={round_}-{i}"
+                        for i in range(600)]  # fmt: skip
+                start = threading.Barrier(2)
+
+                def post(order, source, start=start):
+                    with served.app.app_context():
+                        found = dict(webhook.notified(uri) for uri in order)
+                        each = webhook.Announcement(source, found, *webhook.servable(found))
+                        start.wait(10)
+                        webhook.settle([each])
+                        if each.error is not None:
+                            failures.append(each.error)
+
+                threads = [threading.Thread(target=post, args=(order, source))
+                           for order, source in ((uris, "a"), (uris[::-1], "b"))]  # fmt: skip
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(60)
+            assert failures == []
+            assert len(notifications(served)) == 20 * 600
+            assert queueing.of(served.app).huey.pending_count() == 20 * 600
+
+
+def test_an_empty_uri_or_a_body_cut_short_is_a_400(tmp_path, quiet_custodian):
+    sqlite = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
+    }
+    with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
+        empty = b'<BatchList xmlns="http://naesb.org/espi"><resources/></BatchList>'
+        r = requests.post(f"{served.url}/espi/1_1/Notification", data=empty, timeout=30)
+        assert r.status_code == 400 and "empty resources" in r.json()["error_description"]
+        assert r.headers["X-Frame-Options"] == "DENY"
+        host, port = served.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(b"POST /espi/1_1/Notification HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Length: 500\r\n\r\n" + body_of(["x"])[:100])  # fmt: skip
+            sock.shutdown(socket.SHUT_WR)
+            answer = sock.recv(65536)
+        assert answer.split(b" ", 2)[1] == b"400", answer[:200]
+        assert notifications(served) == []
+
+
+def test_batches_take_posts_in_order_up_to_their_uris():
+    from thirdparty_app.webhook import BATCH_URIS, Announcement, first
+
+    def post(n):
+        return Announcement("s", {f"u{i}": None for i in range(n)}, set(), {})  # type: ignore[misc]
+
+    a, b, c = post(BATCH_URIS // 2), post(BATCH_URIS // 2), post(1)
+    assert first([a, b, c]) == ([a, b], [c])
+    big = post(BATCH_URIS + 1)
+    assert first([big, c]) == ([big], [c])  # one at least
+    assert first([]) == ([], [])
