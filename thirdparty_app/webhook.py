@@ -13,7 +13,9 @@ The least possible work in the request, because a custodian waits for the answer
 - what it announces is then written together with what the process's other threads announced
   meanwhile (:class:`Batches`, group commit): one look-up of what is known or connected
   already, one count per source under the limit, one insert, one queue push, for all of them.
-  Each answer waits for its batch: a 200 means recorded and queued, as before.
+  Each answer waits for its batch: a 200 means recorded and queued, as before. A post's
+  refusal is its own (400, 413, 429), and so is a failure: a batch that fails is written
+  again post by post, and a post naming many URIs is written alone.
 """
 
 from __future__ import annotations
@@ -110,8 +112,9 @@ def refuse(status: int, description: str) -> Response:
 
 
 def trouble(err: BaseException) -> Response:
-    """The batch could not be written: SQLite busy (another process writes too long) is a 503
-    to try again; anything else a 500 (logged once, by the thread that wrote the batch)."""
+    """The post could not be recorded: SQLite busy (another process writes too long) is a 503
+    to try again; anything else (the database or the queue down) a 500, logged by the thread
+    that wrote it."""
     if busy(err):
         return problem(
             503,
@@ -119,7 +122,7 @@ def trouble(err: BaseException) -> Response:
             "the database is busy: try again in a few seconds",
             headers={"Retry-After": "5"},
         )
-    return problem(500, "server_error", "a database error (see the server's log)")
+    return problem(500, "server_error", "the notification was not recorded (see the log)")
 
 
 # --------------------------------------------------------------------------- the checks
