@@ -105,6 +105,18 @@ def plain(url: str, aggregate: str, repeat: int) -> dict[str, float]:
     return {"seconds": seconds, "points": out["points"]}
 
 
+def analyze(url: str) -> None:
+    """PostgreSQL's statistics of the readings, as autovacuum makes them within a minute of an
+    ingestion (the measurement is of the API in steady state: right after the ingestion the
+    planner believes the table holds 185 rows, not 35,040, and sorts the 35,040 for a
+    GROUP BY it would hash: 8.7 ms against 6.1 for the daily sums, 5.3 against 5.8 for the
+    plain query)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def child(args: list[str]) -> None:
     what, url, aggregate, repeat = args
     print(json.dumps((api if what == "api" else plain)(url, aggregate, int(repeat))))
@@ -130,6 +142,8 @@ def main() -> None:
         for kind in args.databases.split(","):
             with database(kind, Path(tmp)) as url:
                 run("first", url, str(path), sha, str(size))
+                if kind == "postgresql":
+                    analyze(url)
                 for aggregate in AGGREGATES:
                     base = run("plain", url, aggregate, str(args.repeat), script=__file__)
                     got = run("api", url, aggregate, str(args.repeat), script=__file__)
