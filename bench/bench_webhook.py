@@ -355,8 +355,9 @@ def profile(url: str, n: int) -> None:
     shares: dict[str, float] = {}
     for (file, _line, name), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         shares[part(file, name)] = shares.get(part(file, name), 0.0) + tt
-    print(f"\nin-process profile (Flask's test client, one at a time: no batches), {n} notifications: "
-          f"{total / n * 1000:.2f} ms CPU each, by where the time is spent:")  # fmt: skip
+    print(f"\nin-process profile (Flask's test client, one at a time: no batches), "
+          f"{n} notifications: {total / n * 1000:.2f} ms CPU each, by where the time is "
+          "spent:")  # fmt: skip
     for where, tt in sorted(shares.items(), key=lambda kv: kv[1], reverse=True)[:10]:
         print(f"  {tt / total:>6.1%}  {tt / n * 1000:>6.2f} ms  {where}")
     app.extensions["appkit.engine"].dispose()
