@@ -22,7 +22,7 @@ def init_app(app: Flask) -> None:
     # PostgreSQL: no server-side prepared statements (psycopg prepares a statement run five
     # times). A prepared statement's generic plan, made while a table was small, is kept as
     # the table grows: the webhook's look-up by URI seq-scanned a new install's notification
-    # table, 2.8 ms at 20,000 rows instead of 0.2 (until an ANALYZE). PgBouncer's transaction
+    # table, 2.8 ms at 20,000 rows instead of 0.3 (until an ANALYZE). PgBouncer's transaction
     # pooling needs them off too.
     unprepared = {"prepare_threshold": None} if url.get_driver_name() == "psycopg" else {}
     engine = create_engine(url, connect_args=unprepared)
