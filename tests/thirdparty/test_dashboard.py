@@ -299,20 +299,18 @@ def test_two_rate_plans_beside_the_utilitys_cost(world, browser, homes):  # noqa
 
     t = world["t_base"]
     browser.get(f"{t}/usage-points/{homes['home']}")
-    browser.find_element(By.LINK_TEXT, "Compare rate plans").click()
+    loaded_after(browser, lambda: browser.find_element(By.LINK_TEXT, "Compare rate plans").click())
     for plan in (TOU_C, TOU_D):
         zipcode = browser.find_element(By.ID, "zip")
         zipcode.clear()
         zipcode.send_keys("95313")
-        browser.find_element(By.CSS_SELECTOR, "form[aria-label='Find rate plans'] button").click()
+        loaded_after(browser, lambda: browser.find_element(
+            By.CSS_SELECTOR, "form[aria-label='Find rate plans'] button").click())  # fmt: skip
         Select(browser.find_element(By.ID, "plan")).select_by_value(plan)
-        browser.find_element(By.CSS_SELECTOR, "form[aria-label='Add a rate plan'] button").click()
-        notice = WebDriverWait(browser, 30).until(
-            lambda b: b.find_elements(By.CLASS_NAME, "notice")
-        )
-        assert "pricing your readings" in notice[0].text, browser.find_element(
-            By.TAG_NAME, "main"
-        ).text
+        loaded_after(browser, lambda: browser.find_element(
+            By.CSS_SELECTOR, "form[aria-label='Add a rate plan'] button").click())  # fmt: skip
+        notice = text_of(browser, ".notice")
+        assert "pricing your readings" in notice, text_of(browser, "main")
 
     def priced(b):  # the page fills in by itself (static/plans.js puts the plans in place anew)
         return (
@@ -323,21 +321,39 @@ def test_two_rate_plans_beside_the_utilitys_cost(world, browser, homes):  # noqa
         )
 
     WebDriverWait(browser, 90).until(priced)
-    table = browser.find_element(By.ID, "comparison")
-    heads = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+
+    def comparison():  # read in one go: the page's poller may put the plans in place again
+        return browser.execute_script(
+            "const t = document.getElementById('comparison'), all = s => "
+            "[...t.querySelectorAll(s)].map(e => e.innerText);"
+            "return [all('thead th'), [...t.querySelectorAll('tbody tr')].map("
+            "r => r.querySelector('td').innerText), all('tfoot td'), "
+            "t.innerText, document.querySelector('.tou').innerText];"
+        )
+
+    heads, months, total, table, tou = comparison()
     assert heads[2:] == ["Your utility's cost", "Pacific Gas & Electric TOU-C\nestimate",
                          "Pacific Gas & Electric TOU-D\nestimate"]  # fmt: skip
-    months = [
-        tr.find_element(By.TAG_NAME, "td").text
-        for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")
-    ]
     assert months == ["March 2026", "October 2026", "November 2026"]  # the last twelve months
-    total = [td.text.split("\n")[0] for td in table.find_elements(By.CSS_SELECTOR, "tfoot td")]
+    total = [text.split("\n")[0] for text in total]
     assert all(re.fullmatch(r"\$[\d,]+\.\d\d", m) for m in total[1:]), total
-    assert "lowest of the plans" in table.text and "than your utility" in table.text
-    tou = browser.find_element(By.CLASS_NAME, "tou").text
+    assert "lowest of the plans" in table and "than your utility" in table
     assert "off-peak" in tou and "peak" in tou
     clean(browser, "comparison")
+
+
+def loaded_after(browser, click) -> None:
+    """Click, then wait for the page the click loads (not the one it was on: a form sent to
+    the same address, a redirect back to it)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.execute_script("document.documentElement.dataset.left = 'yes'")
+    click()
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script(
+            "return document.readyState === 'complete' && !document.documentElement.dataset.left"
+        )
+    )
 
 
 def newest_row(browser) -> tuple[str | None, str]:

@@ -147,7 +147,8 @@ def test_a_failed_download_shows_on_the_authorizations_page_with_a_retry(tmp_pat
         assert len(remote.requests("GET", f"{RESOURCE}/Batch/Subscription/1")) == RETRIES + 1
 
         page = customer.get(f"{served.url}/connections", timeout=30).text
-        assert "press Retry" in page and "503" not in page  # in words: the 503 is for operators
+        why = re.findall(r'data-label="Why">([^<]*)<', page)
+        assert why and "press Retry" in why[0] and "503" not in why[0]  # the 503 is for operators
         form = re.search(rf'<form method="post" action="(/notifications/{note.id}/retry)"', page)
         assert form, page
         other = Person.sign_up(served.url)
