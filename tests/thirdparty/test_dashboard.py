@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import DATA
 from tests.thirdparty.homes import FALL, LA, SPRING, home
-from tests.thirdparty.test_browser import ARTIFACTS, CHROMIUM, DRIVER, WIDER, sign_in
+from tests.thirdparty.test_browser import ARTIFACTS, CHROMIUM, DRIVER, WIDER, loaded_after, sign_in
 from tests.thirdparty.test_flow import connect, wait, world  # noqa: F401 - the live custodian + third party
 
 AXE = (
@@ -340,20 +340,6 @@ def test_two_rate_plans_beside_the_utilitys_cost(world, browser, homes):  # noqa
     assert "lowest of the plans" in table and "than your utility" in table
     assert "off-peak" in tou and "peak" in tou
     clean(browser, "comparison")
-
-
-def loaded_after(browser, click) -> None:
-    """Click, then wait for the page the click loads (not the one it was on: a form sent to
-    the same address, a redirect back to it)."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    browser.execute_script("document.documentElement.dataset.left = 'yes'")
-    click()
-    WebDriverWait(browser, 30).until(
-        lambda b: b.execute_script(
-            "return document.readyState === 'complete' && !document.documentElement.dataset.left"
-        )
-    )
 
 
 def newest_row(browser) -> tuple[str | None, str]:
