@@ -9,7 +9,6 @@
     return;
   }
   const numbers = new Intl.NumberFormat("en-US");
-  let polls = 0;
 
   function show(row, found) {
     const state = row.querySelector(".state");
@@ -26,39 +25,25 @@
     row.querySelector(".readings").textContent = numbers.format(found.readings);
   }
 
-  async function poll() {
-    polls += 1;
-    try {
-      const answer = await fetch(table.dataset.statusUrl, {
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-      });
-      if (answer.ok) {
-        const found = await answer.json();
-        let changed = false;
-        for (const c of found) {
-          const row = table.querySelector(`tr[data-connection="${c.id}"]`);
-          if (!row) {
-            continue;
-          }
-          if (row.dataset.status === "waiting" && c.status !== "waiting") {
-            changed = true;
-          }
-          show(row, c);
-        }
-        if (changed) {
-          window.location.reload();
-          return;
-        }
-        if (!found.some((c) => c.status === "waiting")) {
-          return;
-        }
+  function showAll(found) {
+    let changed = false;
+    for (const c of found) {
+      const row = table.querySelector(`tr[data-connection="${c.id}"]`);
+      if (!row) {
+        continue;
       }
-    } catch (err) {
-      // the next poll tries again
+      if (row.dataset.status === "waiting" && c.status !== "waiting") {
+        changed = true;
+      }
+      show(row, c);
     }
-    window.setTimeout(poll, polls < 150 ? 2000 : 10000);  // slower after five minutes
+    if (changed) {
+      window.location.reload();
+      return false;
+    }
+    return found.some((c) => c.status === "waiting");
   }
 
-  window.setTimeout(poll, 1000);
+  // slower after five minutes
+  window.pollStatus(() => table.dataset.statusUrl, showAll, { first: 1000, every: 2000, slowAfter: 150, slowly: 10000 });
 })();

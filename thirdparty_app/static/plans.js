@@ -8,7 +8,6 @@
   if (!area || !area.dataset.statusUrl) {
     return;
   }
-  let polls = 0;
 
   async function fresh() {
     const answer = await fetch(window.location.href, { credentials: "same-origin" });
@@ -18,35 +17,22 @@
     return new DOMParser().parseFromString(await answer.text(), "text/html").getElementById("plan-comparison");
   }
 
-  async function poll() {
-    polls += 1;
-    try {
-      const answer = await fetch(area.dataset.statusUrl, {
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-      });
-      if (answer.ok) {
-        const found = await answer.json();
-        for (const p of found) {
-          const state = area.querySelector(`li[data-plan="${p.id}"] .pricing-state`);
-          if (state && p.status === "pricing") {
-            state.textContent = p.reason ? `pricing… (${p.reason})` : "pricing…";
-          }
-        }
-        const done = !found.some((p) => p.status === "pricing") ? await fresh() : null;
-        if (done) {
-          area.replaceWith(done);
-          area = done;
-          if (!area.dataset.statusUrl) {
-            return;
-          }
-        }
+  async function show(found) {
+    for (const p of found) {
+      const state = area.querySelector(`li[data-plan="${p.id}"] .pricing-state`);
+      if (state && p.status === "pricing") {
+        state.textContent = p.reason ? `pricing… (${p.reason})` : "pricing…";
       }
-    } catch (err) {
-      // the next poll tries again
     }
-    window.setTimeout(poll, polls < 150 ? 2000 : 10000);  // slower after five minutes
+    const done = !found.some((p) => p.status === "pricing") ? await fresh() : null;
+    if (done) {
+      area.replaceWith(done);
+      area = done;
+      return Boolean(area.dataset.statusUrl);
+    }
+    return true;
   }
 
-  window.setTimeout(poll, 1000);
+  // slower after five minutes
+  window.pollStatus(() => area.dataset.statusUrl, show, { first: 1000, every: 2000, slowAfter: 150, slowly: 10000 });
 })();

@@ -23,32 +23,21 @@
   const step = document.getElementById("upload-step");
   const bar = document.getElementById("upload-bar");
 
-  async function poll() {
-    try {
-      const answer = await fetch(box.dataset.statusUrl, {
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-      });
-      if (answer.ok) {
-        const state = await answer.json();
-        if (state.finished) {
-          window.location.reload();
-          return;
-        }
-        step.textContent = (state.step || "Waiting for a worker") + "…";
-        if (state.progress === null) {
-          bar.removeAttribute("value");
-          bar.textContent = "";
-        } else {
-          bar.value = state.progress;
-          bar.textContent = Math.round(state.progress * 100) + " %";
-        }
-      }
-    } catch (err) {
-      // the next poll tries again
+  function show(state) {
+    if (state.finished) {
+      window.location.reload();
+      return false;
     }
-    window.setTimeout(poll, 1000);
+    step.textContent = (state.step || "Waiting for a worker") + "…";
+    if (state.progress === null) {
+      bar.removeAttribute("value");
+      bar.textContent = "";
+    } else {
+      bar.value = state.progress;
+      bar.textContent = Math.round(state.progress * 100) + " %";
+    }
+    return true;
   }
 
-  window.setTimeout(poll, 500);
+  window.pollStatus(() => box.dataset.statusUrl, show, { first: 500, every: 1000 });
 })();
