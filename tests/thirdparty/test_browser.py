@@ -170,7 +170,7 @@ def test_connect_login_approve_chart_export_disconnect(world, browser):  # noqa:
     )
     browser.get(world["t_base"] + "/")
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "login" in r.text)
-    row.find_element(By.LINK_TEXT, "Disconnect").click()
+    loaded_after(browser, lambda: row.find_element(By.LINK_TEXT, "Disconnect").click())
     wait.until(
         ec.element_to_be_clickable((By.CSS_SELECTOR, "main form button[type=submit]"))
     ).click()
@@ -298,7 +298,8 @@ def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser
     browser.set_window_size(390, 844)
     try:
         sign_in(browser, world)
-        browser.find_element(By.PARTIAL_LINK_TEXT, "Connect via WattzOn").click()
+        loaded_after(browser, lambda: browser.find_element(
+            By.PARTIAL_LINK_TEXT, "Connect via WattzOn").click())  # fmt: skip
         browser.find_element(By.ID, "zip").send_keys("00007")
         browser.find_element(By.CSS_SELECTOR, "main form button").click()
         Select(wait.until(ec.presence_of_element_located((By.ID, "utility")))).select_by_value(
@@ -310,7 +311,9 @@ def test_wattzon_and_griddy_connect_pages_in_a_phone_sized_window(world, browser
         browser.save_screenshot(str(ARTIFACTS / "wattzon-connect-phone.png"))
         browser.find_element(By.CSS_SELECTOR, "main form button").click()
         wait.until(ec.url_to_be(world["t_base"] + "/"))
-        browser.find_element(By.LINK_TEXT, "Connect via Griddy").click()
+        loaded_after(
+            browser, lambda: browser.find_element(By.LINK_TEXT, "Connect via Griddy").click()
+        )
         browser.find_element(By.ID, "email").send_keys("jane.doe@example.com")
         browser.find_element(By.ID, "password").send_keys("Password123")
         assert not browser.execute_script(WIDER), browser.execute_script(WIDER)
@@ -365,7 +368,9 @@ def test_a_new_customer_signs_up_connects_uses_a_key_and_deletes_the_data(world,
         browser.delete_all_cookies()
         browser.get(t + "/")
         assert browser.current_url.startswith(t + "/login")  # nothing to see without an account
-        browser.find_element(By.LINK_TEXT, "Create an account").click()
+        loaded_after(
+            browser, lambda: browser.find_element(By.LINK_TEXT, "Create an account").click()
+        )
         browser.find_element(By.ID, "name").send_keys(name)
         browser.find_element(By.ID, "email").send_keys(email)
         browser.find_element(By.ID, "password").send_keys(PASSWORD)
@@ -383,7 +388,7 @@ def test_a_new_customer_signs_up_connects_uses_a_key_and_deletes_the_data(world,
     loaded_after(browser, lambda: browser.find_element(By.XPATH, connect).click(), t + "/")
     wait.until(lambda b: own_usage_points())
     mine = own_usage_points()
-    browser.find_element(By.LINK_TEXT, "Account").click()
+    loaded_after(browser, lambda: browser.find_element(By.LINK_TEXT, "Account").click())
     browser.find_element(By.ID, "key-name").send_keys("Dana's spreadsheet")
     browser.find_element(By.CSS_SELECTOR, "form[aria-label='Make an API key'] button").click()
     key = wait.until(ec.presence_of_element_located((By.ID, "new-key"))).text
@@ -402,7 +407,7 @@ def test_a_new_customer_signs_up_connects_uses_a_key_and_deletes_the_data(world,
     browser.delete_all_cookies()
     sign_in(browser, world, "dana@example.com")
     browser.get(t + "/connections")
-    browser.find_element(By.LINK_TEXT, "Disconnect").click()
+    loaded_after(browser, lambda: browser.find_element(By.LINK_TEXT, "Disconnect").click())
     browser.find_element(By.NAME, "delete_data").click()
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
     notice = wait.until(ec.presence_of_element_located((By.CLASS_NAME, "notice"))).text

@@ -17,7 +17,7 @@ from fakes import wattshift as fake_wattshift
 from fakes.common import Fault, faults
 from tests.thirdparty.browsing import Person
 from tests.thirdparty.homes import FALL, LA, SPANS, STEP, ZONE, home, quarter_hours, used
-from tests.thirdparty.test_browser import sign_in
+from tests.thirdparty.test_browser import loaded_after, sign_in
 from tests.thirdparty.test_dashboard import (  # noqa: F401
     AXE,
     CHROMIUM,
@@ -162,9 +162,11 @@ def add_plan(browser, plan):  # noqa: F811
     zipcode = browser.find_element(By.ID, "zip")
     zipcode.clear()
     zipcode.send_keys("95313")
-    browser.find_element(By.CSS_SELECTOR, "form[aria-label='Find rate plans'] button").click()
+    find = "form[aria-label='Find rate plans'] button"
+    loaded_after(browser, lambda: browser.find_element(By.CSS_SELECTOR, find).click())
     Select(browser.find_element(By.ID, "plan")).select_by_value(plan)
-    browser.find_element(By.CSS_SELECTOR, "form[aria-label='Add a rate plan'] button").click()
+    add = "form[aria-label='Add a rate plan'] button"
+    loaded_after(browser, lambda: browser.find_element(By.CSS_SELECTOR, add).click())
 
 
 def test_an_added_plan_keeps_the_zip_code_and_fills_in_by_itself(world, browser, pages):  # noqa: F811
