@@ -32,6 +32,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from appkit.database import changed, close_session, engine, session
@@ -484,6 +485,15 @@ def insert_new(conn: Any, model: Any, rows: list[dict[str, Any]], key: str) -> l
     table = model.__table__
     stmt = insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c.id)
     return list(conn.scalars(stmt, rows))  # one statement, compiled once: rows are parameters
+
+
+#: what a request the database was too busy for is told (a 503, ``Retry-After: 5``)
+BUSY = "the database is busy: try again in a few seconds"
+
+
+def busy(err: BaseException) -> bool:
+    """SQLite busy: another process writes too long (a 503 to try again)."""
+    return isinstance(err, OperationalError) and "locked" in str(err.orig)
 
 
 def last_reading_start(*where: Any) -> int | None:

@@ -131,14 +131,9 @@ def http_error(err: HTTPException) -> Response:
 def database_trouble(err: OperationalError) -> Response:
     """SQLite busy (another process writes too long): a 503 to try again, never a 500 page."""
     db.session().rollback()
-    if "locked" in str(err.orig):
+    if db.busy(err):
         log.warning("database busy: %s %s answered 503", request.method, request.path)
-        return failure(
-            503,
-            "temporarily_unavailable",
-            "the database is busy: try again in a few seconds",
-            headers={"Retry-After": "5"},
-        )
+        return failure(503, "temporarily_unavailable", db.BUSY, headers={"Retry-After": "5"})
     log.error("database error on %s %s", request.method, request.path, exc_info=err)
     return failure(500, "server_error", "a database error (see the server's log)")
 

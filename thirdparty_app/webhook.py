@@ -29,7 +29,6 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app
 from sqlalchemy import bindparam, delete, literal, select, union_all
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
@@ -115,13 +114,8 @@ def trouble(err: BaseException) -> Response:
     """The post could not be recorded: SQLite busy (another process writes too long) is a 503
     to try again; anything else (the database or the queue down) a 500, logged by the thread
     that wrote it."""
-    if busy(err):
-        return problem(
-            503,
-            "temporarily_unavailable",
-            "the database is busy: try again in a few seconds",
-            headers={"Retry-After": "5"},
-        )
+    if db.busy(err):
+        return problem(503, "temporarily_unavailable", db.BUSY, headers={"Retry-After": "5"})
     return problem(500, "server_error", "the notification was not recorded (see the log)")
 
 
@@ -273,7 +267,7 @@ def settle(batch: list[Announcement]) -> None:
     try:
         write(batch)
     except Exception as err:
-        if len(batch) > 1 and not busy(err):
+        if len(batch) > 1 and not db.busy(err):
             log.warning("%d notifications not recorded together (%s): each alone", len(batch), err)
             for each in batch:
                 each.answer = None
@@ -282,11 +276,6 @@ def settle(batch: list[Announcement]) -> None:
         log.exception("%d notification(s) not recorded", len(batch))
         for each in batch:
             each.error = err
-
-
-def busy(err: BaseException) -> bool:
-    """SQLite busy: another process writes too long (a 503 to try again)."""
-    return isinstance(err, OperationalError) and "locked" in str(err.orig)
 
 
 #: One round trip: which notified URIs are recorded already, and which of their
