@@ -44,6 +44,5 @@
     return found.some((c) => c.status === "waiting");
   }
 
-  // slower after five minutes
-  window.pollStatus(() => table.dataset.statusUrl, showAll, { first: 1000, every: 2000, slowAfter: 150, slowly: 10000 });
+  window.pollStatus(() => table.dataset.statusUrl, showAll);
 })();

@@ -33,6 +33,5 @@
     return true;
   }
 
-  // slower after five minutes
-  window.pollStatus(() => area.dataset.statusUrl, show, { first: 1000, every: 2000, slowAfter: 150, slowly: 10000 });
+  window.pollStatus(() => area.dataset.statusUrl, show);
 })();

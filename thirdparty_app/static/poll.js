@@ -3,9 +3,11 @@
 // timing)` asks `url()` for JSON after `timing.first` ms, then every `timing.every` ms
 // (every `timing.slowly` ms after `timing.slowAfter` asks) and gives each answer to
 // `handle`, until it returns false. A failed ask or answer is asked again at the next turn.
+// Without `timing`: after 1 s, then every 2 s, every 10 s after five minutes.
 // (A file: the Content-Security-Policy allows no inline script.)
 window.pollStatus = function (url, handle, timing) {
   "use strict";
+  timing = timing || { first: 1000, every: 2000, slowAfter: 150, slowly: 10000 };
   let polls = 0;
 
   async function poll() {
