@@ -95,11 +95,10 @@ class Door:
         if batch is None:
             return refuse(400, "not a BatchList")
         try:
-            found = dict(notified(uri) for uri in batch.resources)
+            announced = announcement(source, batch.resources)
         except UnsafeURI as err:
             log.warning("notification refused from %s: %s", source, err.message)
             return refuse(400, err.message)
-        announced = Announcement(source, found, *servable(found))
         self.batches.record(announced)
         if announced.error is not None:
             return trouble(announced.error)
@@ -170,6 +169,12 @@ def servable(found: dict[str, CustodianProfile]) -> tuple[set[str], dict[str, st
         elif kind is TokenKind.CUSTOMER and segments[:2] == ["Batch", "Subscription"]:
             subscriptions[uri] = profile.resource("/".join(segments[:3]))
     return keep, subscriptions
+
+
+def announcement(source: str, uris: Iterable[str | None]) -> Announcement:
+    """A post's URIs checked (UnsafeURI, see :func:`notified`), waiting to be recorded."""
+    found = dict(notified(uri) for uri in uris)
+    return Announcement(source, found, *servable(found))
 
 
 # --------------------------------------------------------------------------- recording

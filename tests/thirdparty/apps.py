@@ -31,13 +31,18 @@ RESOURCE = "/GreenButtonConnect/espi/1_1/resource"
 TOKEN = json.dumps({"client_access_token": "client-token", "expires_in": 3600}).encode()
 
 
+def on_sqlite(folder) -> dict[str, str]:
+    """The third party's database and queue on SQLite, in ``folder`` (t.sqlite, q.sqlite)."""
+    return {
+        "DATABASE_URL": f"sqlite:///{folder}/t.sqlite",
+        "QUEUE_URL": f"sqlite:///{folder}/q.sqlite",
+    }
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage(request, tmp_path) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
-        yield {
-            "DATABASE_URL": f"sqlite:///{tmp_path}/tp.sqlite",
-            "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
-        }
+        yield on_sqlite(tmp_path)
         return
     with fresh_postgres() as url:
         yield {"DATABASE_URL": url, "QUEUE_URL": fresh_redis()}

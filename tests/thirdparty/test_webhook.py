@@ -21,7 +21,15 @@ from sqlalchemy import func, select
 import espi
 from tests.conftest import fresh_postgres, fresh_redis
 from tests.scripted import Answer, Scripted
-from tests.thirdparty.apps import RESOURCE, add_connection, custodian, storage, third_party, wait
+from tests.thirdparty.apps import (
+    RESOURCE,
+    add_connection,
+    custodian,
+    on_sqlite,
+    storage,
+    third_party,
+    wait,
+)
 from thirdparty_app import db as tp
 from thirdparty_app import queueing
 
@@ -105,10 +113,7 @@ def send_slowly(url: str, total: int, chunked: bool) -> tuple[int, int]:
 
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
 def test_a_body_over_the_limit_is_refused_without_reading_it(tmp_path, quiet_custodian, chunked):
-    sqlite = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
-        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
-    }
+    sqlite = on_sqlite(tmp_path)
     with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
         counting = served.app.wsgi_app = Counting(served.app.wsgi_app)
         status, _sent = send_slowly(served.url, 16 * LIMIT, chunked)
@@ -222,10 +227,7 @@ def test_uris_no_download_of_ours_could_serve_are_left(tmp_path, quiet_custodian
     never announces (anything not a Batch: the Authorization feed, ServiceStatus, sample data,
     ApplicationInformation, all read with our own tokens): 200 (a custodian may announce a
     subscription deleted here), nothing recorded, nothing fetched."""
-    sqlite = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
-        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
-    }
+    sqlite = on_sqlite(tmp_path)
     profile = {"token_url": f"{quiet_custodian.url}/token", "resource_base": f"{quiet_custodian.url}{RESOURCE}",
                "client_id": "c", "client_secret": "s", "bulk_id": "ours"}  # fmt: skip
     with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False,
@@ -244,10 +246,7 @@ def test_uris_no_download_of_ours_could_serve_are_left(tmp_path, quiet_custodian
 
 
 def test_new_uris_are_rate_limited_per_source(tmp_path, quiet_custodian):
-    sqlite = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
-        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
-    }
+    sqlite = on_sqlite(tmp_path)
     with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False,
                      NOTIFICATION_LIMIT="3 per minute") as served:  # fmt: skip
         uri = f"{served.resource}/Batch/Bulk/1?correlationID="
@@ -261,10 +260,7 @@ def test_new_uris_are_rate_limited_per_source(tmp_path, quiet_custodian):
 
 
 def test_a_busy_sqlite_database_is_a_503_with_retry_after(tmp_path, quiet_custodian):
-    sqlite = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
-        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
-    }
+    sqlite = on_sqlite(tmp_path)
     with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False,
                      DATABASE_BUSY_TIMEOUT=0.2) as served:  # fmt: skip
         other = sqlite3.connect(tmp_path / "t.sqlite", isolation_level=None)
@@ -304,37 +300,41 @@ def test_a_notification_is_two_statements_and_no_orm_session(tmp_path, storage, 
         assert notifications(served) == [uri]
 
 
-def test_concurrent_posts_are_recorded_together_each_once(tmp_path, storage, quiet_custodian):
+def written(monkeypatch) -> list[list[int]]:
+    """The batches the webhook writes from now on, each as its posts' numbers of URIs."""
+    from thirdparty_app import webhook
+
+    batches: list[list[int]] = []
+    write = webhook.write
+
+    def counted(batch):
+        batches.append([len(each.found) for each in batch])
+        write(batch)
+
+    monkeypatch.setattr(webhook, "write", counted)
+    return batches
+
+
+def test_concurrent_posts_are_recorded_together_each_once(
+    tmp_path, storage, quiet_custodian, monkeypatch
+):
     """Group commit under real concurrency: 40 threads post 400 notifications, one in four
     naming a URI another post names too; posts in flight together are written as batches
     (fewer batches than posts), and every URI is recorded once and its download queued once."""
-    from thirdparty_app import webhook
-
     with third_party(tmp_path, storage, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
         uris = [f"{served.resource}/Batch/Bulk/1?correlationID={i}" for i in range(300)]
         posts = [[uri] for uri in uris] + [[uris[i * 3]] for i in range(100)]
-        door = served.app.wsgi_app
-        assert isinstance(door, webhook.Door)
-        sizes: list[int] = []
-        write = webhook.write
-
-        def counted(batch):
-            sizes.append(len(batch))
-            write(batch)
-
-        webhook.write = counted
-        try:
-            with requests.Session() as http, ThreadPoolExecutor(40) as pool:
-                codes = list(pool.map(
-                    lambda each: http.post(f"{served.url}/espi/1_1/Notification",
-                                           data=body_of(each), timeout=60).status_code,
-                    posts,
-                ))  # fmt: skip
-        finally:
-            webhook.write = write
+        batches = written(monkeypatch)
+        with requests.Session() as http, ThreadPoolExecutor(40) as pool:
+            codes = list(pool.map(
+                lambda each: http.post(f"{served.url}/espi/1_1/Notification",
+                                       data=body_of(each), timeout=60).status_code,
+                posts,
+            ))  # fmt: skip
         assert codes == [200] * len(posts)
         assert sorted(notifications(served)) == sorted(uris)
         assert queueing.of(served.app).huey.pending_count() == len(uris)
+        sizes = [len(batch) for batch in batches]
         assert sum(sizes) == len(posts) and len(sizes) < len(posts), sizes
 
 
@@ -345,18 +345,13 @@ def test_posts_over_the_limit_together_are_counted_one_by_one(tmp_path, quiet_cu
     counted once."""
     from thirdparty_app import webhook
 
-    sqlite = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
-        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
-    }
+    sqlite = on_sqlite(tmp_path)
     with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False,
                      NOTIFICATION_LIMIT="3 per minute") as served:  # fmt: skip
         uri = f"{served.resource}/Batch/Bulk/1?correlationID="
         with served.app.app_context():
-            posts = []
-            for names in ([uri + "1", uri + "2"], [uri + "3", uri + "4"], [uri + "5", uri + "1"]):
-                found = dict(webhook.notified(name) for name in names)
-                posts.append(webhook.Announcement("10.0.0.1", found, *webhook.servable(found)))
+            named = ([uri + "1", uri + "2"], [uri + "3", uri + "4"], [uri + "5", uri + "1"])
+            posts = [webhook.announcement("10.0.0.1", names) for names in named]
             webhook.write(posts)
         first, second, third = (post.answer for post in posts)
         assert first is not None and first.status_code == 200
@@ -380,7 +375,9 @@ def test_a_uri_longer_once_normalised_is_refused_alone(tmp_path, storage, quiet_
         assert notifications(served) == [uri + "2"]
 
 
-def test_a_post_naming_thousands_of_uris_is_written_alone(tmp_path, storage, quiet_custodian):
+def test_a_post_naming_thousands_of_uris_is_written_alone(
+    tmp_path, storage, quiet_custodian, monkeypatch
+):
     """Four posts of 9,000 subscriptions no connection has (free to post: nothing recorded,
     nothing counted) among twenty a custodian sends: together in one batch, their look-up
     would pass PostgreSQL's 65,535 bound parameters and fail every post of the batch. A post
@@ -394,25 +391,16 @@ def test_a_post_naming_thousands_of_uris_is_written_alone(tmp_path, storage, qui
             for k in range(4)
         ]
         mine = [f"{base}/Batch/Bulk/1?correlationID={i}" for i in range(20)]
-        sizes: list[int] = []
-        write = webhook.write
-
-        def counted(batch):
-            sizes.append(sum(len(each.found) for each in batch))
-            write(batch)
-
-        webhook.write = counted
-        try:
-            with ThreadPoolExecutor(24) as pool:
-                codes = list(pool.map(
-                    lambda body: requests.post(f"{served.url}/espi/1_1/Notification",
-                                               data=body, timeout=120).status_code,
-                    [*huge, *(body_of([uri]) for uri in mine)],
-                ))  # fmt: skip
-        finally:
-            webhook.write = write
+        batches = written(monkeypatch)
+        with ThreadPoolExecutor(24) as pool:
+            codes = list(pool.map(
+                lambda body: requests.post(f"{served.url}/espi/1_1/Notification",
+                                           data=body, timeout=120).status_code,
+                [*huge, *(body_of([uri]) for uri in mine)],
+            ))  # fmt: skip
         assert codes == [200] * 24
         assert sorted(notifications(served)) == sorted(mine)
+        sizes = [sum(batch) for batch in batches]
         assert sizes.count(9000) == 4  # alone
         assert max(size for size in sizes if size != 9000) <= webhook.BATCH_URIS
 
@@ -430,10 +418,7 @@ def test_one_posts_trouble_stays_its_own(tmp_path, quiet_custodian):
         known, new = (f"{served.resource}/Batch/Bulk/1?correlationID={i}" for i in (1, 2))
         served.query(lambda s: s.add(tp.Notification(uri=known, profile="remote")) or s.commit())
         with served.app.app_context():
-            posts = []
-            for uri in (known, new):
-                found = dict([webhook.notified(uri)])
-                posts.append(webhook.Announcement("10.0.0.1", found, *webhook.servable(found)))
+            posts = [webhook.announcement("10.0.0.1", [uri]) for uri in (known, new)]
             webhook.settle(posts)
         assert posts[0].answer is not None and posts[0].answer.status_code == 200
         assert posts[1].answer is None and posts[1].error is not None
@@ -461,8 +446,7 @@ def test_inserts_of_one_uris_in_opposite_orders_do_not_deadlock(tmp_path, quiet_
 
                 def post(order, source, start=start):
                     with served.app.app_context():
-                        found = dict(webhook.notified(uri) for uri in order)
-                        each = webhook.Announcement(source, found, *webhook.servable(found))
+                        each = webhook.announcement(source, order)
                         start.wait(10)
                         webhook.settle([each])
                         if each.error is not None:
@@ -480,10 +464,7 @@ def test_inserts_of_one_uris_in_opposite_orders_do_not_deadlock(tmp_path, quiet_
 
 
 def test_an_empty_uri_or_a_body_cut_short_is_a_400(tmp_path, quiet_custodian):
-    sqlite = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite",
-        "QUEUE_URL": f"sqlite:///{tmp_path}/q.sqlite",
-    }
+    sqlite = on_sqlite(tmp_path)
     with third_party(tmp_path, sqlite, quiet_custodian.url, EMBEDDED_WORKER=False) as served:
         empty = b'<BatchList xmlns="http://naesb.org/espi"><resources/></BatchList>'
         r = requests.post(f"{served.url}/espi/1_1/Notification", data=empty, timeout=30)
