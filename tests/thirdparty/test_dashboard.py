@@ -293,22 +293,31 @@ def test_a_solar_home_shows_imports_exports_and_net(world, browser, homes):  # n
     )  # 300 Wh a quarter hour, 10 to 3
 
 
+def add_plan(browser, plan):
+    """On the rate plan page: the plans at ZIP 95313, ``plan`` chosen and added (each click
+    waits for the page it loads)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    zipcode = browser.find_element(By.ID, "zip")
+    zipcode.clear()
+    zipcode.send_keys("95313")
+    find = "form[aria-label='Find rate plans'] button"
+    loaded_after(browser, lambda: browser.find_element(By.CSS_SELECTOR, find).click())
+    Select(browser.find_element(By.ID, "plan")).select_by_value(plan)
+    add = "form[aria-label='Add a rate plan'] button"
+    loaded_after(browser, lambda: browser.find_element(By.CSS_SELECTOR, add).click())
+
+
 def test_two_rate_plans_beside_the_utilitys_cost(world, browser, homes):  # noqa: F811
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import WebDriverWait
 
     t = world["t_base"]
     browser.get(f"{t}/usage-points/{homes['home']}")
     loaded_after(browser, lambda: browser.find_element(By.LINK_TEXT, "Compare rate plans").click())
     for plan in (TOU_C, TOU_D):
-        zipcode = browser.find_element(By.ID, "zip")
-        zipcode.clear()
-        zipcode.send_keys("95313")
-        loaded_after(browser, lambda: browser.find_element(
-            By.CSS_SELECTOR, "form[aria-label='Find rate plans'] button").click())  # fmt: skip
-        Select(browser.find_element(By.ID, "plan")).select_by_value(plan)
-        loaded_after(browser, lambda: browser.find_element(
-            By.CSS_SELECTOR, "form[aria-label='Add a rate plan'] button").click())  # fmt: skip
+        add_plan(browser, plan)
         notice = text_of(browser, ".notice")
         assert "pricing your readings" in notice, text_of(browser, "main")
 

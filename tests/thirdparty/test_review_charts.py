@@ -17,13 +17,14 @@ from fakes import wattshift as fake_wattshift
 from fakes.common import Fault, faults
 from tests.thirdparty.browsing import Person
 from tests.thirdparty.homes import FALL, LA, SPANS, STEP, ZONE, home, quarter_hours, used
-from tests.thirdparty.test_browser import loaded_after, sign_in
+from tests.thirdparty.test_browser import sign_in
 from tests.thirdparty.test_dashboard import (  # noqa: F401
     AXE,
     CHROMIUM,
     DRIVER,
     TOU_C,
     TOU_D,
+    add_plan,
     browser,
     change,
     clean,
@@ -152,21 +153,6 @@ def test_a_compared_period_is_placed_by_date(world, browser, pages):  # noqa: F8
     ready(browser, 7)  # November 1 to 7, 2025, day by day
     days = [kwh(datetime(2025, 11, d, tzinfo=LA), 25 if d == 2 else 24) for d in range(1, 8)]
     assert compared(browser) == pytest.approx(days)
-
-
-def add_plan(browser, plan):  # noqa: F811
-    """On the rate plan page: the plans at ZIP 95313, ``plan`` chosen and added."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
-    zipcode = browser.find_element(By.ID, "zip")
-    zipcode.clear()
-    zipcode.send_keys("95313")
-    find = "form[aria-label='Find rate plans'] button"
-    loaded_after(browser, lambda: browser.find_element(By.CSS_SELECTOR, find).click())
-    Select(browser.find_element(By.ID, "plan")).select_by_value(plan)
-    add = "form[aria-label='Add a rate plan'] button"
-    loaded_after(browser, lambda: browser.find_element(By.CSS_SELECTOR, add).click())
 
 
 def test_an_added_plan_keeps_the_zip_code_and_fills_in_by_itself(world, browser, pages):  # noqa: F811
